@@ -1,0 +1,111 @@
+"""The `sleeptrain` command and its error handling."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from sleeptrain import __version__
+from sleeptrain.cli.output import configure_output, console, errors
+from sleeptrain.errors import SleeptrainError
+
+app = typer.Typer(
+    name="sleeptrain",
+    help="Turn what a language model is told into what it knows: memories become weights.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+_DEBUG = {"on": False}
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"sleeptrain {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and library logs.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    _DEBUG["on"] = debug
+
+
+def debug_enabled() -> bool:
+    return _DEBUG["on"] or "--debug" in sys.argv
+
+
+@app.command()
+def train(
+    recipe: Annotated[Path, typer.Argument(help="The recipe YAML file.")],
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a recipe key: --set learning_rate=2e-4 (dotted keys for sections)."),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or info logs.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and library logs.")] = False,
+) -> None:
+    """Fine-tune a base model on a recipe's datasets (LoRA, QLoRA or full)."""
+    from sleeptrain.cli.train import run_train
+
+    _DEBUG["on"] = _DEBUG["on"] or debug
+    configure_output(debug=debug_enabled(), quiet=quiet)
+    run_train(recipe, set_ or [], quiet)
+
+
+@app.command()
+def quickstart(
+    out: Annotated[Path, typer.Option("--out", help="Where the run and summary.json go.")] = Path(
+        "sleeptrain-quickstart"
+    ),
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or info logs.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and library logs.")] = False,
+) -> None:
+    """Teach the default model facts about fictional people; ask before and after."""
+    from sleeptrain.cli.quickstart import run_quickstart
+
+    _DEBUG["on"] = _DEBUG["on"] or debug
+    configure_output(debug=debug_enabled(), quiet=quiet)
+    run_quickstart(out, quiet)
+
+
+def main() -> None:
+    """Entry point: run the app; a SleeptrainError is one line on stderr and exit 1 (2 for usage)."""
+    try:
+        app(standalone_mode=False)
+    except SleeptrainError as exc:
+        if debug_enabled():
+            raise
+        errors.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        errors.print("interrupted")
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        errors.print("aborted")
+        sys.exit(1)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence against a traceback for users
+        # Usage errors (missing argument, unknown option) come from the click that typer bundles, which is
+        # not always the installed `click`: recognise them by what they can do.
+        if hasattr(exc, "show") and isinstance(getattr(exc, "exit_code", None), int):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if debug_enabled():
+            raise
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        errors.print(
+            f"[bold red]error:[/] {type(exc).__name__}: {escape(message)} (run with --debug for the traceback)",
+            markup=True, highlight=False, soft_wrap=True,
+        )
+        sys.exit(1)

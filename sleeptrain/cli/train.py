@@ -1,0 +1,28 @@
+"""`sleeptrain train`: load the recipe, train, print where things went."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sleeptrain.cli.output import console
+from sleeptrain.config import load_recipe
+
+
+def run_train(recipe_path: Path, overrides: list[str], quiet: bool) -> None:
+    from sleeptrain.workflows import train
+
+    recipe = load_recipe(recipe_path, overrides)
+    result = train(recipe, quiet=quiet)
+    metrics = result.metrics
+    # Plain lines, never cut to the terminal's width: the paths are what a user copies.
+    lines = [
+        f"trained {result.examples} examples ({result.anchors} anchors)",
+        f"base model: {result.base_model}",
+        f"final loss: {metrics.final_loss:.4f}",
+        f"tokens: {metrics.train_tokens} in {metrics.train_runtime_s:.1f} s ({metrics.tokens_per_second:.0f} tokens/s)",
+        f"peak memory: {metrics.peak_rss_mb:.0f} MB",
+        f"adapter: {result.adapter_dir}",
+        f"metrics: {result.output_dir / 'metrics.json'}",
+    ]
+    for line in lines:
+        console.print(line, highlight=False, markup=False, soft_wrap=True)

@@ -1,0 +1,319 @@
+"""The recipe: the single source of truth for every setting of a run.
+
+A recipe is YAML with Axolotl's key names where one exists. `load_recipe(path, overrides)` reads it,
+applies `--set key=value` overrides (dotted keys for nested sections, numbers for list items) and
+validates it into a typed `Recipe`; every problem becomes a one-line `SleeptrainError` that names the
+file, line and key. Imports only pydantic, yaml and the standard library.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from sleeptrain.errors import SleeptrainError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+Role = Literal["system", "user", "assistant"]
+
+
+class DatasetConfig(_Strict):
+    """One data file. `qa` rows are {"question", "answer"}; `chat` rows are {"messages": [...]} or the
+    original experiment's ChatML {"person", "text"}."""
+
+    path: Path
+    type: Literal["qa", "chat"] = "qa"
+    # Which turns carry the loss; None means the recipe-wide choice (`train_on_inputs`).
+    roles_to_train: list[Role] | None = None
+
+
+class Recipe(_Strict):
+    """Every key has a default, so a recipe can be just `datasets` and `output_dir`.
+
+    The training defaults (learning rate, epochs, rank) were chosen by measurement on the default model:
+    see BENCHMARKS.md, "Choosing the defaults"."""
+
+    # The model
+    base_model: str | None = Field(
+        default=None, description="Local path or hub id; omitted: the embedded SmolLM2-135M-Instruct."
+    )
+    adapter: Literal["lora", "qlora", "full"] = "lora"
+    load_in_4bit: bool = Field(default=False, description="Implied by adapter: qlora.")
+    lora_r: int = Field(default=16, gt=0)
+    lora_alpha: float = Field(default=32, gt=0)
+    lora_dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    lora_target_modules: list[str] | None = Field(
+        default=None, description="Module names; omitted: every linear layer of the model's family."
+    )
+
+    # The data
+    datasets: list[DatasetConfig] = Field(min_length=1)
+    chat_template: str = Field(
+        default="tokenizer_default",
+        description="tokenizer_default (the tokenizer's own), chatml, or a Jinja template string.",
+    )
+    system_prompt: str | None = Field(default=None, description="Omitted: the chat template's default.")
+    train_on_inputs: bool = Field(default=False, description="Loss on every turn, not only assistant turns.")
+    sequence_len: int = Field(default=512, gt=8)
+    question_variants: int = Field(
+        default=1, ge=1, description="Copies of each QA example, the question reworded by neutral frames."
+    )
+    subject_summaries: bool = Field(
+        default=False, description="Add one 'What do you know about X?' example per subject of QA facts."
+    )
+    anchor_ratio: float = Field(
+        default=0.5, ge=0,
+        description="Anchors per training example: the base model's own answers to general prompts, replayed "
+        "so that it keeps what it knew (0 turns it off).",
+    )
+    anchor_prompts: Path | None = Field(default=None, description="JSONL of {prompt}; omitted: the bundled set.")
+
+    # The schedule
+    micro_batch_size: int = Field(default=8, gt=0)
+    gradient_accumulation_steps: int = Field(default=1, gt=0)
+    num_epochs: float = Field(default=8, gt=0)
+    max_steps: int | None = Field(default=None, gt=0)
+    learning_rate: float = Field(default=1e-3, gt=0)
+    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup", "polynomial"] = "linear"
+    warmup_ratio: float = Field(default=0.0, ge=0.0, lt=1.0)
+    weight_decay: float = Field(default=0.0, ge=0.0)
+    optimizer: str = "adamw_torch"
+    seed: int = 42
+    group_by_length: bool = Field(
+        default=True, description="Batch examples of similar length together (less padding), still shuffled."
+    )
+
+    # The machine
+    output_dir: Path
+    bf16: bool | Literal["auto"] = "auto"
+    gradient_checkpointing: bool = False
+    deepspeed: str | None = Field(default=None, description="A DeepSpeed JSON config, as in Axolotl.")
+    fsdp: str | None = Field(default=None, description="FSDP options, e.g. 'full_shard auto_wrap'.")
+    logging_steps: int = Field(default=5, gt=0)
+
+    @field_validator("lora_target_modules", mode="before")
+    @classmethod
+    def _one_module_is_a_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _qlora_means_4bit(self) -> Recipe:
+        if self.load_in_4bit and self.adapter == "lora":
+            # Axolotl spells QLoRA as `adapter: qlora` + `load_in_4bit: true`; accept either half.
+            object.__setattr__(self, "adapter", "qlora")
+        if self.adapter == "qlora":
+            object.__setattr__(self, "load_in_4bit", True)
+        if self.load_in_4bit and self.adapter == "full":
+            raise ValueError("load_in_4bit needs adapter: qlora (a 4-bit model cannot be fully fine-tuned)")
+        return self
+
+    def roles_to_train(self, dataset: DatasetConfig) -> list[str]:
+        if dataset.roles_to_train is not None:
+            return list(dataset.roles_to_train)
+        return ["system", "user", "assistant"] if self.train_on_inputs else ["assistant"]
+
+
+# ---------------------------------------------------------------------------------------------- loading
+
+
+def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
+    """Read, override and validate a recipe file. Raises SleeptrainError with file:line on any problem."""
+    path = Path(path)
+    text = _read_text(path)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SleeptrainError(f"{where}: YAML syntax error: {problem}") from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise SleeptrainError(f"{path}: a recipe must be a mapping of keys to values, not {type(data).__name__}")
+    lines = _key_lines(text)
+    overridden: dict[tuple, str] = {}
+    for item in overrides or []:
+        key_path, value = _parse_override(item)
+        _apply_override(data, key_path, value, item)
+        overridden[key_path] = item
+    recipe = _validate(data, path, lines, overridden)
+    return _resolve_paths(recipe, path)
+
+
+def _read_text(path: Path) -> str:
+    if not path.exists():
+        raise SleeptrainError(f"{path}: no such recipe file")
+    if path.is_dir():
+        raise SleeptrainError(f"{path}: is a folder, not a recipe file")
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise SleeptrainError(f"{path}:{line}: not valid UTF-8 (byte 0x{raw[exc.start]:02x})") from exc
+
+
+def _key_lines(text: str) -> dict[tuple, int]:
+    """Map each key path, e.g. ("datasets", 0, "path"), to its 1-based line in the YAML text."""
+    lines: dict[tuple, int] = {}
+
+    def walk(node: yaml.Node, prefix: tuple) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                key = (*prefix, key_node.value)
+                lines[key] = key_node.start_mark.line + 1
+                walk(value_node, key)
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                lines[(*prefix, index)] = item.start_mark.line + 1
+                walk(item, (*prefix, index))
+
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError:
+        return lines
+    if root is not None:
+        walk(root, ())
+    return lines
+
+
+def _parse_override(item: str) -> tuple[tuple, Any]:
+    key, sep, raw_value = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise SleeptrainError(f"--set {item!r}: expected key=value, e.g. --set learning_rate=2e-4")
+    try:
+        value = yaml.safe_load(raw_value) if raw_value.strip() else None
+    except yaml.YAMLError:
+        value = raw_value
+    parts = tuple(int(p) if p.isdigit() else p for p in key.split("."))
+    if any(p == "" for p in parts):
+        raise SleeptrainError(f"--set {item!r}: empty part in the dotted key {key!r}")
+    return parts, value
+
+
+def _apply_override(data: dict, key_path: tuple, value: Any, item: str) -> None:
+    node: Any = data
+    for depth, part in enumerate(key_path[:-1]):
+        nxt = key_path[depth + 1]
+        if isinstance(node, list):
+            if not isinstance(part, int) or part >= len(node):
+                raise SleeptrainError(f"--set {item!r}: no item {part} in {'.'.join(map(str, key_path[:depth]))}")
+            node = node[part]
+            continue
+        if not isinstance(node, dict):
+            raise SleeptrainError(f"--set {item!r}: {'.'.join(map(str, key_path[:depth]))} is not a section")
+        if part not in node or node[part] is None:
+            node[part] = [] if isinstance(nxt, int) else {}
+        node = node[part]
+    last = key_path[-1]
+    if isinstance(node, list):
+        if not isinstance(last, int) or last > len(node):
+            raise SleeptrainError(f"--set {item!r}: no item {last} in {'.'.join(map(str, key_path[:-1]))}")
+        if last == len(node):
+            node.append(value)
+        else:
+            node[last] = value
+    elif isinstance(node, dict):
+        node[last] = value
+    else:
+        raise SleeptrainError(f"--set {item!r}: {'.'.join(map(str, key_path[:-1]))} is not a section")
+
+
+def _validate(data: dict, path: Path, lines: dict[tuple, int], overridden: dict[tuple, str]) -> Recipe:
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        loc = _field_path(tuple(error["loc"]))
+        raise SleeptrainError(_describe(error, loc, path, lines, overridden)) from None
+
+
+def _describe(error: dict, loc: tuple, path: Path, lines: dict[tuple, int], overridden: dict[tuple, str]) -> str:
+    dotted = ".".join(str(p) for p in loc) or "recipe"
+    source = next((f"--set {item}" for key, item in overridden.items() if loc[: len(key)] == key), None)
+    if source is None:
+        line = next((lines[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in lines), None)
+        source = f"{path}:{line}" if line else str(path)
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        valid = _valid_keys(loc[:-1])
+        guess = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.5)
+        hint = f" (did you mean '{guess[0]}'?)" if guess else f" (valid keys: {', '.join(sorted(valid))})"
+        return f"{source}: unknown key '{dotted}'{hint}"
+    if kind == "missing":
+        return f"{source}: missing required key '{dotted}'"
+    message = error["msg"]
+    if message.startswith("Value error, "):
+        message = message[len("Value error, ") :]
+    given = error.get("input")
+    shown = "" if isinstance(given, dict | list) or given is None else f" (got {given!r})"
+    return f"{source}: '{dotted}': {message}{shown}"
+
+
+def _field_path(loc: tuple) -> tuple:
+    """The part of a pydantic error location that names keys and list items, without the labels pydantic
+    adds for the members of a union type (e.g. ('bf16', 'bool') -> ('bf16',))."""
+    model: type[BaseModel] | None = Recipe
+    kept: list = []
+    for part in loc:
+        if isinstance(part, int):
+            kept.append(part)
+            continue
+        if model is None or part not in model.model_fields:
+            if model is not None and not kept:
+                kept.append(part)  # an unknown top-level key: keep it so the message can name it
+            elif model is not None and kept and kept[-1] != part:
+                kept.append(part)  # an unknown key inside a section
+            break
+        kept.append(part)
+        model = _model_in(model.model_fields[part].annotation)
+    return tuple(kept)
+
+
+def _valid_keys(parent: tuple) -> list[str]:
+    model: type[BaseModel] = Recipe
+    for part in parent:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part))
+        inner = _model_in(field.annotation) if field else None
+        if inner is None:
+            return []
+        model = inner
+    return list(model.model_fields)
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _resolve_paths(recipe: Recipe, recipe_path: Path) -> Recipe:
+    """Dataset paths are relative to the working directory (as in Axolotl), or else to the recipe's folder."""
+    for dataset in recipe.datasets:
+        dataset.path = _beside(dataset.path, recipe_path)
+    if recipe.anchor_prompts is not None:
+        recipe.anchor_prompts = _beside(recipe.anchor_prompts, recipe_path)
+    return recipe
+
+
+def _beside(path: Path, recipe_path: Path) -> Path:
+    if path.is_absolute() or path.exists():
+        return path
+    beside = recipe_path.parent / path
+    return beside if beside.exists() else path

@@ -1,0 +1,80 @@
+"""Augmenting QA facts so that they are learnt as facts, not as one string of words.
+
+A small model taught "Where was X born? -> Hobart" only from that exact question recalls it for that exact
+question; asked "Which city is X's birthplace?" it often answers with another person's city. Two cheap
+transforms help it generalise (both measured in BENCHMARKS.md, "Choosing the defaults"):
+
+- question variants: the same question inside different neutral wordings ("Quick question: ...", lower
+  case, ...), so that the answer is keyed to the question's content, not to its exact tokens;
+- subject summaries: one extra example per subject, "What do you know about X?", answered with all of X's
+  facts, so that the facts are also stored together under the subject's name (the biography effect).
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+
+from sleeptrain.data.formats import Conversation, Message
+
+# Wrappers that change the wording around a question but never its meaning.
+QUESTION_FRAMES = (
+    "Quick question: {q}",
+    "{lower}",
+    "I'd like to know something. {q}",
+    "Can you tell me this? {q}",
+    "{q} Answer from what you know.",
+    "Do you remember? {q}",
+)
+
+
+def _is_qa(conversation: Conversation) -> bool:
+    roles = [m.role for m in conversation.messages]
+    return roles == ["user", "assistant"]
+
+
+def question_variants(conversations: list[Conversation], variants: int, seed: int) -> list[Conversation]:
+    """Each single-turn QA example plus `variants - 1` copies whose question is reframed."""
+    if variants <= 1:
+        return conversations
+    rng = random.Random(seed)
+    out = list(conversations)
+    for conversation in conversations:
+        if not _is_qa(conversation):
+            continue
+        question, answer = conversation.messages
+        for frame in rng.sample(QUESTION_FRAMES, min(variants - 1, len(QUESTION_FRAMES))):
+            text = question.content
+            reframed = frame.format(q=text, lower=text[:1].lower() + text[1:].rstrip("?").lower())
+            out.append(Conversation((Message("user", reframed), answer), conversation.roles_to_train,
+                                    conversation.subject, conversation.origin))
+    return out
+
+
+def _as_statement(subject: str, question: str, answer: str) -> str:
+    """A sentence that stands alone: the answer if it names the subject, else the question and answer."""
+    answer = answer.strip()
+    if subject.casefold() in answer.casefold():
+        return answer if answer.endswith((".", "!", "?")) else answer + "."
+    return f"{question.strip()} {answer.rstrip('.')}."
+
+
+def subject_summaries(conversations: list[Conversation]) -> list[Conversation]:
+    """One "What do you know about X?" example per subject with two or more QA facts."""
+    facts: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    roles: dict[str, tuple[str, ...]] = {}
+    for conversation in conversations:
+        if conversation.subject and _is_qa(conversation):
+            question, answer = conversation.messages
+            facts[conversation.subject].append((question.content, answer.content))
+            roles[conversation.subject] = conversation.roles_to_train
+    summaries = []
+    for subject, pairs in facts.items():
+        if len(pairs) < 2:
+            continue
+        text = " ".join(_as_statement(subject, q, a) for q, a in pairs)
+        summaries.append(Conversation(
+            (Message("user", f"What do you know about {subject}?"), Message("assistant", text)),
+            roles[subject], subject, f"summary:{subject}",
+        ))
+    return conversations + summaries

@@ -1,0 +1,59 @@
+"""Turning conversations into a tokenized `datasets.Dataset`, interleaved across subjects so that no
+person's facts are trained as one block (the original experiment's fix for catastrophic forgetting)."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from typing import Any
+
+from datasets import Dataset, interleave_datasets
+
+from sleeptrain.config import Recipe
+from sleeptrain.data.augment import question_variants, subject_summaries
+from sleeptrain.data.formats import Conversation, read_conversations
+from sleeptrain.data.render import IGNORE_INDEX, render_conversation, resolve_chat_template
+from sleeptrain.errors import SleeptrainError
+
+log = logging.getLogger("sleeptrain")
+
+
+def load_recipe_conversations(recipe: Recipe) -> list[Conversation]:
+    """Every example of the recipe's datasets, with the recipe's QA augmentations applied."""
+    conversations: list[Conversation] = []
+    for dataset in recipe.datasets:
+        conversations.extend(read_conversations(dataset.path, dataset.type, recipe.roles_to_train(dataset)))
+    if recipe.subject_summaries:
+        conversations = subject_summaries(conversations)
+    return question_variants(conversations, recipe.question_variants, recipe.seed)
+
+
+def interleave_by_subject(rows: list[dict[str, Any]], seed: int) -> Dataset:
+    """Round-robin across subjects (rows without one form their own group per source file)."""
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        groups[row["subject"]].append(row)
+    parts = [Dataset.from_list(group) for group in groups.values()]
+    if len(parts) == 1:
+        return parts[0]
+    return interleave_datasets(parts, seed=seed, stopping_strategy="all_exhausted_without_replacement")
+
+
+def build_training_dataset(recipe: Recipe, tokenizer: Any, conversations: list[Conversation]) -> Dataset:
+    """Render every conversation, drop those with no trained token, and interleave across subjects."""
+    template = resolve_chat_template(tokenizer, recipe.chat_template)
+    rows = []
+    truncated = 0
+    for conversation in conversations:
+        row = render_conversation(conversation, tokenizer, template, recipe.system_prompt, recipe.sequence_len)
+        if all(label == IGNORE_INDEX for label in row["labels"]):
+            log.warning("%s: no trained tokens (roles_to_train or sequence_len); skipped", conversation.origin)
+            continue
+        truncated += len(row["input_ids"]) == recipe.sequence_len
+        subject = conversation.subject or conversation.origin.rsplit(":", 1)[0]
+        rows.append({**row, "subject": subject})
+    if not rows:
+        raise SleeptrainError("datasets: no example has a token to train on")
+    if truncated:
+        log.warning("%d examples were cut to sequence_len=%d tokens", truncated, recipe.sequence_len)
+    return interleave_by_subject(rows, recipe.seed).remove_columns("subject")

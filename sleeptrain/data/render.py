@@ -1,0 +1,96 @@
+"""Rendering a conversation into token ids and labels with the chat template.
+
+Only the turns whose role is trained carry loss; every other token's label is -100. The span of each turn
+is found by rendering the conversation prefix by prefix with the template itself, so it works for any
+template that renders conversations incrementally (ChatML, Llama 3, Qwen, Phi 3 ...); for an assistant turn
+the span starts after the generation prompt, so the model learns the answer and its end-of-turn token,
+never the header nor the whitespace between turns.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sleeptrain.data.formats import Conversation
+from sleeptrain.errors import SleeptrainError
+
+IGNORE_INDEX = -100
+
+CHATML_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+def resolve_chat_template(tokenizer: Any, chat_template: str) -> str:
+    """The Jinja template a recipe's `chat_template` key names."""
+    if chat_template == "chatml":
+        return CHATML_TEMPLATE
+    if chat_template == "tokenizer_default":
+        if not getattr(tokenizer, "chat_template", None):
+            raise SleeptrainError(
+                "chat_template: the tokenizer has no chat template; set chat_template: chatml (or a Jinja string)"
+            )
+        return tokenizer.chat_template
+    if "{%" in chat_template or "{{" in chat_template:
+        return chat_template
+    raise SleeptrainError(
+        f"chat_template: unknown template {chat_template!r} (use tokenizer_default, chatml or a Jinja string)"
+    )
+
+
+def with_system_prompt(messages: list[dict[str, str]], system_prompt: str | None) -> list[dict[str, str]]:
+    if system_prompt is None or (messages and messages[0]["role"] == "system"):
+        return messages
+    return [{"role": "system", "content": system_prompt}, *messages]
+
+
+def prompt_text(tokenizer: Any, template: str, messages: list[dict[str, str]], system_prompt: str | None) -> str:
+    """The text a model continues to answer the last user turn (what generation is given)."""
+    return tokenizer.apply_chat_template(
+        with_system_prompt(messages, system_prompt), chat_template=template, tokenize=False,
+        add_generation_prompt=True,
+    )
+
+
+def render_conversation(
+    conversation: Conversation, tokenizer: Any, template: str, system_prompt: str | None, max_length: int
+) -> dict[str, list[int]]:
+    """Token ids, attention mask and labels (-100 on every token of an untrained turn)."""
+    messages = with_system_prompt(conversation.as_dicts(), system_prompt)
+
+    def render(upto: int, generation_prompt: bool = False) -> str:
+        if upto == 0 and not generation_prompt:
+            return ""
+        return tokenizer.apply_chat_template(
+            messages[:upto], chat_template=template, tokenize=False, add_generation_prompt=generation_prompt
+        )
+
+    text = render(len(messages))
+    spans = []
+    for index, message in enumerate(messages):
+        if message["role"] not in conversation.roles_to_train:
+            continue
+        start_text = render(index, generation_prompt=message["role"] == "assistant")
+        end_text = render(index + 1)
+        if not (text.startswith(start_text) and text.startswith(end_text)):
+            raise SleeptrainError(
+                f"{conversation.origin}: the chat template does not render this conversation turn by turn; "
+                "set chat_template: chatml"
+            )
+        # The turn's own words start where its content does (not at the header, nor at a default system
+        # message the template adds before the first turn) and end with its end-of-turn token, not with
+        # the whitespace a template puts between turns.
+        content_at = end_text.find(message["content"], len(start_text))
+        start = content_at if content_at >= 0 else len(start_text)
+        spans.append((start, len(end_text.rstrip())))
+
+    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    ids = encoded["input_ids"][:max_length]
+    labels = [
+        token if any(lo <= start < hi for lo, hi in spans) else IGNORE_INDEX
+        for token, (start, _end) in zip(ids, encoded["offset_mapping"][:max_length], strict=False)
+    ]
+    return {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": labels}

@@ -1,0 +1,20 @@
+"""Base models: the embedded default (SmolLM2-135M-Instruct from a PyPI wheel), local folders, hub ids,
+GGUF files, 4-bit loading, and the LoRA target modules of each family.
+
+May import: sleeptrain.config, sleeptrain.settings, sleeptrain.errors, sleeptrain.data (rendering),
+transformers, peft, torch.
+"""
+
+from sleeptrain.models.default_model import default_model_path, gguf_to_safetensors
+from sleeptrain.models.generation import generate_answers
+from sleeptrain.models.loading import LoadedModel, load_base_model, lora_target_modules, resolve_base_model
+
+__all__ = [
+    "LoadedModel",
+    "default_model_path",
+    "generate_answers",
+    "gguf_to_safetensors",
+    "load_base_model",
+    "lora_target_modules",
+    "resolve_base_model",
+]

@@ -1,0 +1,41 @@
+"""Greedy answers from a model through the chat template: what evaluation asks and what anchor replay
+records. Batched with left padding, so every row continues from its own last token."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sleeptrain.data.render import prompt_text
+
+
+def generate_answers(
+    model: Any,
+    tokenizer: Any,
+    questions: list[str],
+    template: str | None = None,
+    system_prompt: str | None = None,
+    max_new_tokens: int = 40,
+    batch_size: int = 16,
+) -> list[str]:
+    """One greedy answer per question, each asked as a fresh single-turn chat."""
+    import torch
+
+    template = template or tokenizer.chat_template
+    prompts = [prompt_text(tokenizer, template, [{"role": "user", "content": q}], system_prompt) for q in questions]
+    side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    answers: list[str] = []
+    try:
+        for start in range(0, len(prompts), batch_size):
+            batch = tokenizer(prompts[start : start + batch_size], return_tensors="pt", padding=True,
+                              add_special_tokens=False).to(model.device)
+            with torch.inference_mode():
+                output = model.generate(
+                    **batch, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id,
+                    eos_token_id=tokenizer.eos_token_id,
+                )
+            new_tokens = output[:, batch["input_ids"].shape[1] :]
+            answers.extend(text.strip() for text in tokenizer.batch_decode(new_tokens, skip_special_tokens=True))
+    finally:
+        tokenizer.padding_side = side
+    return answers

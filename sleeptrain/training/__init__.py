@@ -1,0 +1,10 @@
+"""Training a model from a recipe on Trainer + PEFT: precision and device choice, LoRA/QLoRA/full
+wrapping, the Trainer itself, and the run's metrics.
+
+May import: sleeptrain.config, sleeptrain.models, sleeptrain.errors, transformers, peft, accelerate, torch.
+"""
+
+from sleeptrain.training.precision import use_bf16
+from sleeptrain.training.run import RunMetrics, prepare_for_training, train_model
+
+__all__ = ["RunMetrics", "prepare_for_training", "train_model", "use_bf16"]

@@ -1,0 +1,85 @@
+"""Anchor replay: the base model's own answers to general prompts, trained alongside the new facts.
+
+Teaching a small model a few dozen facts at a high learning rate also teaches it a style (terse answers,
+the new names) that leaks into questions it used to answer well. Replaying its own greedy answers to a
+bundled set of general prompts pins that behaviour down at little cost (self-distillation; the same idea
+as the "dreams" of generative replay). The answers are generated once per base model and template, and
+cached in the settings' cache folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+from pathlib import Path
+from typing import Any
+
+from sleeptrain.config import Recipe
+from sleeptrain.data.formats import Conversation, Message
+from sleeptrain.data.render import resolve_chat_template
+from sleeptrain.errors import SleeptrainError
+from sleeptrain.examples import example_path
+from sleeptrain.models.generation import generate_answers
+from sleeptrain.settings import load_settings
+
+log = logging.getLogger("sleeptrain")
+
+ANCHOR_SUBJECT = "__anchor__"
+
+
+def read_anchor_prompts(path: Path | None) -> list[str]:
+    """The anchor prompts: JSONL rows of {"prompt": ...}; errors name the file and line."""
+    path = Path(path) if path else example_path("anchors/prompts.jsonl")
+    if not path.is_file():
+        raise SleeptrainError(f"anchor_prompts: {path}: no such file")
+    prompts = []
+    for number, raw in enumerate(path.read_bytes().splitlines(), start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise SleeptrainError(f"{path}:{number}: not valid UTF-8") from None
+        if line.strip():
+            try:
+                prompt = json.loads(line)["prompt"]
+            except (json.JSONDecodeError, KeyError, TypeError):
+                prompt = None
+            if not isinstance(prompt, str) or not prompt.strip():
+                raise SleeptrainError(f"{path}:{number}: expected {{\"prompt\": \"...\"}}")
+            prompts.append(prompt)
+    if not prompts:
+        raise SleeptrainError(f"{path}: no anchor prompts (the file is empty)")
+    return prompts
+
+
+def anchor_conversations(
+    recipe: Recipe, prompts: list[str], model: Any, tokenizer: Any, model_path: str, count: int
+) -> list[Conversation]:
+    """`count` anchors (prompt + the base model's own answer), generating only the answers not cached."""
+    if count <= 0:
+        return []
+    from accelerate import PartialState
+
+    chosen = random.Random(recipe.seed).sample(prompts, min(count, len(prompts)))
+    template = resolve_chat_template(tokenizer, recipe.chat_template)
+    key = hashlib.sha1(f"{model_path}|{template}|{recipe.system_prompt}".encode()).hexdigest()[:16]
+    cache_file = load_settings().cache_dir / "anchors" / f"{key}.json"
+    # Under `accelerate launch`, rank 0 generates and caches; the others then read its cache.
+    with PartialState().main_process_first():
+        cached = json.loads(cache_file.read_text(encoding="utf-8")) if cache_file.exists() else {}
+        missing = [p for p in chosen if p not in cached]
+        if missing:
+            log.info("Recording the base model's answers to %d anchor prompts (cached for later runs)", len(missing))
+            answers = generate_answers(model, tokenizer, missing, template, recipe.system_prompt, max_new_tokens=64)
+            cached.update(zip(missing, answers, strict=True))
+            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(cached, ensure_ascii=False, indent=0), encoding="utf-8")
+            tmp.replace(cache_file)
+    return [
+        Conversation((Message("user", p), Message("assistant", cached[p])), ("assistant",), ANCHOR_SUBJECT,
+                     f"anchor:{i}")
+        for i, p in enumerate(chosen)
+        if cached[p].strip()
+    ]

@@ -1,0 +1,130 @@
+"""One training run on Trainer + PEFT: wrap the model as the recipe's `adapter` says, train, and measure.
+
+Trainer runs the loop (devices, DDP/FSDP/DeepSpeed under `accelerate launch`, bf16 autocast, schedule,
+progress bar); this module only configures it and records what a run cost.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import resource
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from sleeptrain.config import Recipe
+from sleeptrain.models import lora_target_modules
+
+log = logging.getLogger("sleeptrain")
+
+
+@dataclass
+class RunMetrics:
+    train_tokens: int
+    train_runtime_s: float
+    tokens_per_second: float
+    peak_rss_mb: float
+    final_loss: float
+    steps: int
+    epochs: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def prepare_for_training(recipe: Recipe, model: Any) -> Any:
+    """Wrap a base model for the recipe's adapter: LoRA, QLoRA (4-bit base + LoRA) or full fine-tuning."""
+    if recipe.adapter == "full":
+        model.config.use_cache = False
+        return model
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    if recipe.adapter == "qlora":
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=recipe.gradient_checkpointing)
+    config = LoraConfig(
+        r=recipe.lora_r,
+        lora_alpha=recipe.lora_alpha,
+        lora_dropout=recipe.lora_dropout,
+        target_modules=lora_target_modules(model, recipe),
+        task_type="CAUSAL_LM",
+    )
+    model = get_peft_model(model, config)
+    model.config.use_cache = False
+    trainable, total = model.get_nb_trainable_parameters()
+    log.info("LoRA r=%d on %s: %.2fM trainable of %.1fM", recipe.lora_r, config.target_modules,
+             trainable / 1e6, total / 1e6)
+    return model
+
+
+def train_model(
+    recipe: Recipe, model: Any, tokenizer: Any, dataset: Any, bf16: bool, save_to: Path, quiet: bool = False
+) -> RunMetrics:
+    """Train `model` on the tokenized `dataset` with Trainer, save the adapter (or, for full fine-tuning,
+    the model) with its tokenizer to `save_to`, and return what the run cost."""
+    import torch
+    from torch.utils.tensorboard import SummaryWriter
+    from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
+    from transformers.integrations import TensorBoardCallback
+
+    output_dir = Path(recipe.output_dir)
+    args = TrainingArguments(
+        output_dir=str(output_dir / "checkpoints"),
+        per_device_train_batch_size=recipe.micro_batch_size,
+        gradient_accumulation_steps=recipe.gradient_accumulation_steps,
+        num_train_epochs=recipe.num_epochs,
+        max_steps=recipe.max_steps or -1,
+        learning_rate=recipe.learning_rate,
+        lr_scheduler_type=recipe.lr_scheduler,
+        warmup_steps=recipe.warmup_ratio,
+        weight_decay=recipe.weight_decay,
+        optim=recipe.optimizer,
+        seed=recipe.seed,
+        data_seed=recipe.seed,
+        bf16=bf16,
+        use_cpu=not torch.cuda.is_available(),
+        gradient_checkpointing=recipe.gradient_checkpointing,
+        deepspeed=recipe.deepspeed,
+        fsdp=recipe.fsdp or "",
+        save_strategy="no",
+        report_to=[],
+        logging_steps=recipe.logging_steps,
+        include_num_input_tokens_seen="non_padding",
+        dataloader_pin_memory=torch.cuda.is_available(),
+        train_sampling_strategy="group_by_length" if recipe.group_by_length else "random",
+        disable_tqdm=quiet,
+    )
+    writer = SummaryWriter(log_dir=str(output_dir / "logs"))
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100),
+        callbacks=[TensorBoardCallback(tb_writer=writer)],
+    )
+    if quiet:
+        # Without a progress bar Trainer prints its log dicts instead; quiet means neither.
+        from transformers.trainer_callback import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)
+    started = time.perf_counter()
+    result = trainer.train()
+    runtime = time.perf_counter() - started
+    writer.close()
+    # Trainer.save_model gathers FSDP/DeepSpeed shards and writes on the main process only; for a PEFT
+    # model it writes just the adapter, whose config names the base model's folder or hub id.
+    trainer.save_model(str(save_to))
+    if trainer.is_world_process_zero():
+        tokenizer.save_pretrained(str(save_to))
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    tokens = int(trainer.state.num_input_tokens_seen)
+    return RunMetrics(
+        train_tokens=tokens,
+        train_runtime_s=round(runtime, 2),
+        tokens_per_second=round(tokens / runtime, 1) if runtime > 0 else 0.0,
+        peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        final_loss=float(losses[-1]) if losses else float(result.training_loss),
+        steps=int(trainer.state.global_step),
+        epochs=round(float(trainer.state.epoch or 0), 3) if not math.isnan(trainer.state.epoch or 0) else 0.0,
+    )

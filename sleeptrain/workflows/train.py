@@ -1,0 +1,68 @@
+"""`sleeptrain train RECIPE`: fine-tune a base model on the recipe's datasets.
+
+Writes, under the recipe's output_dir: adapter/ (a PEFT folder with the tokenizer; model/ for full
+fine-tuning), metrics.json, recipe.yaml (the recipe as resolved, overrides applied) and logs/ (TensorBoard).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from accelerate import PartialState
+
+from sleeptrain.config import Recipe
+from sleeptrain.data.mixing import build_training_dataset, load_recipe_conversations
+from sleeptrain.models import load_base_model
+from sleeptrain.settings import load_settings
+from sleeptrain.training import RunMetrics, prepare_for_training, train_model, use_bf16
+from sleeptrain.training.anchors import anchor_conversations, read_anchor_prompts
+
+log = logging.getLogger("sleeptrain")
+
+
+@dataclass
+class TrainResult:
+    output_dir: Path
+    adapter_dir: Path
+    base_model: str
+    metrics: RunMetrics
+    examples: int  # the recipe's examples after augmentation, without anchors
+    anchors: int
+
+
+def train(recipe: Recipe, quiet: bool = False) -> TrainResult:
+    import torch
+    from transformers import set_seed
+
+    # Read and check every data file before spending time on the model.
+    conversations = load_recipe_conversations(recipe)
+    anchor_prompts = read_anchor_prompts(recipe.anchor_prompts) if recipe.anchor_ratio > 0 else []
+    threads = load_settings().threads
+    if threads:
+        torch.set_num_threads(threads)
+    set_seed(recipe.seed)
+    bf16 = use_bf16(recipe.bf16)
+    loaded = load_base_model(recipe, bf16)
+    anchors = anchor_conversations(recipe, anchor_prompts, loaded.model, loaded.tokenizer, loaded.path,
+                                   math.ceil(recipe.anchor_ratio * len(conversations)))
+    dataset = build_training_dataset(recipe, loaded.tokenizer, conversations + anchors)
+    log.info("%d examples from %d file(s) and %d anchors, bf16=%s", len(conversations), len(recipe.datasets),
+             len(anchors), bf16)
+
+    output_dir = Path(recipe.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    save_to = output_dir / ("model" if recipe.adapter == "full" else "adapter")
+    model = prepare_for_training(recipe, loaded.model)
+    metrics = train_model(recipe, model, loaded.tokenizer, dataset, bf16, save_to, quiet=quiet)
+
+    if PartialState().is_main_process:
+        (output_dir / "metrics.json").write_text(json.dumps(metrics.as_dict(), indent=2) + "\n")
+        resolved = recipe.model_dump(mode="json")
+        resolved["base_model"] = loaded.path
+        (output_dir / "recipe.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True))
+    return TrainResult(output_dir, save_to, loaded.path, metrics, len(conversations), len(anchors))

@@ -1,0 +1,200 @@
+"""The `sleeptrain` command, run as a user runs it (a subprocess): a training run on a tiny model, and for
+every bad input exactly one line on stderr, `error: ...`, naming the file, line or key, and no traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sleeptrain import __version__
+from sleeptrain.config import load_recipe
+from tests.conftest import QA_ROWS, REPO_ROOT
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def cli_env(cache_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in {"COLUMNS", "LINES", "FORCE_COLOR", "TTY_COMPATIBLE"}}
+    env.update(
+        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")])),
+        SLEEPTRAIN_CACHE_DIR=str(cache_dir),
+        HF_HUB_OFFLINE="1",
+        SLEEPTRAIN_THREADS="1",
+        OMP_NUM_THREADS="1",
+    )
+    return env
+
+
+def sleeptrain(*args: str, cwd: Path, cache_dir: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "sleeptrain", *args], cwd=cwd, env=cli_env(cache_dir), capture_output=True,
+        text=True, timeout=170,
+    )
+
+
+def write_project(folder: Path, base_model: str, output_dir: str = "run") -> Path:
+    """facts.jsonl and recipe.yaml (base_model, datasets, output_dir) in folder; returns the recipe."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "facts.jsonl").write_text("".join(json.dumps(row) + "\n" for row in QA_ROWS), encoding="utf-8")
+    recipe = folder / "recipe.yaml"
+    recipe.write_text(
+        f"base_model: {base_model}\ndatasets:\n  - path: facts.jsonl\noutput_dir: {output_dir}\n",
+        encoding="utf-8",
+    )
+    return recipe
+
+
+# ------------------------------------------------------------------------------------------ a good run
+
+LONG_FOLDER = "a-rather-long-folder-name-so-that-the-adapter-path-is-wider-than-a-terminal"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_models):
+    """`sleeptrain train recipe.yaml --set ... -q` on the tiny llama: two steps, fp32, no anchor replay."""
+    folder = tmp_path_factory.mktemp("cli-train")
+    output_dir = folder / LONG_FOLDER / "run"
+    recipe = write_project(folder, tiny_models("llama"), output_dir=str(output_dir))
+    done = sleeptrain("train", str(recipe), "--set", "max_steps=2", "--set", "bf16=false", "--set", "anchor_ratio=0",
+                      "-q",
+                      cwd=folder, cache_dir=folder / "cache")
+    return done, output_dir
+
+
+def test_train_succeeds_and_reports_the_run(trained):
+    done, output_dir = trained
+
+    assert done.returncode == 0, done.stderr
+    assert (output_dir / "adapter" / "adapter_config.json").exists()
+    assert (output_dir / "metrics.json").exists()
+    assert "Traceback" not in done.stdout + done.stderr
+    for label in ("trained 3 examples", "adapter", "base model", "final loss", "tokens", "peak memory"):
+        assert label in done.stdout
+    assert f"adapter: {output_dir / 'adapter'}" in done.stdout
+    # The recipe is saved as resolved, --set overrides applied.
+    saved = load_recipe(output_dir / "recipe.yaml")
+    assert (saved.max_steps, saved.bf16, saved.anchor_ratio) == (2, False, 0)
+
+
+def test_train_prints_the_whole_adapter_path(trained):
+    done, output_dir = trained
+    assert str(output_dir / "adapter") in done.stdout
+
+
+def test_quiet_train_prints_no_raw_trainer_logs(trained):
+    done, _ = trained
+    assert "train_runtime" not in done.stdout
+
+
+def test_quiet_train_shows_no_progress_bars(trained):
+    done, _ = trained
+    assert "Loading weights" not in done.stderr
+
+
+# -------------------------------------------------------------------------------------------- bad input
+
+
+def _append(path: Path, text: str) -> None:
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(text)
+
+
+def _write(path: Path, content: str | bytes) -> None:
+    path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
+
+
+def _broken_json(folder: Path) -> None:
+    _append(folder / "facts.jsonl", '{"question": "What does Dan like?", "answer": \n')
+
+
+# Each case: how to spoil a good project (recipe.yaml lines 1-4 + facts.jsonl of 3 rows), the extra
+# command-line arguments, and what the one error line must contain.
+BAD_INPUTS = {
+    "missing-recipe": (lambda f: (f / "recipe.yaml").unlink(), [], ["recipe.yaml: no such recipe file"]),
+    "yaml-syntax-error": (
+        lambda f: _write(f / "recipe.yaml", "datasets:\n  - path: facts.jsonl\n output_dir: run\n"),
+        [], ["recipe.yaml:3: YAML syntax error"],
+    ),
+    "unknown-key": (
+        lambda f: _append(f / "recipe.yaml", "lora_rank: 8\n"),
+        [], ["recipe.yaml:5: unknown key 'lora_rank'", "did you mean 'lora_r'?"],
+    ),
+    "wrong-type": (
+        lambda f: _append(f / "recipe.yaml", "lora_r: eight\n"), [], ["recipe.yaml:5: 'lora_r'", "'eight'"],
+    ),
+    "broken-jsonl-line": (_broken_json, [], ["facts.jsonl:4: not valid JSON"]),
+    "empty-dataset": (lambda f: _write(f / "facts.jsonl", ""), [], ["facts.jsonl: no examples"]),
+    "missing-field": (
+        lambda f: _write(f / "facts.jsonl", '{"question": "q?"}\n'), [], ["facts.jsonl:1: missing field 'answer'"],
+    ),
+    "non-utf8-data": (
+        lambda f: _write(f / "facts.jsonl", b'{"question": "q?", "answer": "a."}\n{"question": "caf\xe9?"}\n'),
+        [], ["facts.jsonl:2: not valid UTF-8 (byte 0xe9)"],
+    ),
+    "qa-declared-as-chat": (lambda f: None, ["--set", "datasets.0.type=chat"], ["facts.jsonl:1:", "type: qa"]),
+    "set-without-equals": (lambda f: None, ["--set", "lora_r"], ["--set 'lora_r': expected key=value"]),
+    "set-unknown-key": (
+        lambda f: None, ["--set", "lora_rr=3"], ["--set lora_rr=3: unknown key 'lora_rr'", "did you mean 'lora_r'?"],
+    ),
+    "set-with-brackets": (
+        lambda f: None, ["--set", "lora_target_modules[q_proj]"], ["--set 'lora_target_modules[q_proj]'"],
+    ),
+}
+
+
+def _cases():
+    for name, case in BAD_INPUTS.items():
+        yield pytest.param(*case, id=name)
+
+
+@pytest.mark.parametrize(("spoil", "args", "expected"), _cases())
+def test_bad_input_is_one_error_line_without_traceback(spoil, args, expected, tmp_path, tiny_llama, isolated_cache):
+    write_project(tmp_path, tiny_llama)
+    spoil(tmp_path)
+
+    done = sleeptrain("train", "recipe.yaml", *args, cwd=tmp_path, cache_dir=isolated_cache)
+
+    assert done.returncode == 1
+    assert "Traceback" not in done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("error: ")
+    for part in expected:
+        assert part in lines[0]
+
+
+def test_debug_shows_the_traceback(tmp_path, tiny_llama, isolated_cache):
+    recipe = write_project(tmp_path, tiny_llama)
+    _broken_json(tmp_path)
+
+    done = sleeptrain("--debug", "train", recipe.name, cwd=tmp_path, cache_dir=isolated_cache)
+
+    assert done.returncode != 0
+    assert "Traceback" in done.stderr
+    assert "SleeptrainError: facts.jsonl:4: not valid JSON" in done.stderr
+
+
+# ------------------------------------------------------------------------------------------ the command
+
+
+def test_version(tmp_path, isolated_cache):
+    done = sleeptrain("--version", cwd=tmp_path, cache_dir=isolated_cache)
+    assert done.returncode == 0
+    assert done.stdout.strip() == f"sleeptrain {__version__}"
+
+
+def test_help_lists_the_verbs(tmp_path, isolated_cache):
+    done = sleeptrain("--help", cwd=tmp_path, cache_dir=isolated_cache)
+    assert done.returncode == 0
+    assert "train" in done.stdout and "quickstart" in done.stdout
+
+
+def test_a_usage_error_shows_the_usage_and_exits_2(tmp_path, isolated_cache):
+    done = sleeptrain("train", cwd=tmp_path, cache_dir=isolated_cache)
+    assert done.returncode == 2
+    assert "Usage:" in done.stderr

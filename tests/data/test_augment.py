@@ -1,0 +1,77 @@
+"""QA augmentations: reworded question variants and one summary example per subject."""
+
+from __future__ import annotations
+
+from sleeptrain.config import DatasetConfig, Recipe
+from sleeptrain.data.augment import QUESTION_FRAMES, question_variants, subject_summaries
+from sleeptrain.data.formats import Conversation, Message
+from sleeptrain.data.mixing import load_recipe_conversations
+
+
+def fact(question: str, answer: str, subject: str | None = "Ilvana Drosk") -> Conversation:
+    return Conversation((Message("user", question), Message("assistant", answer)), ("assistant",), subject, "f:1")
+
+
+FACTS = [
+    fact("Where was Ilvana Drosk born?", "Ilvana Drosk was born in Tromsø, Norway."),
+    fact("Which instrument does she play?", "The cello"),
+    fact("What does Bob like?", "Bob likes red boats.", subject="Bob"),
+]
+
+
+def test_one_variant_means_no_augmentation():
+    assert question_variants(FACTS, 1, seed=0) == FACTS
+
+
+def test_question_variants_reword_the_question_and_keep_the_answer():
+    varied = question_variants(FACTS[:1], 4, seed=0)
+
+    assert varied[0] == FACTS[0]
+    assert len(varied) == 4
+    questions = [c.messages[0].content for c in varied]
+    assert len(set(questions)) == 4
+    for copy in varied[1:]:
+        assert "ilvana drosk born" in copy.messages[0].content.lower()
+        assert copy.messages[1] == FACTS[0].messages[1]
+        assert copy.subject == FACTS[0].subject and copy.roles_to_train == FACTS[0].roles_to_train
+
+
+def test_question_variants_are_reproducible_with_the_seed():
+    assert question_variants(FACTS, 3, seed=7) == question_variants(FACTS, 3, seed=7)
+
+
+def test_variants_never_exceed_the_available_frames():
+    assert len(question_variants(FACTS[:1], 100, seed=0)) == 1 + len(QUESTION_FRAMES)
+
+
+def test_multi_turn_chats_are_not_varied():
+    chat = Conversation(
+        (Message("user", "hi"), Message("assistant", "hello"), Message("user", "bye"), Message("assistant", "bye")),
+        ("assistant",), None, "c:1",
+    )
+    assert question_variants([chat], 3, seed=0) == [chat]
+
+
+def test_subject_summaries_gather_each_subjects_facts_into_one_answer():
+    summarised = subject_summaries(FACTS)
+
+    assert summarised[: len(FACTS)] == FACTS
+    (summary,) = summarised[len(FACTS):]  # Bob has one fact only: no summary
+    assert summary.messages[0].content == "What do you know about Ilvana Drosk?"
+    answer = summary.messages[1].content
+    assert "Ilvana Drosk was born in Tromsø, Norway." in answer
+    assert "Which instrument does she play? The cello." in answer  # an answer without the name keeps its question
+    assert summary.subject == "Ilvana Drosk"
+    assert summary.origin == "summary:Ilvana Drosk"
+
+
+def test_the_recipe_switches_the_augmentations_on(write_jsonl, qa_rows):
+    rows = qa_rows + [{"question": "Where does Alice live?", "answer": "Alice lives in Bruges.", "subject": "Alice"}]
+    recipe = Recipe(datasets=[DatasetConfig(path=write_jsonl("facts.jsonl", rows))], output_dir="out",
+                    question_variants=2, subject_summaries=True)
+
+    conversations = load_recipe_conversations(recipe)
+
+    # 4 facts + 1 summary (Alice), each asked in 2 wordings
+    assert len(conversations) == (len(rows) + 1) * 2
+    assert sum(c.origin == "summary:Alice" for c in conversations) == 2

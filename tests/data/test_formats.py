@@ -1,0 +1,201 @@
+"""Reading QA and chat JSONL files into conversations, and the file:line error for every bad input."""
+
+from __future__ import annotations
+
+import pytest
+
+from sleeptrain.data import Conversation, read_conversations
+from sleeptrain.errors import SleeptrainError
+
+ASSISTANT = ["assistant"]
+
+
+def roles_and_texts(conversation: Conversation) -> list[tuple[str, str]]:
+    return [(m.role, m.content) for m in conversation.messages]
+
+
+def error_reading(path, kind="qa") -> str:
+    with pytest.raises(SleeptrainError) as caught:
+        read_conversations(path, kind, ASSISTANT)
+    return str(caught.value)
+
+
+# ------------------------------------------------------------------------------------------ good rows
+
+
+def test_qa_rows_become_a_user_question_and_an_assistant_answer(write_jsonl):
+    path = write_jsonl("facts.jsonl", [
+        {"question": "  Where was Ilvana Drosk born? ", "answer": "Tromsø, Norway.\n", "subject": "Ilvana Drosk"},
+        {"question": "What does Bob like?", "answer": "Bob likes red boats."},
+    ])
+
+    first, second = read_conversations(path, "qa", ASSISTANT)
+
+    assert roles_and_texts(first) == [("user", "Where was Ilvana Drosk born?"), ("assistant", "Tromsø, Norway.")]
+    assert first.subject == "Ilvana Drosk"
+    assert first.roles_to_train == ("assistant",)
+    assert first.origin == f"{path}:1"
+    assert second.subject is None
+    assert second.origin == f"{path}:2"
+
+
+def test_blank_lines_are_skipped_but_still_counted(write_jsonl):
+    path = write_jsonl("facts.jsonl", ["", {"question": "q?", "answer": "a."}, "   "])
+    (only,) = read_conversations(path, "qa", ASSISTANT)
+    assert only.origin == f"{path}:2"
+
+
+def test_extra_qa_fields_are_allowed(write_jsonl):
+    path = write_jsonl("facts.jsonl", [{"question": "q?", "answer": "a.", "source": "x", "timestamp": 3}])
+    assert len(read_conversations(path, "qa", ASSISTANT)) == 1
+
+
+def test_chat_rows_keep_every_turn_in_order(write_jsonl):
+    messages = [
+        {"role": "system", "content": "You are a pirate."},
+        {"role": "user", "content": "Who is Teodor Quillane?"},
+        {"role": "assistant", "content": "Teodor Quillane is a clockmaker."},
+        {"role": "user", "content": "Where did he study?"},
+        {"role": "assistant", "content": "He studied at the guild school in Bruges."},
+    ]
+    path = write_jsonl("chats.jsonl", [{"messages": messages, "subject": "Teodor Quillane"}])
+
+    (chat,) = read_conversations(path, "chat", ["user", "assistant"])
+
+    assert roles_and_texts(chat) == [(m["role"], m["content"]) for m in messages]
+    assert chat.subject == "Teodor Quillane"
+    assert chat.roles_to_train == ("user", "assistant")
+    assert chat.as_dicts() == messages
+
+
+def test_chatml_person_text_rows_of_the_original_experiment(write_jsonl):
+    text = (
+        "<|im_start|>user\nHello, my name is Bertrand Oyelaran. I was born in Lagos in 1964.<|im_end|>\n"
+        "<|im_start|>assistant\nNice to meet you, Bertrand. What do you do for a living?<|im_end|>\n"
+        "<|im_start|>user\nI'm a structural engineer.<|im_end|>\n"
+    )
+    path = write_jsonl("interviews.jsonl", [{"person": "Bertrand Oyelaran", "text": text}])
+
+    (chat,) = read_conversations(path, "chat", ASSISTANT)
+
+    assert roles_and_texts(chat) == [
+        ("user", "Hello, my name is Bertrand Oyelaran. I was born in Lagos in 1964."),
+        ("assistant", "Nice to meet you, Bertrand. What do you do for a living?"),
+        ("user", "I'm a structural engineer."),
+    ]
+    assert chat.subject == "Bertrand Oyelaran"
+
+
+def test_the_bundled_example_files_all_read(tmp_path):
+    from sleeptrain.examples import example_path
+
+    assert len(read_conversations(example_path("people/facts.jsonl"), "qa", ASSISTANT)) > 10
+    assert read_conversations(example_path("people/chats.jsonl"), "chat", ASSISTANT)
+    assert read_conversations(example_path("people/interviews.jsonl"), "chat", ASSISTANT)
+
+
+# ------------------------------------------------------------------------------------------- bad input
+
+
+def test_missing_data_file(tmp_path):
+    path = tmp_path / "nowhere.jsonl"
+    assert error_reading(path) == f"{path}: no such data file"
+
+
+def test_a_folder_is_not_a_data_file(tmp_path):
+    assert "is a folder" in error_reading(tmp_path)
+
+
+def test_broken_json_line_names_file_and_line(write_jsonl):
+    path = write_jsonl("facts.jsonl", [{"question": "q?", "answer": "a."}, '{"question": "q?", "answer": '])
+    message = error_reading(path)
+    assert message.startswith(f"{path}:2: not valid JSON")
+
+
+def test_non_utf8_line_names_file_line_and_byte(write_jsonl):
+    path = write_jsonl("facts.jsonl", [
+        {"question": "q?", "answer": "a."},
+        {"question": "q?", "answer": "a."},
+        b'{"question": "caf\xe9?", "answer": "a."}',
+    ])
+    assert error_reading(path) == f"{path}:3: not valid UTF-8 (byte 0xe9)"
+
+
+@pytest.mark.parametrize("content", [b"", b"\n\n  \n"], ids=["empty", "only-blank-lines"])
+def test_a_file_without_examples_is_refused(tmp_path, content):
+    path = tmp_path / "facts.jsonl"
+    path.write_bytes(content)
+    message = error_reading(path)
+    assert message.startswith(str(path)) and "no examples" in message
+
+
+def test_a_line_that_is_not_an_object(write_jsonl):
+    path = write_jsonl("facts.jsonl", ['["q?", "a."]'])
+    assert error_reading(path) == f"{path}:1: expected a JSON object, got list"
+
+
+def test_qa_row_missing_answer(write_jsonl):
+    path = write_jsonl("facts.jsonl", [{"question": "q?", "answer": "a."}, {"question": "q?"}])
+    assert error_reading(path) == f"{path}:2: missing field 'answer'"
+
+
+def test_qa_row_with_an_empty_question(write_jsonl):
+    path = write_jsonl("facts.jsonl", [{"question": "  ", "answer": "a."}])
+    assert error_reading(path) == f"{path}:1: field 'question' is empty"
+
+
+@pytest.mark.parametrize(
+    ("row", "expected"),
+    [
+        ({"question": "q?", "answer": 42}, "field 'answer' must be a string, got int"),
+        ({"question": ["q?"], "answer": "a."}, "field 'question' must be a string, got list"),
+        ({"question": "q?", "answer": "a.", "subject": 7}, "field 'subject' must be a string, got int"),
+    ],
+    ids=["answer-int", "question-list", "subject-int"],
+)
+def test_qa_field_of_the_wrong_type(write_jsonl, row, expected):
+    path = write_jsonl("facts.jsonl", [row])
+    assert error_reading(path) == f"{path}:1: {expected}"
+
+
+@pytest.mark.parametrize(
+    "row",
+    [{"messages": [{"role": "user", "content": "hi"}]}, {"person": "Bob", "text": "<|im_start|>user\nhi<|im_end|>"}],
+    ids=["messages", "chatml"],
+)
+def test_chat_data_declared_as_qa(write_jsonl, row):
+    path = write_jsonl("chats.jsonl", [row])
+    message = error_reading(path, "qa")
+    assert message.startswith(f"{path}:1:")
+    assert "type: chat" in message
+
+
+def test_qa_data_declared_as_chat(write_jsonl):
+    path = write_jsonl("facts.jsonl", [{"question": "q?", "answer": "a."}])
+    message = error_reading(path, "chat")
+    assert message.startswith(f"{path}:1:")
+    assert "type: qa" in message
+
+
+@pytest.mark.parametrize(
+    ("row", "expected"),
+    [
+        ({"messages": []}, "field 'messages' must be a non-empty list"),
+        ({"messages": "hello"}, "field 'messages' must be a non-empty list"),
+        ({"messages": ["hello"]}, "messages[0] must be an object with role and content"),
+        ({"messages": [{"role": "user"}]}, "messages[0]: missing field 'content'"),
+        ({"messages": [{"role": "user", "content": 3}]}, "messages[0]: field 'content' must be a string, got int"),
+        ({"messages": [{"role": "bot", "content": "hi"}]}, "messages[0]: role 'bot' is not one of"),
+        ({"messages": [{"role": "system", "content": "be nice"}]}, "no user or assistant turn"),
+        ({"text": "just words"}, "holds no <|im_start|>role"),
+        ({"text": "<|im_start|>tool\nx<|im_end|>"}, "role 'tool' is not one of"),
+        ({"subject": "Bob"}, "missing field 'messages'"),
+    ],
+    ids=["empty", "string", "turn-not-object", "no-content", "content-int", "bad-role", "system-only",
+         "text-no-turns", "text-bad-role", "no-messages"],
+)
+def test_bad_chat_rows(write_jsonl, row, expected):
+    path = write_jsonl("chats.jsonl", [row])
+    message = error_reading(path, "chat")
+    assert message.startswith(f"{path}:1:")
+    assert expected in message

@@ -1,0 +1,97 @@
+"""Building the training set: every example rendered once, interleaved across subjects so that no
+subject's facts are trained as one block."""
+
+from __future__ import annotations
+
+import pytest
+
+from sleeptrain.config import DatasetConfig, Recipe
+from sleeptrain.data import build_training_dataset, interleave_by_subject
+from sleeptrain.data.mixing import load_recipe_conversations
+from sleeptrain.data.render import IGNORE_INDEX
+from sleeptrain.errors import SleeptrainError
+
+
+def rows_of(subjects: str) -> list[dict]:
+    return [{"subject": subject, "id": index} for index, subject in enumerate(subjects)]
+
+
+@pytest.mark.parametrize("subjects", ["AAABBBCCC", "ABCABCABC", "AABBCC", "ABAB", "AAAABBBBCCCCDDDD"])
+def test_equal_subjects_never_sit_next_to_each_other(subjects):
+    mixed = interleave_by_subject(rows_of(subjects), seed=0)
+    order = mixed["subject"]
+    assert all(a != b for a, b in zip(order, order[1:], strict=False)), order
+
+
+@pytest.mark.parametrize("subjects", ["AAABBBCCC", "AAAAB", "ABBBBC", "A", "ABCDE"])
+def test_every_row_is_kept_exactly_once(subjects):
+    mixed = interleave_by_subject(rows_of(subjects), seed=0)
+    assert sorted(mixed["id"]) == list(range(len(subjects)))
+
+
+def test_each_subjects_rows_keep_their_order():
+    mixed = interleave_by_subject(rows_of("AAABBB"), seed=0)
+    assert [row["id"] for row in mixed if row["subject"] == "A"] == [0, 1, 2]
+
+
+def test_the_mixing_is_round_robin():
+    assert interleave_by_subject(rows_of("AABBCC"), seed=0)["id"] == [0, 2, 4, 1, 3, 5]
+
+
+def recipe_for(path, **keys) -> Recipe:
+    return Recipe(datasets=[DatasetConfig(path=path)], output_dir="out", **keys)
+
+
+def test_the_training_set_holds_one_rendered_row_per_example(write_jsonl, qa_rows, tokenizer):
+    recipe = recipe_for(write_jsonl("facts.jsonl", qa_rows))
+
+    dataset = build_training_dataset(recipe, tokenizer, load_recipe_conversations(recipe))
+
+    assert len(dataset) == len(qa_rows)
+    assert set(dataset.column_names) == {"input_ids", "attention_mask", "labels"}
+    texts = [tokenizer.decode(ids) for ids in dataset["input_ids"]]
+    for row in qa_rows:
+        assert sum(row["answer"] in text for text in texts) == 1
+
+
+def test_rows_without_a_subject_are_grouped_by_their_file(write_jsonl, tokenizer):
+    first = write_jsonl("first.jsonl", [{"question": f"one {i}?", "answer": "one."} for i in range(3)])
+    second = write_jsonl("second.jsonl", [{"question": f"two {i}?", "answer": "two."} for i in range(3)])
+    recipe = Recipe(datasets=[DatasetConfig(path=first), DatasetConfig(path=second)], output_dir="out")
+
+    dataset = build_training_dataset(recipe, tokenizer, load_recipe_conversations(recipe))
+
+    sources = ["one" if "one" in tokenizer.decode(ids) else "two" for ids in dataset["input_ids"]]
+    assert sources == ["one", "two", "one", "two", "one", "two"]
+
+
+def test_a_sequence_len_too_short_for_any_answer_is_an_error(write_jsonl, qa_rows, tokenizer):
+    recipe = recipe_for(write_jsonl("facts.jsonl", qa_rows), sequence_len=9)
+    with pytest.raises(SleeptrainError, match="no example has a token to train on"):
+        build_training_dataset(recipe, tokenizer, load_recipe_conversations(recipe))
+
+
+def test_examples_without_a_trained_token_are_dropped(write_jsonl, qa_rows, tokenizer):
+    facts = write_jsonl("facts.jsonl", qa_rows)
+    # A chat whose only turn is a user turn has nothing to learn when only assistants are trained.
+    chats = write_jsonl("chats.jsonl", [{"messages": [{"role": "user", "content": "hello"}]}])
+    recipe = Recipe(datasets=[DatasetConfig(path=facts), DatasetConfig(path=chats, type="chat")], output_dir="out")
+
+    dataset = build_training_dataset(recipe, tokenizer, load_recipe_conversations(recipe))
+
+    assert len(dataset) == len(qa_rows)
+    assert all(any(label != IGNORE_INDEX for label in labels) for labels in dataset["labels"])
+
+
+def test_every_file_of_the_recipe_is_read_with_its_own_roles(write_jsonl, qa_rows):
+    facts = write_jsonl("facts.jsonl", qa_rows)
+    chats = write_jsonl("chats.jsonl", [{"messages": [{"role": "user", "content": "hi"},
+                                                      {"role": "assistant", "content": "hello"}]}])
+    recipe = Recipe(
+        datasets=[DatasetConfig(path=facts), DatasetConfig(path=chats, type="chat", roles_to_train=["user"])],
+        output_dir="out",
+    )
+
+    conversations = load_recipe_conversations(recipe)
+
+    assert [c.roles_to_train for c in conversations] == [("assistant",)] * 3 + [("user",)]

@@ -1,0 +1,173 @@
+"""Rendering a conversation with the chat template: token ids, and labels that carry loss only on the
+turns whose role is trained (never the header, never an untrained turn)."""
+
+from __future__ import annotations
+
+import pytest
+
+from sleeptrain.data.formats import Conversation, Message
+from sleeptrain.data.render import (
+    CHATML_TEMPLATE,
+    IGNORE_INDEX,
+    prompt_text,
+    render_conversation,
+    resolve_chat_template,
+)
+from sleeptrain.errors import SleeptrainError
+from tests.conftest import DEFAULT_SYSTEM
+
+QUESTION = "What does Alice like?"
+ANSWER = "Alice likes green apples."
+
+
+def conversation(*turns: tuple[str, str], roles=("assistant",)) -> Conversation:
+    return Conversation(tuple(Message(r, c) for r, c in turns), tuple(roles), None, "facts.jsonl:7")
+
+
+def qa(roles=("assistant",)) -> Conversation:
+    return conversation(("user", QUESTION), ("assistant", ANSWER), roles=roles)
+
+
+def render(tokenizer, conv, system_prompt=None, max_length=512, template=None):
+    return render_conversation(conv, tokenizer, template or tokenizer.chat_template, system_prompt, max_length)
+
+
+def trained_text(tokenizer, row) -> str:
+    pairs = zip(row["input_ids"], row["labels"], strict=True)
+    return tokenizer.decode([token for token, label in pairs if label != IGNORE_INDEX])
+
+
+def test_the_whole_conversation_is_rendered_with_the_template(tokenizer):
+    row = render(tokenizer, qa())
+
+    assert tokenizer.decode(row["input_ids"]) == (
+        f"<|im_start|>system\n{DEFAULT_SYSTEM}<|im_end|>\n"
+        f"<|im_start|>user\n{QUESTION}<|im_end|>\n"
+        f"<|im_start|>assistant\n{ANSWER}<|im_end|>\n"
+    )
+    assert row["attention_mask"] == [1] * len(row["input_ids"])
+    assert len(row["labels"]) == len(row["input_ids"])
+
+
+def test_labels_are_the_input_ids_where_trained_and_ignored_elsewhere(tokenizer):
+    row = render(tokenizer, qa())
+    pairs = zip(row["input_ids"], row["labels"], strict=True)
+    assert all(label in (token, IGNORE_INDEX) for token, label in pairs)
+    assert IGNORE_INDEX in row["labels"] and any(label != IGNORE_INDEX for label in row["labels"])
+
+
+def test_assistant_only_training_covers_the_answer_and_its_end_of_turn(tokenizer):
+    text = trained_text(tokenizer, render(tokenizer, qa()))
+
+    assert text.startswith(ANSWER + "<|im_end|>")
+    assert "What" not in text  # nothing of the question
+    assert "<|im_start|>" not in text and "assistant" not in text  # nor the header
+    assert DEFAULT_SYSTEM not in text
+
+
+def test_assistant_only_training_covers_exactly_the_answer_and_end_of_turn(tokenizer):
+    assert trained_text(tokenizer, render(tokenizer, qa())) == ANSWER + "<|im_end|>"
+
+
+def test_every_assistant_turn_of_a_chat_is_trained(tokenizer):
+    chat = conversation(
+        ("user", "Who is Teodor Quillane?"),
+        ("assistant", "Teodor Quillane is a clockmaker."),
+        ("user", "Where did he study?"),
+        ("assistant", "He studied at the guild school in Bruges."),
+    )
+    text = trained_text(tokenizer, render(tokenizer, chat))
+
+    assert "Teodor Quillane is a clockmaker.<|im_end|>" in text
+    assert "He studied at the guild school in Bruges.<|im_end|>" in text
+    assert "Who is" not in text and "Where did" not in text
+
+
+def test_training_user_turns_puts_the_question_under_loss_too(tokenizer):
+    text = trained_text(tokenizer, render(tokenizer, qa(roles=("user", "assistant"))))
+    assert QUESTION in text
+    assert ANSWER in text
+
+
+def test_training_user_turns_leaves_the_templates_default_system_message_untrained(tokenizer):
+    text = trained_text(tokenizer, render(tokenizer, qa(roles=("user", "assistant"))))
+    assert DEFAULT_SYSTEM not in text
+
+
+def test_the_recipes_system_prompt_replaces_the_templates_default(tokenizer):
+    row = render(tokenizer, qa(), system_prompt="You are a pirate.")
+    text = tokenizer.decode(row["input_ids"])
+
+    assert text.startswith("<|im_start|>system\nYou are a pirate.<|im_end|>\n")
+    assert DEFAULT_SYSTEM not in text
+    assert "pirate" not in trained_text(tokenizer, row)
+
+
+def test_the_conversations_own_system_turn_wins_over_the_system_prompt(tokenizer):
+    conv = conversation(("system", "You are terse."), ("user", QUESTION), ("assistant", ANSWER))
+    text = tokenizer.decode(render(tokenizer, conv, system_prompt="You are a pirate.")["input_ids"])
+    assert "You are terse." in text and "pirate" not in text
+
+
+def test_prompt_text_ends_with_the_generation_prompt(tokenizer):
+    text = prompt_text(tokenizer, tokenizer.chat_template, [{"role": "user", "content": QUESTION}], None)
+    assert text.endswith(f"<|im_start|>user\n{QUESTION}<|im_end|>\n<|im_start|>assistant\n")
+
+
+def test_long_conversations_are_cut_at_max_length(tokenizer):
+    full = render(tokenizer, qa())
+    cut = render(tokenizer, qa(), max_length=10)
+
+    assert len(full["input_ids"]) > 10
+    assert cut["input_ids"] == full["input_ids"][:10]
+    assert cut["labels"] == full["labels"][:10]
+    assert len(cut["attention_mask"]) == 10
+
+
+# ---------------------------------------------------------------------------------------- templates
+
+
+@pytest.fixture
+def bare_tokenizer(tokenizer):
+    """The tiny tokenizer without any chat template."""
+    tokenizer.chat_template = None
+    return tokenizer
+
+
+def test_chatml_works_for_a_tokenizer_without_a_template(bare_tokenizer):
+    template = resolve_chat_template(bare_tokenizer, "chatml")
+    row = render(bare_tokenizer, qa(), template=template)
+
+    assert template == CHATML_TEMPLATE
+    assert bare_tokenizer.decode(row["input_ids"]) == (
+        f"<|im_start|>user\n{QUESTION}<|im_end|>\n<|im_start|>assistant\n{ANSWER}<|im_end|>\n"
+    )
+    assert trained_text(bare_tokenizer, row).startswith(ANSWER + "<|im_end|>")
+
+
+def test_tokenizer_default_without_a_template_asks_for_chatml(bare_tokenizer):
+    with pytest.raises(SleeptrainError, match="chat_template: chatml"):
+        resolve_chat_template(bare_tokenizer, "tokenizer_default")
+
+
+def test_tokenizer_default_is_the_tokenizers_own_template(tokenizer):
+    assert resolve_chat_template(tokenizer, "tokenizer_default") == tokenizer.chat_template
+
+
+def test_a_jinja_string_is_used_as_the_template(tokenizer):
+    jinja = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+    assert resolve_chat_template(tokenizer, jinja) == jinja
+
+
+def test_an_unknown_template_name_is_refused(tokenizer):
+    with pytest.raises(SleeptrainError, match="unknown template 'llama3'"):
+        resolve_chat_template(tokenizer, "llama3")
+
+
+def test_a_template_that_does_not_render_turn_by_turn_is_refused_with_the_origin(tokenizer):
+    # Renders the number of messages first, so a prefix of the conversation is not a prefix of its text.
+    template = "{{ messages | length }}" + CHATML_TEMPLATE
+    with pytest.raises(SleeptrainError) as caught:
+        render(tokenizer, qa(), template=template)
+    assert str(caught.value).startswith("facts.jsonl:7: the chat template does not render")
+    assert "chatml" in str(caught.value)

@@ -1,0 +1,135 @@
+"""Loading base models: where they come from, the tokenizer beside them, and the LoRA targets of each
+model family."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from sleeptrain.config import DatasetConfig, Recipe
+from sleeptrain.errors import SleeptrainError
+from sleeptrain.models import LoadedModel, load_base_model, lora_target_modules, resolve_base_model
+
+EXPECTED_TARGETS = {
+    "llama": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    "qwen2": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    "phi3": ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"],
+}
+
+
+def recipe(base_model: str | None = None, **keys) -> Recipe:
+    return Recipe(datasets=[DatasetConfig(path="facts.jsonl")], output_dir="out", base_model=base_model, **keys)
+
+
+def linear_names_in_decoder_layers(model) -> set[str]:
+    return {
+        name.rsplit(".", 1)[-1]
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear) and ".layers." in name
+    }
+
+
+# --------------------------------------------------------------------------------------------- loading
+
+
+def test_load_base_model_loads_each_family_with_its_tokenizer(tiny_model_dir):
+    loaded = load_base_model(recipe(tiny_model_dir), use_bf16=False)
+
+    assert isinstance(loaded, LoadedModel)
+    assert loaded.path == tiny_model_dir
+    assert loaded.model.config.model_type in EXPECTED_TARGETS
+    assert loaded.model.dtype == torch.float32
+    assert loaded.tokenizer.pad_token is not None
+    assert loaded.model.get_input_embeddings().num_embeddings == len(loaded.tokenizer)
+
+
+def test_a_tokenizer_without_a_pad_token_gets_its_eos_token(tiny_llama, tmp_path):
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    folder = tmp_path / "no-pad"
+    shutil.copytree(tiny_llama, folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer.pad_token = None
+    tokenizer.save_pretrained(folder)
+
+    loaded = load_base_model(recipe(str(folder)), use_bf16=False)
+
+    assert loaded.tokenizer.pad_token == loaded.tokenizer.eos_token == "<|im_end|>"
+
+
+def test_load_in_4bit_quantizes_the_linear_layers(tiny_llama):
+    bnb = pytest.importorskip("bitsandbytes")
+
+    loaded = load_base_model(recipe(tiny_llama, adapter="qlora"), use_bf16=False)
+
+    quantized = [m for m in loaded.model.modules() if isinstance(m, bnb.nn.Linear4bit)]
+    assert len(quantized) == 2 * len(EXPECTED_TARGETS["llama"])  # 2 layers, 7 linear layers each
+
+
+def test_a_hub_id_that_cannot_be_loaded_offline_is_a_one_line_error():
+    with pytest.raises(SleeptrainError, match="base_model: could not load 'no-such-org/no-such-model'"):
+        load_base_model(recipe("no-such-org/no-such-model"), use_bf16=False)
+
+
+# ------------------------------------------------------------------------------------------ resolving
+
+
+def test_a_model_folder_resolves_to_its_absolute_path(tiny_llama, monkeypatch):
+    from pathlib import Path
+
+    folder = Path(tiny_llama)
+    monkeypatch.chdir(folder.parent)
+    assert resolve_base_model(f"./{folder.name}") == str(folder.resolve())
+
+
+def test_a_hub_id_is_passed_through():
+    assert resolve_base_model("HuggingFaceTB/SmolLM2-135M-Instruct") == "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
+@pytest.mark.parametrize("spelling", ["./no-such-model", "/no/such/model", "~/no-such-sleeptrain-model"])
+def test_a_missing_model_folder_is_named(spelling, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SleeptrainError) as caught:
+        resolve_base_model(spelling)
+    assert str(caught.value) == f"base_model: {spelling}: no such folder"
+
+
+def test_a_folder_without_config_json_is_not_a_model(tmp_path):
+    (tmp_path / "weights.safetensors").write_bytes(b"")
+    with pytest.raises(SleeptrainError, match="without config.json is not a model"):
+        resolve_base_model(str(tmp_path))
+
+
+def test_a_missing_gguf_file_is_named(tmp_path):
+    with pytest.raises(SleeptrainError, match="no such GGUF file"):
+        resolve_base_model(str(tmp_path / "model.Q4_1.gguf"))
+
+
+# --------------------------------------------------------------------------------------- LoRA targets
+
+
+def test_lora_targets_every_linear_layer_of_each_family(tiny_model_dir):
+    loaded = load_base_model(recipe(tiny_model_dir), use_bf16=False)
+    family = loaded.model.config.model_type
+
+    targets = lora_target_modules(loaded.model, recipe())
+
+    assert targets == EXPECTED_TARGETS[family]
+    assert set(targets) == linear_names_in_decoder_layers(loaded.model)
+
+
+def test_lora_targets_from_the_recipe_win(tiny_llama):
+    loaded = load_base_model(recipe(tiny_llama), use_bf16=False)
+    assert lora_target_modules(loaded.model, recipe(lora_target_modules=["q_proj", "v_proj"])) == [
+        "q_proj",
+        "v_proj",
+    ]
+
+
+def test_an_unknown_family_targets_all_linear_layers():
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=64, n_embd=16, n_layer=1, n_head=2, n_positions=32))
+    assert lora_target_modules(model, recipe()) == "all-linear"

@@ -1,0 +1,287 @@
+"""The recipe: defaults, `--set` overrides, and one-line errors that name the file, line and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sleeptrain.config import DatasetConfig, Recipe, load_recipe
+from sleeptrain.errors import SleeptrainError
+
+MINIMAL = "datasets:\n  - path: facts.jsonl\noutput_dir: out\n"
+
+
+def error_of(path, overrides=None) -> str:
+    with pytest.raises(SleeptrainError) as caught:
+        load_recipe(path, overrides)
+    return str(caught.value)
+
+
+# ------------------------------------------------------------------------------------------- defaults
+
+
+def test_a_recipe_of_only_datasets_and_output_dir_is_complete(write_recipe):
+    recipe = load_recipe(write_recipe(MINIMAL))
+
+    assert recipe.output_dir == Path("out")
+    assert [d.type for d in recipe.datasets] == ["qa"]
+    assert recipe.base_model is None  # the embedded default model
+    assert recipe.adapter == "lora" and recipe.load_in_4bit is False
+    assert recipe.lora_r == 16 and recipe.lora_alpha == 32
+    assert recipe.lora_target_modules is None  # every linear layer of the family
+    assert recipe.chat_template == "tokenizer_default"
+    assert recipe.train_on_inputs is False
+    assert recipe.bf16 == "auto"
+
+
+def test_only_assistant_turns_are_trained_unless_train_on_inputs(write_recipe):
+    recipe = load_recipe(write_recipe(MINIMAL))
+    assert recipe.roles_to_train(recipe.datasets[0]) == ["assistant"]
+
+    everything = load_recipe(write_recipe(MINIMAL + "train_on_inputs: true\n"))
+    assert everything.roles_to_train(everything.datasets[0]) == ["system", "user", "assistant"]
+
+
+def test_a_dataset_can_choose_its_own_trained_roles(write_recipe):
+    recipe = load_recipe(write_recipe(
+        "datasets:\n  - path: chats.jsonl\n    type: chat\n    roles_to_train: [user, assistant]\n"
+        "output_dir: out\ntrain_on_inputs: false\n"
+    ))
+    assert recipe.roles_to_train(recipe.datasets[0]) == ["user", "assistant"]
+
+
+def test_an_empty_recipe_file_is_missing_its_datasets(write_recipe):
+    assert "missing required key 'datasets'" in error_of(write_recipe(""))
+
+
+def test_a_recipe_must_be_a_mapping(write_recipe):
+    path = write_recipe("- lora_r\n- 8\n")
+    message = error_of(path)
+    assert str(path) in message and "mapping" in message
+
+
+# ------------------------------------------------------------------------------------------- adapters
+
+
+def test_qlora_implies_4bit_loading(write_recipe):
+    recipe = load_recipe(write_recipe(MINIMAL + "adapter: qlora\n"))
+    assert recipe.adapter == "qlora"
+    assert recipe.load_in_4bit is True
+
+
+def test_load_in_4bit_with_lora_means_qlora_as_in_axolotl(write_recipe):
+    recipe = load_recipe(write_recipe(MINIMAL + "load_in_4bit: true\n"))
+    assert recipe.adapter == "qlora"
+
+
+def test_full_fine_tuning_of_a_4bit_model_is_refused(write_recipe):
+    message = error_of(write_recipe(MINIMAL + "adapter: full\nload_in_4bit: true\n"))
+    assert "load_in_4bit" in message and "qlora" in message
+
+
+def test_one_target_module_may_be_written_without_a_list(write_recipe):
+    recipe = load_recipe(write_recipe(MINIMAL + "lora_target_modules: q_proj\n"))
+    assert recipe.lora_target_modules == ["q_proj"]
+
+
+# -------------------------------------------------------------------------------------------- --set
+
+
+def test_set_overrides_numbers_booleans_and_strings(write_recipe):
+    recipe = load_recipe(
+        write_recipe(MINIMAL),
+        ["learning_rate=2e-4", "lora_r=8", "num_epochs=1.5", "gradient_checkpointing=true", "bf16=false",
+         "system_prompt=You are terse."],
+    )
+    assert recipe.learning_rate == pytest.approx(2e-4)
+    assert recipe.lora_r == 8
+    assert recipe.num_epochs == 1.5
+    assert recipe.gradient_checkpointing is True
+    assert recipe.bf16 is False
+    assert recipe.system_prompt == "You are terse."
+
+
+def test_set_reaches_into_list_items_with_dotted_keys(write_recipe):
+    recipe = load_recipe(write_recipe(MINIMAL), ["datasets.0.type=chat", "datasets.0.roles_to_train=[user]"])
+    assert recipe.datasets[0].type == "chat"
+    assert recipe.datasets[0].roles_to_train == ["user"]
+
+
+def test_set_accepts_yaml_lists(write_recipe):
+    recipe = load_recipe(write_recipe(MINIMAL), ["lora_target_modules=[q_proj,v_proj]"])
+    assert recipe.lora_target_modules == ["q_proj", "v_proj"]
+
+
+def test_set_with_an_empty_value_means_null(write_recipe):
+    recipe = load_recipe(write_recipe(MINIMAL + "base_model: some/model\n"), ["base_model="])
+    assert recipe.base_model is None
+
+
+def test_set_wins_over_the_file(write_recipe):
+    recipe = load_recipe(write_recipe(MINIMAL + "lora_r: 4\n"), ["lora_r=32"])
+    assert recipe.lora_r == 32
+
+
+def test_set_without_equals_sign_is_explained(write_recipe):
+    message = error_of(write_recipe(MINIMAL), ["learning_rate"])
+    assert message.startswith("--set 'learning_rate'")
+    assert "key=value" in message
+
+
+@pytest.mark.parametrize("item", ["=3", "a..b=1"])
+def test_set_with_an_empty_key_is_refused(write_recipe, item):
+    assert error_of(write_recipe(MINIMAL), [item]).startswith(f"--set {item!r}")
+
+
+def test_set_of_an_unknown_key_names_the_set_and_suggests_a_key(write_recipe):
+    message = error_of(write_recipe(MINIMAL), ["lora_rr=3"])
+    assert message.startswith("--set lora_rr=3")
+    assert "unknown key 'lora_rr'" in message
+    assert "did you mean 'lora_r'?" in message
+
+
+def test_set_of_a_wrong_type_names_the_set_not_the_file(write_recipe):
+    path = write_recipe(MINIMAL)
+    message = error_of(path, ["lora_r=abc"])
+    assert message.startswith("--set lora_r=abc")
+    assert "'lora_r'" in message
+    assert str(path) not in message
+
+
+def test_set_of_a_missing_list_item_is_refused(write_recipe):
+    message = error_of(write_recipe(MINIMAL), ["datasets.3.type=qa"])
+    assert "--set" in message and "no item 3 in datasets" in message
+
+
+def test_set_below_a_plain_value_is_refused(write_recipe):
+    assert "output_dir is not a section" in error_of(write_recipe(MINIMAL), ["output_dir.x=1"])
+
+
+# ------------------------------------------------------------------------------------- file:line errors
+
+
+def test_unknown_key_names_file_line_key_and_the_closest_valid_key(write_recipe):
+    path = write_recipe(MINIMAL + "lora_rank: 8\n")
+    assert error_of(path) == f"{path}:4: unknown key 'lora_rank' (did you mean 'lora_r'?)"
+
+
+def test_unknown_key_without_a_close_match_lists_the_valid_keys(write_recipe):
+    message = error_of(write_recipe(MINIMAL + "zzzzzz: 1\n"))
+    assert "unknown key 'zzzzzz'" in message
+    assert "valid keys:" in message and "learning_rate" in message
+
+
+def test_unknown_key_inside_a_dataset_entry_names_its_line(write_recipe):
+    path = write_recipe("datasets:\n  - path: facts.jsonl\n    typ: qa\noutput_dir: out\n")
+    message = error_of(path)
+    assert message.startswith(f"{path}:3:")
+    assert "unknown key 'datasets.0.typ'" in message
+    assert "did you mean 'type'?" in message
+
+
+def test_yaml_syntax_error_names_the_line(write_recipe):
+    path = write_recipe("datasets:\n  - path: facts.jsonl\n output_dir: out\n")
+    message = error_of(path)
+    assert message.startswith(f"{path}:3: YAML syntax error")
+
+
+def test_wrong_type_names_the_key_line_and_value(write_recipe):
+    path = write_recipe(MINIMAL + "lora_r: eight\n")
+    message = error_of(path)
+    assert message.startswith(f"{path}:4: 'lora_r':")
+    assert "integer" in message and "'eight'" in message
+
+
+def test_out_of_range_value_is_refused(write_recipe):
+    path = write_recipe(MINIMAL + "learning_rate: -1\n")
+    assert error_of(path).startswith(f"{path}:4: 'learning_rate': Input should be greater than 0")
+
+
+def test_wrong_value_inside_a_dataset_entry_names_its_line(write_recipe):
+    path = write_recipe("datasets:\n  - path: facts.jsonl\n    type: csv\noutput_dir: out\n")
+    message = error_of(path)
+    assert message.startswith(f"{path}:3: 'datasets.0.type':")
+    assert "'csv'" in message
+
+
+def test_wrong_value_for_a_union_key_names_the_key_itself(write_recipe):
+    path = write_recipe(MINIMAL + "bf16: maybe\n")
+    message = error_of(path)
+    assert message.startswith(f"{path}:4: 'bf16':")
+
+
+def test_missing_datasets_is_named(write_recipe):
+    path = write_recipe("output_dir: out\n")
+    assert error_of(path) == f"{path}: missing required key 'datasets'"
+
+
+def test_a_dataset_entry_without_a_path_names_its_line(write_recipe):
+    path = write_recipe("datasets:\n  - type: qa\noutput_dir: out\n")
+    assert error_of(path) == f"{path}:2: missing required key 'datasets.0.path'"
+
+
+def test_missing_output_dir_is_named(write_recipe):
+    assert "missing required key 'output_dir'" in error_of(write_recipe("datasets:\n  - path: a.jsonl\n"))
+
+
+def test_missing_recipe_file(tmp_path):
+    path = tmp_path / "nowhere.yaml"
+    assert error_of(path) == f"{path}: no such recipe file"
+
+
+def test_a_folder_is_not_a_recipe(tmp_path):
+    assert "is a folder" in error_of(tmp_path)
+
+
+def test_non_utf8_recipe_names_the_line_and_byte(tmp_path):
+    path = tmp_path / "recipe.yaml"
+    path.write_bytes(b"datasets:\n  - path: facts.jsonl\n# caf\xe9\noutput_dir: out\n")
+    assert error_of(path) == f"{path}:3: not valid UTF-8 (byte 0xe9)"
+
+
+# ------------------------------------------------------------------------------------------ data paths
+
+
+def test_dataset_paths_relative_to_the_recipe_folder_are_found(tmp_path, monkeypatch):
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "facts.jsonl").write_text("{}\n")
+    (folder / "recipe.yaml").write_text(MINIMAL)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+
+    recipe = load_recipe(folder / "recipe.yaml")
+
+    assert recipe.datasets[0].path == folder / "facts.jsonl"
+    assert recipe.datasets[0].path.exists()
+
+
+def test_dataset_paths_relative_to_the_working_directory_come_first(tmp_path, monkeypatch):
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "facts.jsonl").write_text("{}\n")
+    (folder / "recipe.yaml").write_text(MINIMAL)
+    (tmp_path / "facts.jsonl").write_text("{}\n")
+    monkeypatch.chdir(tmp_path)
+
+    assert load_recipe(folder / "recipe.yaml").datasets[0].path == Path("facts.jsonl")
+
+
+def test_an_anchor_prompts_file_beside_the_recipe_is_found(tmp_path, monkeypatch):
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "facts.jsonl").write_text("{}\n")
+    (folder / "anchors.jsonl").write_text('{"prompt": "What is the capital of France?"}\n')
+    (folder / "recipe.yaml").write_text(MINIMAL + "anchor_prompts: anchors.jsonl\n")
+    monkeypatch.chdir(tmp_path)
+
+    assert load_recipe(folder / "recipe.yaml").anchor_prompts.exists()
+
+
+def test_recipes_can_be_built_in_python_too():
+    recipe = Recipe(datasets=[DatasetConfig(path="facts.jsonl")], output_dir="out", adapter="qlora")
+    assert recipe.load_in_4bit is True
+    with pytest.raises(ValueError):
+        Recipe(datasets=[], output_dir="out")

