@@ -52,13 +52,24 @@ def main() -> None:
     after_general = after[len(probes) :]
     lost = [b.probe.question for b, a in zip(before, after_general, strict=True) if b.correct and not a.correct]
     wrong = [(r.probe.question, r.answer) for r in after[: len(probes)] if not r.correct]
-    print(json.dumps({
-        "overrides": overrides, "direct": scores.get("direct"), "paraphrase": scores.get("paraphrase"),
-        "general_base": sum(b.correct for b in before), "general_lost": len(lost),
-        "train_s": result.metrics.train_runtime_s, "wall_s": round(wall, 1),
-        "tokens_per_s": result.metrics.tokens_per_second, "final_loss": result.metrics.final_loss,
-        "lost": lost, "wrong": wrong[:12],
-    }, ensure_ascii=False))
+    print(
+        json.dumps(
+            {
+                "overrides": overrides,
+                "direct": scores.get("direct"),
+                "paraphrase": scores.get("paraphrase"),
+                "general_base": sum(b.correct for b in before),
+                "general_lost": len(lost),
+                "train_s": result.metrics.train_runtime_s,
+                "wall_s": round(wall, 1),
+                "tokens_per_s": result.metrics.tokens_per_second,
+                "final_loss": result.metrics.final_loss,
+                "lost": lost,
+                "wrong": wrong[:12],
+            },
+            ensure_ascii=False,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -70,7 +70,8 @@ class Recipe(_Strict):
         default=False, description="Add one 'What do you know about X?' example per subject of QA facts."
     )
     anchor_ratio: float = Field(
-        default=0.5, ge=0,
+        default=0.5,
+        ge=0,
         description="Anchors per training example: the base model's own answers to general prompts, replayed "
         "so that it keeps what it knew (0 turns it off).",
     )

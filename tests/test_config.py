@@ -44,10 +44,12 @@ def test_only_assistant_turns_are_trained_unless_train_on_inputs(write_recipe):
 
 
 def test_a_dataset_can_choose_its_own_trained_roles(write_recipe):
-    recipe = load_recipe(write_recipe(
-        "datasets:\n  - path: chats.jsonl\n    type: chat\n    roles_to_train: [user, assistant]\n"
-        "output_dir: out\ntrain_on_inputs: false\n"
-    ))
+    recipe = load_recipe(
+        write_recipe(
+            "datasets:\n  - path: chats.jsonl\n    type: chat\n    roles_to_train: [user, assistant]\n"
+            "output_dir: out\ntrain_on_inputs: false\n"
+        )
+    )
     assert recipe.roles_to_train(recipe.datasets[0]) == ["user", "assistant"]
 
 
@@ -91,8 +93,14 @@ def test_one_target_module_may_be_written_without_a_list(write_recipe):
 def test_set_overrides_numbers_booleans_and_strings(write_recipe):
     recipe = load_recipe(
         write_recipe(MINIMAL),
-        ["learning_rate=2e-4", "lora_r=8", "num_epochs=1.5", "gradient_checkpointing=true", "bf16=false",
-         "system_prompt=You are terse."],
+        [
+            "learning_rate=2e-4",
+            "lora_r=8",
+            "num_epochs=1.5",
+            "gradient_checkpointing=true",
+            "bf16=false",
+            "system_prompt=You are terse.",
+        ],
     )
     assert recipe.learning_rate == pytest.approx(2e-4)
     assert recipe.lora_r == 8

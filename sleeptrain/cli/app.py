@@ -106,6 +106,8 @@ def main() -> None:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         errors.print(
             f"[bold red]error:[/] {type(exc).__name__}: {escape(message)} (run with --debug for the traceback)",
-            markup=True, highlight=False, soft_wrap=True,
+            markup=True,
+            highlight=False,
+            soft_wrap=True,
         )
         sys.exit(1)

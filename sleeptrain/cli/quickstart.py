@@ -22,20 +22,28 @@ def run_quickstart(out: Path, quiet: bool) -> None:
     table.add_column("questions")
     table.add_column("before", justify="right")
     table.add_column("after", justify="right")
-    labels = {"direct": "facts, asked as taught", "paraphrase": "facts, asked in other words",
-              "general": "general knowledge (must not be lost)"}
+    labels = {
+        "direct": "facts, asked as taught",
+        "paraphrase": "facts, asked in other words",
+        "general": "general knowledge (must not be lost)",
+    }
     for kind, label in labels.items():
         table.add_row(label, _pct(summary["before"].get(kind)), _pct(summary["after"].get(kind)))
     console.print(table)
     for row in summary["answers"]:
         if row["kind"] == "paraphrase" and len([r for r in summary["answers"] if r["kind"] == "paraphrase"]):
-            console.print(f"[dim]Q:[/] {row['question']}\n[dim]before:[/] {row['before']}\n"
-                          f"[dim]after:[/]  {row['after']}\n")
+            console.print(
+                f"[dim]Q:[/] {row['question']}\n[dim]before:[/] {row['before']}\n[dim]after:[/]  {row['after']}\n"
+            )
             break
     lost = summary["general_lost"]
-    console.print(f"general-knowledge answers lost: {len(lost)} of {summary['general_known_before']}"
-                  + (f" ({'; '.join(lost)})" if lost else ""))
+    console.print(
+        f"general-knowledge answers lost: {len(lost)} of {summary['general_known_before']}"
+        + (f" ({'; '.join(lost)})" if lost else "")
+    )
     train = summary["train"]
-    console.print(f"training: {train['train_tokens']} tokens in {train['train_runtime_s']:.0f} s; "
-                  f"whole run {summary['total_seconds']:.0f} s")
+    console.print(
+        f"training: {train['train_tokens']} tokens in {train['train_runtime_s']:.0f} s; "
+        f"whole run {summary['total_seconds']:.0f} s"
+    )
     console.print(f"adapter: {summary['adapter']}\nsummary: {result.summary_path}")

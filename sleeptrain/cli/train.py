@@ -9,10 +9,14 @@ from sleeptrain.config import load_recipe
 
 
 def run_train(recipe_path: Path, overrides: list[str], quiet: bool) -> None:
+    from accelerate import PartialState
+
     from sleeptrain.workflows import train
 
     recipe = load_recipe(recipe_path, overrides)
     result = train(recipe, quiet=quiet)
+    if not PartialState().is_main_process:
+        return  # under accelerate launch / torchrun, one summary is enough
     metrics = result.metrics
     # Plain lines, never cut to the terminal's width: the paths are what a user copies.
     lines = [

@@ -46,8 +46,14 @@ def question_variants(conversations: list[Conversation], variants: int, seed: in
         for frame in rng.sample(QUESTION_FRAMES, min(variants - 1, len(QUESTION_FRAMES))):
             text = question.content
             reframed = frame.format(q=text, lower=text[:1].lower() + text[1:].rstrip("?").lower())
-            out.append(Conversation((Message("user", reframed), answer), conversation.roles_to_train,
-                                    conversation.subject, conversation.origin))
+            out.append(
+                Conversation(
+                    (Message("user", reframed), answer),
+                    conversation.roles_to_train,
+                    conversation.subject,
+                    conversation.origin,
+                )
+            )
     return out
 
 
@@ -73,8 +79,12 @@ def subject_summaries(conversations: list[Conversation]) -> list[Conversation]:
         if len(pairs) < 2:
             continue
         text = " ".join(_as_statement(subject, q, a) for q, a in pairs)
-        summaries.append(Conversation(
-            (Message("user", f"What do you know about {subject}?"), Message("assistant", text)),
-            roles[subject], subject, f"summary:{subject}",
-        ))
+        summaries.append(
+            Conversation(
+                (Message("user", f"What do you know about {subject}?"), Message("assistant", text)),
+                roles[subject],
+                subject,
+                f"summary:{subject}",
+            )
+        )
     return conversations + summaries

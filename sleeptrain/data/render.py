@@ -50,7 +50,9 @@ def with_system_prompt(messages: list[dict[str, str]], system_prompt: str | None
 def prompt_text(tokenizer: Any, template: str, messages: list[dict[str, str]], system_prompt: str | None) -> str:
     """The text a model continues to answer the last user turn (what generation is given)."""
     return tokenizer.apply_chat_template(
-        with_system_prompt(messages, system_prompt), chat_template=template, tokenize=False,
+        with_system_prompt(messages, system_prompt),
+        chat_template=template,
+        tokenize=False,
         add_generation_prompt=True,
     )
 

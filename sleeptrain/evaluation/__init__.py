@@ -14,4 +14,12 @@ from sleeptrain.evaluation.recall import (
     score_probes,
 )
 
-__all__ = ["Probe", "accuracy_by_kind", "ProbeResult", "answer_questions", "keyword_match", "read_probes", "score_probes"]
+__all__ = [
+    "Probe",
+    "accuracy_by_kind",
+    "ProbeResult",
+    "answer_questions",
+    "keyword_match",
+    "read_probes",
+    "score_probes",
+]

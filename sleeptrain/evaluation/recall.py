@@ -39,7 +39,9 @@ def read_probes(path: Path, kind: str | None = None) -> list[Probe]:
         try:
             row = json.loads(line)
             keywords = [row["keywords"]] if isinstance(row["keywords"], str) else row["keywords"]
-            probes.append(Probe(row["question"], tuple(keywords), row.get("kind", kind or "direct"), row.get("subject")))
+            probes.append(
+                Probe(row["question"], tuple(keywords), row.get("kind", kind or "direct"), row.get("subject"))
+            )
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise SleeptrainError(f"{path}:{number}: not a probe row ({exc})") from None
     return probes

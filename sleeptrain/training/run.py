@@ -53,8 +53,9 @@ def prepare_for_training(recipe: Recipe, model: Any) -> Any:
     model = get_peft_model(model, config)
     model.config.use_cache = False
     trainable, total = model.get_nb_trainable_parameters()
-    log.info("LoRA r=%d on %s: %.2fM trainable of %.1fM", recipe.lora_r, config.target_modules,
-             trainable / 1e6, total / 1e6)
+    log.info(
+        "LoRA r=%d on %s: %.2fM trainable of %.1fM", recipe.lora_r, config.target_modules, trainable / 1e6, total / 1e6
+    )
     return model
 
 

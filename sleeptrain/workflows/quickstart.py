@@ -55,8 +55,13 @@ def quickstart(out: Path, recipe_overrides: dict[str, Any] | None = None, quiet:
     del base
 
     facts = sum(1 for _ in example_path("people/facts.jsonl").open(encoding="utf-8"))
-    log.info("Step 2/3: teaching %d facts about %d people (LoRA r=%d, %g epochs)", facts,
-             len({p.subject for p in people}), recipe.lora_r, recipe.num_epochs)
+    log.info(
+        "Step 2/3: teaching %d facts about %d people (LoRA r=%d, %g epochs)",
+        facts,
+        len({p.subject for p in people}),
+        recipe.lora_r,
+        recipe.num_epochs,
+    )
     trained = train(recipe, quiet=quiet)
 
     log.info("Step 3/3: asking again, through the saved adapter loaded with plain transformers + peft")
@@ -76,8 +81,11 @@ def quickstart(out: Path, recipe_overrides: dict[str, Any] | None = None, quiet:
 
 
 def _summarise(before: list[ProbeResult], after: list[ProbeResult], trained: Any, seconds: float) -> dict[str, Any]:
-    lost = [b.probe.question for b, a in zip(before, after, strict=True)
-            if b.probe.kind == "general" and b.correct and not a.correct]
+    lost = [
+        b.probe.question
+        for b, a in zip(before, after, strict=True)
+        if b.probe.kind == "general" and b.correct and not a.correct
+    ]
     return {
         "before": accuracy_by_kind(before),
         "after": accuracy_by_kind(after),
@@ -88,9 +96,16 @@ def _summarise(before: list[ProbeResult], after: list[ProbeResult], trained: Any
         "train": trained.metrics.as_dict(),
         "total_seconds": round(seconds, 1),
         "answers": [
-            {"kind": b.probe.kind, "subject": b.probe.subject, "question": b.probe.question,
-             "keywords": list(b.probe.keywords), "before": b.answer, "before_correct": b.correct,
-             "after": a.answer, "after_correct": a.correct}
+            {
+                "kind": b.probe.kind,
+                "subject": b.probe.subject,
+                "question": b.probe.question,
+                "keywords": list(b.probe.keywords),
+                "before": b.answer,
+                "before_correct": b.correct,
+                "after": a.answer,
+                "after_correct": a.correct,
+            }
             for b, a in zip(before, after, strict=True)
         ],
     }

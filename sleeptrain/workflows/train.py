@@ -48,11 +48,22 @@ def train(recipe: Recipe, quiet: bool = False) -> TrainResult:
     set_seed(recipe.seed)
     bf16 = use_bf16(recipe.bf16)
     loaded = load_base_model(recipe, bf16)
-    anchors = anchor_conversations(recipe, anchor_prompts, loaded.model, loaded.tokenizer, loaded.path,
-                                   math.ceil(recipe.anchor_ratio * len(conversations)))
+    anchors = anchor_conversations(
+        recipe,
+        anchor_prompts,
+        loaded.model,
+        loaded.tokenizer,
+        loaded.path,
+        math.ceil(recipe.anchor_ratio * len(conversations)),
+    )
     dataset = build_training_dataset(recipe, loaded.tokenizer, conversations + anchors)
-    log.info("%d examples from %d file(s) and %d anchors, bf16=%s", len(conversations), len(recipe.datasets),
-             len(anchors), bf16)
+    log.info(
+        "%d examples from %d file(s) and %d anchors, bf16=%s",
+        len(conversations),
+        len(recipe.datasets),
+        len(anchors),
+        bf16,
+    )
 
     output_dir = Path(recipe.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)

@@ -32,8 +32,12 @@ def cli_env(cache_dir: Path) -> dict[str, str]:
 
 def sleeptrain(*args: str, cwd: Path, cache_dir: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "sleeptrain", *args], cwd=cwd, env=cli_env(cache_dir), capture_output=True,
-        text=True, timeout=170,
+        [sys.executable, "-m", "sleeptrain", *args],
+        cwd=cwd,
+        env=cli_env(cache_dir),
+        capture_output=True,
+        text=True,
+        timeout=170,
     )
 
 
@@ -60,9 +64,19 @@ def trained(tmp_path_factory, tiny_models):
     folder = tmp_path_factory.mktemp("cli-train")
     output_dir = folder / LONG_FOLDER / "run"
     recipe = write_project(folder, tiny_models("llama"), output_dir=str(output_dir))
-    done = sleeptrain("train", str(recipe), "--set", "max_steps=2", "--set", "bf16=false", "--set", "anchor_ratio=0",
-                      "-q",
-                      cwd=folder, cache_dir=folder / "cache")
+    done = sleeptrain(
+        "train",
+        str(recipe),
+        "--set",
+        "max_steps=2",
+        "--set",
+        "bf16=false",
+        "--set",
+        "anchor_ratio=0",
+        "-q",
+        cwd=folder,
+        cache_dir=folder / "cache",
+    )
     return done, output_dir
 
 
@@ -118,31 +132,42 @@ BAD_INPUTS = {
     "missing-recipe": (lambda f: (f / "recipe.yaml").unlink(), [], ["recipe.yaml: no such recipe file"]),
     "yaml-syntax-error": (
         lambda f: _write(f / "recipe.yaml", "datasets:\n  - path: facts.jsonl\n output_dir: run\n"),
-        [], ["recipe.yaml:3: YAML syntax error"],
+        [],
+        ["recipe.yaml:3: YAML syntax error"],
     ),
     "unknown-key": (
         lambda f: _append(f / "recipe.yaml", "lora_rank: 8\n"),
-        [], ["recipe.yaml:5: unknown key 'lora_rank'", "did you mean 'lora_r'?"],
+        [],
+        ["recipe.yaml:5: unknown key 'lora_rank'", "did you mean 'lora_r'?"],
     ),
     "wrong-type": (
-        lambda f: _append(f / "recipe.yaml", "lora_r: eight\n"), [], ["recipe.yaml:5: 'lora_r'", "'eight'"],
+        lambda f: _append(f / "recipe.yaml", "lora_r: eight\n"),
+        [],
+        ["recipe.yaml:5: 'lora_r'", "'eight'"],
     ),
     "broken-jsonl-line": (_broken_json, [], ["facts.jsonl:4: not valid JSON"]),
     "empty-dataset": (lambda f: _write(f / "facts.jsonl", ""), [], ["facts.jsonl: no examples"]),
     "missing-field": (
-        lambda f: _write(f / "facts.jsonl", '{"question": "q?"}\n'), [], ["facts.jsonl:1: missing field 'answer'"],
+        lambda f: _write(f / "facts.jsonl", '{"question": "q?"}\n'),
+        [],
+        ["facts.jsonl:1: missing field 'answer'"],
     ),
     "non-utf8-data": (
         lambda f: _write(f / "facts.jsonl", b'{"question": "q?", "answer": "a."}\n{"question": "caf\xe9?"}\n'),
-        [], ["facts.jsonl:2: not valid UTF-8 (byte 0xe9)"],
+        [],
+        ["facts.jsonl:2: not valid UTF-8 (byte 0xe9)"],
     ),
     "qa-declared-as-chat": (lambda f: None, ["--set", "datasets.0.type=chat"], ["facts.jsonl:1:", "type: qa"]),
     "set-without-equals": (lambda f: None, ["--set", "lora_r"], ["--set 'lora_r': expected key=value"]),
     "set-unknown-key": (
-        lambda f: None, ["--set", "lora_rr=3"], ["--set lora_rr=3: unknown key 'lora_rr'", "did you mean 'lora_r'?"],
+        lambda f: None,
+        ["--set", "lora_rr=3"],
+        ["--set lora_rr=3: unknown key 'lora_rr'", "did you mean 'lora_r'?"],
     ),
     "set-with-brackets": (
-        lambda f: None, ["--set", "lora_target_modules[q_proj]"], ["--set 'lora_target_modules[q_proj]'"],
+        lambda f: None,
+        ["--set", "lora_target_modules[q_proj]"],
+        ["--set 'lora_target_modules[q_proj]'"],
     ),
 }
 

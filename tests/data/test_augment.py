@@ -47,7 +47,9 @@ def test_variants_never_exceed_the_available_frames():
 def test_multi_turn_chats_are_not_varied():
     chat = Conversation(
         (Message("user", "hi"), Message("assistant", "hello"), Message("user", "bye"), Message("assistant", "bye")),
-        ("assistant",), None, "c:1",
+        ("assistant",),
+        None,
+        "c:1",
     )
     assert question_variants([chat], 3, seed=0) == [chat]
 
@@ -56,7 +58,7 @@ def test_subject_summaries_gather_each_subjects_facts_into_one_answer():
     summarised = subject_summaries(FACTS)
 
     assert summarised[: len(FACTS)] == FACTS
-    (summary,) = summarised[len(FACTS):]  # Bob has one fact only: no summary
+    (summary,) = summarised[len(FACTS) :]  # Bob has one fact only: no summary
     assert summary.messages[0].content == "What do you know about Ilvana Drosk?"
     answer = summary.messages[1].content
     assert "Ilvana Drosk was born in Tromsø, Norway." in answer
@@ -67,8 +69,12 @@ def test_subject_summaries_gather_each_subjects_facts_into_one_answer():
 
 def test_the_recipe_switches_the_augmentations_on(write_jsonl, qa_rows):
     rows = qa_rows + [{"question": "Where does Alice live?", "answer": "Alice lives in Bruges.", "subject": "Alice"}]
-    recipe = Recipe(datasets=[DatasetConfig(path=write_jsonl("facts.jsonl", rows))], output_dir="out",
-                    question_variants=2, subject_summaries=True)
+    recipe = Recipe(
+        datasets=[DatasetConfig(path=write_jsonl("facts.jsonl", rows))],
+        output_dir="out",
+        question_variants=2,
+        subject_summaries=True,
+    )
 
     conversations = load_recipe_conversations(recipe)
 

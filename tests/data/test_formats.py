@@ -24,10 +24,13 @@ def error_reading(path, kind="qa") -> str:
 
 
 def test_qa_rows_become_a_user_question_and_an_assistant_answer(write_jsonl):
-    path = write_jsonl("facts.jsonl", [
-        {"question": "  Where was Ilvana Drosk born? ", "answer": "Tromsø, Norway.\n", "subject": "Ilvana Drosk"},
-        {"question": "What does Bob like?", "answer": "Bob likes red boats."},
-    ])
+    path = write_jsonl(
+        "facts.jsonl",
+        [
+            {"question": "  Where was Ilvana Drosk born? ", "answer": "Tromsø, Norway.\n", "subject": "Ilvana Drosk"},
+            {"question": "What does Bob like?", "answer": "Bob likes red boats."},
+        ],
+    )
 
     first, second = read_conversations(path, "qa", ASSISTANT)
 
@@ -113,11 +116,14 @@ def test_broken_json_line_names_file_and_line(write_jsonl):
 
 
 def test_non_utf8_line_names_file_line_and_byte(write_jsonl):
-    path = write_jsonl("facts.jsonl", [
-        {"question": "q?", "answer": "a."},
-        {"question": "q?", "answer": "a."},
-        b'{"question": "caf\xe9?", "answer": "a."}',
-    ])
+    path = write_jsonl(
+        "facts.jsonl",
+        [
+            {"question": "q?", "answer": "a."},
+            {"question": "q?", "answer": "a."},
+            b'{"question": "caf\xe9?", "answer": "a."}',
+        ],
+    )
     assert error_reading(path) == f"{path}:3: not valid UTF-8 (byte 0xe9)"
 
 
@@ -191,8 +197,18 @@ def test_qa_data_declared_as_chat(write_jsonl):
         ({"text": "<|im_start|>tool\nx<|im_end|>"}, "role 'tool' is not one of"),
         ({"subject": "Bob"}, "missing field 'messages'"),
     ],
-    ids=["empty", "string", "turn-not-object", "no-content", "content-int", "bad-role", "system-only",
-         "text-no-turns", "text-bad-role", "no-messages"],
+    ids=[
+        "empty",
+        "string",
+        "turn-not-object",
+        "no-content",
+        "content-int",
+        "bad-role",
+        "system-only",
+        "text-no-turns",
+        "text-bad-role",
+        "no-messages",
+    ],
 )
 def test_bad_chat_rows(write_jsonl, row, expected):
     path = write_jsonl("chats.jsonl", [row])

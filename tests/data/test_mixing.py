@@ -85,8 +85,9 @@ def test_examples_without_a_trained_token_are_dropped(write_jsonl, qa_rows, toke
 
 def test_every_file_of_the_recipe_is_read_with_its_own_roles(write_jsonl, qa_rows):
     facts = write_jsonl("facts.jsonl", qa_rows)
-    chats = write_jsonl("chats.jsonl", [{"messages": [{"role": "user", "content": "hi"},
-                                                      {"role": "assistant", "content": "hello"}]}])
+    chats = write_jsonl(
+        "chats.jsonl", [{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}]
+    )
     recipe = Recipe(
         datasets=[DatasetConfig(path=facts), DatasetConfig(path=chats, type="chat", roles_to_train=["user"])],
         output_dir="out",

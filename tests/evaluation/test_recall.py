@@ -28,12 +28,19 @@ def test_a_slashed_o_matches_a_plain_o():
 
 
 def test_probe_rows_are_read_with_their_kind_and_subject(write_jsonl):
-    path = write_jsonl("probes.jsonl", [
-        {"question": "Where was Ilvana Drosk born?", "keywords": ["Tromsø"], "kind": "paraphrase",
-         "subject": "Ilvana Drosk"},
-        "",
-        {"question": "What is the capital of France?", "keywords": ["Paris"]},
-    ])
+    path = write_jsonl(
+        "probes.jsonl",
+        [
+            {
+                "question": "Where was Ilvana Drosk born?",
+                "keywords": ["Tromsø"],
+                "kind": "paraphrase",
+                "subject": "Ilvana Drosk",
+            },
+            "",
+            {"question": "What is the capital of France?", "keywords": ["Paris"]},
+        ],
+    )
 
     probes = read_probes(path, kind="general")
 
@@ -43,8 +50,11 @@ def test_probe_rows_are_read_with_their_kind_and_subject(write_jsonl):
     ]
 
 
-@pytest.mark.parametrize("line", ['{"question": "q?"}', '{"question": "q?", "keywords": 3}', "{oops"],
-                         ids=["no-keywords", "keywords-int", "broken-json"])
+@pytest.mark.parametrize(
+    "line",
+    ['{"question": "q?"}', '{"question": "q?", "keywords": 3}', "{oops"],
+    ids=["no-keywords", "keywords-int", "broken-json"],
+)
 def test_bad_probe_rows_name_file_and_line(write_jsonl, line):
     path = write_jsonl("probes.jsonl", [{"question": "q?", "keywords": ["a"]}, line])
     with pytest.raises(SleeptrainError) as caught:

@@ -16,8 +16,11 @@ from tests.conftest import read_scalars
 
 def recipe_for(base_model: str, tmp_path, **keys) -> Recipe:
     return Recipe(
-        datasets=[DatasetConfig(path=tmp_path / "facts.jsonl")], output_dir=tmp_path / "run",
-        base_model=base_model, bf16=False, **keys,
+        datasets=[DatasetConfig(path=tmp_path / "facts.jsonl")],
+        output_dir=tmp_path / "run",
+        base_model=base_model,
+        bf16=False,
+        **keys,
     )
 
 
@@ -32,7 +35,13 @@ def test_lora_trains_only_the_adapter_weights(tiny_llama, tmp_path):
 
     assert trainable and all("lora_" in name for name in trainable)
     assert {name.split(".lora_")[0].rsplit(".", 1)[-1] for name in trainable} == {
-        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "o_proj",
+        "gate_proj",
+        "up_proj",
+        "down_proj",
     }
     assert model.peft_config["default"].r == 4
     assert model.config.use_cache is False
@@ -83,8 +92,16 @@ def test_bf16_on_a_cpu_without_native_bf16_warns_but_runs(monkeypatch, caplog):
 def test_training_memorises_three_facts(tiny_llama, tmp_path, write_jsonl, qa_rows):
     """A tiny model shown three facts 40 times at a high learning rate must fit them: the loss falls."""
     write_jsonl("facts.jsonl", qa_rows)
-    recipe = recipe_for(tiny_llama, tmp_path, adapter="full", learning_rate=3e-3, max_steps=40,
-                        micro_batch_size=3, logging_steps=1, lr_scheduler="constant")
+    recipe = recipe_for(
+        tiny_llama,
+        tmp_path,
+        adapter="full",
+        learning_rate=3e-3,
+        max_steps=40,
+        micro_batch_size=3,
+        logging_steps=1,
+        lr_scheduler="constant",
+    )
     loaded = load_base_model(recipe, use_bf16=False)
     dataset = build_training_dataset(recipe, loaded.tokenizer, load_recipe_conversations(recipe))
     model = prepare_for_training(recipe, loaded.model)
