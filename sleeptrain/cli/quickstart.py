@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.markup import escape
 from rich.table import Table
 
 from sleeptrain.cli.output import console
@@ -30,20 +31,19 @@ def run_quickstart(out: Path, quiet: bool) -> None:
     for kind, label in labels.items():
         table.add_row(label, _pct(summary["before"].get(kind)), _pct(summary["after"].get(kind)))
     console.print(table)
-    for row in summary["answers"]:
-        if row["kind"] == "paraphrase" and len([r for r in summary["answers"] if r["kind"] == "paraphrase"]):
-            console.print(
-                f"[dim]Q:[/] {row['question']}\n[dim]before:[/] {row['before']}\n[dim]after:[/]  {row['after']}\n"
-            )
-            break
+    for row in [r for r in summary["answers"] if r["kind"] == "paraphrase"][:2]:
+        console.print(
+            f"[dim]asked in other words:[/] {escape(row['question'])}\n  [dim]before:[/] {escape(row['before'])}\n"
+            f"  [dim]after:[/]  {escape(row['after'])}"
+        )
     lost = summary["general_lost"]
     console.print(
         f"general-knowledge answers lost: {len(lost)} of {summary['general_known_before']}"
-        + (f" ({'; '.join(lost)})" if lost else "")
+        + (f" ({escape('; '.join(lost))})" if lost else "")
     )
     train = summary["train"]
     console.print(
         f"training: {train['train_tokens']} tokens in {train['train_runtime_s']:.0f} s; "
         f"whole run {summary['total_seconds']:.0f} s"
     )
-    console.print(f"adapter: {summary['adapter']}\nsummary: {result.summary_path}")
+    console.print(f"adapter: {summary['adapter']}\nsummary: {result.summary_path}", markup=False, highlight=False)
