@@ -16,6 +16,7 @@ from typing import Any
 
 from sleeptrain.config import Recipe
 from sleeptrain.models import lora_target_modules
+from sleeptrain.training.loss import LabelledLogitsTrainer
 
 log = logging.getLogger("sleeptrain")
 
@@ -66,7 +67,7 @@ def train_model(
     the model) with its tokenizer to `save_to`, and return what the run cost."""
     import torch
     from torch.utils.tensorboard import SummaryWriter
-    from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
+    from transformers import DataCollatorForSeq2Seq, TrainingArguments
     from transformers.integrations import TensorBoardCallback
 
     output_dir = Path(recipe.output_dir)
@@ -97,7 +98,7 @@ def train_model(
         disable_tqdm=quiet,
     )
     writer = SummaryWriter(log_dir=str(output_dir / "logs"))
-    trainer = Trainer(
+    trainer = LabelledLogitsTrainer(
         model=model,
         args=args,
         train_dataset=dataset,
