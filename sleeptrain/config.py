@@ -64,13 +64,13 @@ class Recipe(_Strict):
     train_on_inputs: bool = Field(default=False, description="Loss on every turn, not only assistant turns.")
     sequence_len: int = Field(default=512, gt=8)
     question_variants: int = Field(
-        default=1, ge=1, description="Copies of each QA example, the question reworded by neutral frames."
+        default=3, ge=1, description="Copies of each QA example, the question reworded by neutral frames."
     )
     subject_summaries: bool = Field(
-        default=False, description="Add one 'What do you know about X?' example per subject of QA facts."
+        default=True, description="Add one 'What do you know about X?' example per subject of QA facts."
     )
     anchor_ratio: float = Field(
-        default=0.5,
+        default=1.0,
         ge=0,
         description="Anchors per training example: the base model's own answers to general prompts, replayed "
         "so that it keeps what it knew (0 turns it off).",
@@ -80,9 +80,11 @@ class Recipe(_Strict):
     # The schedule
     micro_batch_size: int = Field(default=8, gt=0)
     gradient_accumulation_steps: int = Field(default=1, gt=0)
-    num_epochs: float = Field(default=8, gt=0)
+    num_epochs: float = Field(default=3, gt=0)
     max_steps: int | None = Field(default=None, gt=0)
-    learning_rate: float = Field(default=1e-3, gt=0)
+    learning_rate: float | None = Field(
+        default=None, gt=0, description="Omitted: 2e-3 for LoRA and QLoRA, 2e-5 for full fine-tuning."
+    )
     lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup", "polynomial"] = "linear"
     warmup_ratio: float = Field(default=0.0, ge=0.0, lt=1.0)
     weight_decay: float = Field(default=0.0, ge=0.0)
@@ -114,6 +116,9 @@ class Recipe(_Strict):
             object.__setattr__(self, "load_in_4bit", True)
         if self.load_in_4bit and self.adapter == "full":
             raise ValueError("load_in_4bit needs adapter: qlora (a 4-bit model cannot be fully fine-tuned)")
+        if self.learning_rate is None:
+            # An adapter starts at zero and needs a large step; updating every weight of the model does not.
+            object.__setattr__(self, "learning_rate", 2e-5 if self.adapter == "full" else 2e-3)
         return self
 
     def roles_to_train(self, dataset: DatasetConfig) -> list[str]:

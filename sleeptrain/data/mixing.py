@@ -19,13 +19,15 @@ log = logging.getLogger("sleeptrain")
 
 
 def load_recipe_conversations(recipe: Recipe) -> list[Conversation]:
-    """Every example of the recipe's datasets, with the recipe's QA augmentations applied."""
-    conversations: list[Conversation] = []
+    """Every example of the recipe's datasets, with the recipe's augmentations applied to the QA facts."""
+    facts: list[Conversation] = []
+    chats: list[Conversation] = []
     for dataset in recipe.datasets:
-        conversations.extend(read_conversations(dataset.path, dataset.type, recipe.roles_to_train(dataset)))
+        rows = read_conversations(dataset.path, dataset.type, recipe.roles_to_train(dataset))
+        (facts if dataset.type == "qa" else chats).extend(rows)
     if recipe.subject_summaries:
-        conversations = subject_summaries(conversations)
-    return question_variants(conversations, recipe.question_variants, recipe.seed)
+        facts = subject_summaries(facts)
+    return question_variants(facts, recipe.question_variants, recipe.seed) + chats
 
 
 def interleave_by_subject(rows: list[dict[str, Any]], seed: int) -> Dataset:

@@ -27,6 +27,9 @@ from sleeptrain.settings import load_settings
 log = logging.getLogger("sleeptrain")
 
 ANCHOR_SUBJECT = "__anchor__"
+# Long enough for the first sentence or two, which carry the model's answering style; anchors are most of
+# a run's tokens, so every token here costs training time.
+ANCHOR_TOKENS = 48
 
 
 def read_anchor_prompts(path: Path | None) -> list[str]:
@@ -72,7 +75,7 @@ def anchor_conversations(
 
     chosen = random.Random(recipe.seed).sample(prompts, min(count, len(prompts)))
     template = resolve_chat_template(tokenizer, recipe.chat_template)
-    key = hashlib.sha1(f"v2|{model_path}|{template}|{recipe.system_prompt}".encode()).hexdigest()[:16]
+    key = hashlib.sha1(f"v3|{model_path}|{template}|{recipe.system_prompt}".encode()).hexdigest()[:16]
     cache_file = load_settings().cache_dir / "anchors" / f"{key}.json"
     # Under `accelerate launch`, rank 0 generates and caches; the others then read its cache.
     with PartialState().main_process_first():
@@ -80,7 +83,9 @@ def anchor_conversations(
         missing = [p for p in chosen if p not in cached]
         if missing:
             log.info("Recording the base model's answers to %d anchor prompts (cached for later runs)", len(missing))
-            answers = generate_answers(model, tokenizer, missing, template, recipe.system_prompt, max_new_tokens=80)
+            answers = generate_answers(
+                model, tokenizer, missing, template, recipe.system_prompt, max_new_tokens=ANCHOR_TOKENS
+            )
             cached.update((p, whole_sentences(a)) for p, a in zip(missing, answers, strict=True))
             cache_file.parent.mkdir(parents=True, exist_ok=True)
             tmp = cache_file.with_suffix(".tmp")

@@ -60,6 +60,19 @@ def prepare_for_training(recipe: Recipe, model: Any) -> Any:
     return model
 
 
+def _loss_bar_class() -> Any:
+    from transformers.trainer_callback import ProgressCallback
+
+    class LossOnProgressBar(ProgressCallback):
+        """Trainer's progress bar, with the latest loss on it instead of log dicts printed beside it."""
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kwargs: Any) -> None:
+            if self.training_bar is not None and logs and "loss" in logs:
+                self.training_bar.set_postfix(loss=f"{float(logs['loss']):.3f}", refresh=False)
+
+    return LossOnProgressBar
+
+
 def train_model(
     recipe: Recipe, model: Any, tokenizer: Any, dataset: Any, bf16: bool, save_to: Path, quiet: bool = False
 ) -> RunMetrics:
@@ -105,11 +118,14 @@ def train_model(
         data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100),
         callbacks=[TensorBoardCallback(tb_writer=writer)],
     )
-    if quiet:
-        # Without a progress bar Trainer prints its log dicts instead; quiet means neither.
-        from transformers.trainer_callback import PrinterCallback
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-        trainer.remove_callback(PrinterCallback)
+    # Trainer prints every log dict (as text beside its progress bar, or alone without one); a person
+    # wants the bar with the loss on it, and --quiet wants nothing.
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    if not quiet:
+        trainer.add_callback(_loss_bar_class()())
     started = time.perf_counter()
     result = trainer.train()
     runtime = time.perf_counter() - started

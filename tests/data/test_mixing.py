@@ -11,6 +11,9 @@ from sleeptrain.data.mixing import load_recipe_conversations
 from sleeptrain.data.render import IGNORE_INDEX
 from sleeptrain.errors import SleeptrainError
 
+# The mechanics of mixing, without the default QA augmentations (tested in test_augment.py).
+PLAIN = {"question_variants": 1, "subject_summaries": False}
+
 
 def rows_of(subjects: str) -> list[dict]:
     return [{"subject": subject, "id": index} for index, subject in enumerate(subjects)]
@@ -39,7 +42,7 @@ def test_the_mixing_is_round_robin():
 
 
 def recipe_for(path, **keys) -> Recipe:
-    return Recipe(datasets=[DatasetConfig(path=path)], output_dir="out", **keys)
+    return Recipe(datasets=[DatasetConfig(path=path)], output_dir="out", **{**PLAIN, **keys})
 
 
 def test_the_training_set_holds_one_rendered_row_per_example(write_jsonl, qa_rows, tokenizer):
@@ -57,7 +60,7 @@ def test_the_training_set_holds_one_rendered_row_per_example(write_jsonl, qa_row
 def test_rows_without_a_subject_are_grouped_by_their_file(write_jsonl, tokenizer):
     first = write_jsonl("first.jsonl", [{"question": f"one {i}?", "answer": "one."} for i in range(3)])
     second = write_jsonl("second.jsonl", [{"question": f"two {i}?", "answer": "two."} for i in range(3)])
-    recipe = Recipe(datasets=[DatasetConfig(path=first), DatasetConfig(path=second)], output_dir="out")
+    recipe = Recipe(datasets=[DatasetConfig(path=first), DatasetConfig(path=second)], output_dir="out", **PLAIN)
 
     dataset = build_training_dataset(recipe, tokenizer, load_recipe_conversations(recipe))
 
@@ -75,7 +78,9 @@ def test_examples_without_a_trained_token_are_dropped(write_jsonl, qa_rows, toke
     facts = write_jsonl("facts.jsonl", qa_rows)
     # A chat whose only turn is a user turn has nothing to learn when only assistants are trained.
     chats = write_jsonl("chats.jsonl", [{"messages": [{"role": "user", "content": "hello"}]}])
-    recipe = Recipe(datasets=[DatasetConfig(path=facts), DatasetConfig(path=chats, type="chat")], output_dir="out")
+    recipe = Recipe(
+        datasets=[DatasetConfig(path=facts), DatasetConfig(path=chats, type="chat")], output_dir="out", **PLAIN
+    )
 
     dataset = build_training_dataset(recipe, tokenizer, load_recipe_conversations(recipe))
 
@@ -91,8 +96,26 @@ def test_every_file_of_the_recipe_is_read_with_its_own_roles(write_jsonl, qa_row
     recipe = Recipe(
         datasets=[DatasetConfig(path=facts), DatasetConfig(path=chats, type="chat", roles_to_train=["user"])],
         output_dir="out",
+        **PLAIN,
     )
 
     conversations = load_recipe_conversations(recipe)
 
     assert [c.roles_to_train for c in conversations] == [("assistant",)] * 3 + [("user",)]
+
+
+def test_augmentations_apply_to_qa_facts_only(write_jsonl, qa_rows):
+    facts = write_jsonl("facts.jsonl", qa_rows)
+    chats = write_jsonl(
+        "chats.jsonl", [{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}]
+    )
+    recipe = Recipe(
+        datasets=[DatasetConfig(path=facts), DatasetConfig(path=chats, type="chat")],
+        output_dir="out",
+        question_variants=3,
+    )
+
+    conversations = load_recipe_conversations(recipe)
+
+    assert sum(c.messages[0].content == "hi" for c in conversations) == 1
+    assert len(conversations) == 3 * len(qa_rows) + 1
