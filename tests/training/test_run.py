@@ -101,6 +101,7 @@ def test_training_memorises_three_facts(tiny_llama, tmp_path, write_jsonl, qa_ro
         micro_batch_size=3,
         logging_steps=1,
         lr_scheduler="constant",
+        question_variants=1,
     )
     loaded = load_base_model(recipe, use_bf16=False)
     dataset = build_training_dataset(recipe, loaded.tokenizer, load_recipe_conversations(recipe))

@@ -23,7 +23,7 @@ def make_recipe(tmp_path, write_jsonl, qa_rows):
     facts = write_jsonl("facts.jsonl", qa_rows)
 
     def make(base_model: str, **keys) -> Recipe:
-        settings = dict(max_steps=2, bf16=False, logging_steps=1, anchor_ratio=0, lora_r=4) | keys
+        settings = dict(max_steps=2, bf16=False, logging_steps=1, anchor_ratio=0, lora_r=4, question_variants=1) | keys
         return Recipe(
             datasets=[DatasetConfig(path=facts)], output_dir=tmp_path / "run", base_model=base_model, **settings
         )
