@@ -7,12 +7,17 @@ progress bar); this module only configures it and records what a run cost.
 from __future__ import annotations
 
 import logging
-import math
 import resource
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+import torch
+from torch.utils.tensorboard import SummaryWriter
+from transformers import DataCollatorForSeq2Seq, TrainingArguments
+from transformers.integrations import TensorBoardCallback
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 from sleeptrain.config import Recipe
 from sleeptrain.models import lora_target_modules
@@ -60,17 +65,12 @@ def prepare_for_training(recipe: Recipe, model: Any) -> Any:
     return model
 
 
-def _loss_bar_class() -> Any:
-    from transformers.trainer_callback import ProgressCallback
+class LossOnProgressBar(ProgressCallback):
+    """Trainer's progress bar, with the latest loss on it instead of log dicts printed beside it."""
 
-    class LossOnProgressBar(ProgressCallback):
-        """Trainer's progress bar, with the latest loss on it instead of log dicts printed beside it."""
-
-        def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kwargs: Any) -> None:
-            if self.training_bar is not None and logs and "loss" in logs:
-                self.training_bar.set_postfix(loss=f"{float(logs['loss']):.3f}", refresh=False)
-
-    return LossOnProgressBar
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kwargs: Any) -> None:
+        if self.training_bar is not None and logs and "loss" in logs:
+            self.training_bar.set_postfix(loss=f"{float(logs['loss']):.3f}", refresh=False)
 
 
 def train_model(
@@ -78,11 +78,6 @@ def train_model(
 ) -> RunMetrics:
     """Train `model` on the tokenized `dataset` with Trainer, save the adapter (or, for full fine-tuning,
     the model) with its tokenizer to `save_to`, and return what the run cost."""
-    import torch
-    from torch.utils.tensorboard import SummaryWriter
-    from transformers import DataCollatorForSeq2Seq, TrainingArguments
-    from transformers.integrations import TensorBoardCallback
-
     output_dir = Path(recipe.output_dir)
     args = TrainingArguments(
         output_dir=str(output_dir / "checkpoints"),
@@ -118,14 +113,12 @@ def train_model(
         data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100),
         callbacks=[TensorBoardCallback(tb_writer=writer)],
     )
-    from transformers.trainer_callback import PrinterCallback, ProgressCallback
-
     # Trainer prints every log dict (as text beside its progress bar, or alone without one); a person
     # wants the bar with the loss on it, and --quiet wants nothing.
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
     if not quiet:
-        trainer.add_callback(_loss_bar_class()())
+        trainer.add_callback(LossOnProgressBar())
     started = time.perf_counter()
     result = trainer.train()
     runtime = time.perf_counter() - started
@@ -144,5 +137,5 @@ def train_model(
         peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         final_loss=float(losses[-1]) if losses else float(result.training_loss),
         steps=int(trainer.state.global_step),
-        epochs=round(float(trainer.state.epoch or 0), 3) if not math.isnan(trainer.state.epoch or 0) else 0.0,
+        epochs=round(float(trainer.state.epoch or 0.0), 3),
     )
