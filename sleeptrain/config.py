@@ -64,7 +64,7 @@ class Recipe(_Strict):
     train_on_inputs: bool = Field(default=False, description="Loss on every turn, not only assistant turns.")
     sequence_len: int = Field(default=512, gt=8)
     question_variants: int = Field(
-        default=3, ge=1, description="Copies of each QA example, the question reworded by neutral frames."
+        default=6, ge=1, description="Copies of each QA example, the question reworded by neutral frames."
     )
     subject_summaries: bool = Field(
         default=True, description="Add one 'What do you know about X?' example per subject of QA facts."
@@ -80,7 +80,7 @@ class Recipe(_Strict):
     # The schedule
     micro_batch_size: int = Field(default=8, gt=0)
     gradient_accumulation_steps: int = Field(default=1, gt=0)
-    num_epochs: float = Field(default=3, gt=0)
+    num_epochs: float = Field(default=2, gt=0)
     max_steps: int | None = Field(default=None, gt=0)
     learning_rate: float | None = Field(
         default=None, gt=0, description="Omitted: 2e-3 for LoRA and QLoRA, 2e-5 for full fine-tuning."

@@ -87,8 +87,8 @@ def test_train_succeeds_and_reports_the_run(trained):
     assert (output_dir / "adapter" / "adapter_config.json").exists()
     assert (output_dir / "metrics.json").exists()
     assert "Traceback" not in done.stdout + done.stderr
-    # 3 facts, each in 3 question variants by default
-    for label in ("trained 9 examples", "adapter", "base model", "final loss", "tokens", "peak memory"):
+    # 3 facts, each in 6 question variants by default
+    for label in ("trained 18 examples", "adapter", "base model", "final loss", "tokens", "peak memory"):
         assert label in done.stdout
     assert f"adapter: {output_dir / 'adapter'}" in done.stdout
     # The recipe is saved as resolved, --set overrides applied.
