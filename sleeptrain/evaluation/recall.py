@@ -62,11 +62,8 @@ def keyword_match(answer: str, keywords: tuple[str, ...] | list[str]) -> bool:
     return all(_normalise(keyword) in said for keyword in keywords)
 
 
-answer_questions = generate_answers
-
-
 def score_probes(model: Any, tokenizer: Any, probes: list[Probe], **kwargs: Any) -> list[ProbeResult]:
-    answers = answer_questions(model, tokenizer, [p.question for p in probes], **kwargs)
+    answers = generate_answers(model, tokenizer, [p.question for p in probes], **kwargs)
     return [ProbeResult(p, a, keyword_match(a, p.keywords)) for p, a in zip(probes, answers, strict=True)]
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from sleeptrain.config import DatasetConfig, Recipe
 from sleeptrain.evaluation.recall import ProbeResult, accuracy_by_kind, read_probes, score_probes
 from sleeptrain.examples import example_path
+from sleeptrain.models import resolve_base_model
 from sleeptrain.workflows.train import train
 
 log = logging.getLogger("sleeptrain")
@@ -46,8 +47,6 @@ def quickstart(out: Path, recipe_overrides: dict[str, Any] | None = None, quiet:
     probes = people + general
 
     log.info("Step 1/3: asking the base model %d questions before training", len(probes))
-    from sleeptrain.models import resolve_base_model
-
     base_path = resolve_base_model(recipe.base_model)
     tokenizer = AutoTokenizer.from_pretrained(base_path)
     base = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)

@@ -9,11 +9,11 @@ from sleeptrain.evaluation import (
     Probe,
     ProbeResult,
     accuracy_by_kind,
-    answer_questions,
     keyword_match,
     read_probes,
     score_probes,
 )
+from sleeptrain.models import generate_answers
 
 
 def test_keywords_match_ignoring_case_and_accents():
@@ -86,8 +86,8 @@ def test_answers_are_greedy_and_batching_does_not_change_them(tiny_llama):
     model = AutoModelForCausalLM.from_pretrained(tiny_llama).eval()
     questions = ["What is the capital of France?", "How many legs does a spider have? Tell me please, thank you."]
 
-    together = answer_questions(model, tokenizer, questions, max_new_tokens=8)
-    alone = [answer_questions(model, tokenizer, [q], max_new_tokens=8)[0] for q in questions]
+    together = generate_answers(model, tokenizer, questions, max_new_tokens=8)
+    alone = [generate_answers(model, tokenizer, [q], max_new_tokens=8)[0] for q in questions]
 
     assert len(together) == 2
     assert together == alone  # left padding: every row continues from its own last token
