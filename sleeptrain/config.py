@@ -35,6 +35,41 @@ class DatasetConfig(_Strict):
     roles_to_train: list[Role] | None = None
 
 
+class HippocampusConfig(_Strict):
+    """How incoming memories are judged before they may become weights (`sleeptrain memory ingest`)."""
+
+    judge: Literal["local", "gemini"] = Field(
+        default="local", description="local: offline, the base model plus rules; gemini: google-genai."
+    )
+    judge_model: str | None = Field(
+        default=None, description="Gemini model name for judge: gemini; omitted: a current Flash model."
+    )
+    duplicate_similarity: float = Field(
+        default=0.9, gt=0, le=1, description="At or above this similarity to a stored memory: a duplicate."
+    )
+    min_importance: float = Field(default=0.2, ge=0, le=1, description="Below this: rejected as unimportant.")
+    on_conflict: Literal["reject", "correct"] = Field(
+        default="reject",
+        description="A contradiction of a stored memory without a correction cue: reject it, or treat it as a "
+        "correction.",
+    )
+
+
+class SleepConfig(_Strict):
+    """How `sleeptrain sleep` consolidates pending memories into the next adapter version."""
+
+    replay_ratio: float = Field(
+        default=0.5, ge=0, description="Consolidated memories replayed per new memory (0: naive sleep)."
+    )
+    ewc_lambda: float = Field(default=0.0, ge=0, description="EWC strength (diagonal Fisher); 0 turns it off.")
+    dreams: float = Field(
+        default=0.0, ge=0, description="Dreams per new memory: the model's own answers on earlier subjects."
+    )
+    pressure_threshold: float = Field(
+        default=3.0, gt=0, description="--if-needed sleeps once the pending memories' importance adds up to this."
+    )
+
+
 class Recipe(_Strict):
     """Every key has a default, so a recipe can be just `datasets` and `output_dir`.
 
@@ -101,6 +136,10 @@ class Recipe(_Strict):
     deepspeed: str | None = Field(default=None, description="A DeepSpeed JSON config, as in Axolotl.")
     fsdp: str | None = Field(default=None, description="FSDP options, e.g. 'full_shard auto_wrap'.")
     logging_steps: int = Field(default=5, gt=0)
+
+    # Memories: judged on the way in, consolidated in sleep
+    hippocampus: HippocampusConfig = Field(default_factory=HippocampusConfig)
+    sleep: SleepConfig = Field(default_factory=SleepConfig)
 
     @field_validator("lora_target_modules", mode="before")
     @classmethod
