@@ -61,6 +61,11 @@ class SleepConfig(_Strict):
     replay_ratio: float = Field(
         default=0.5, ge=0, description="Consolidated memories replayed per new memory (0: naive sleep)."
     )
+    replay_selection: Literal["worst", "random"] = Field(
+        default="worst",
+        description="Which consolidated memories are replayed: worst (highest loss under the current adapter, "
+        "one forward pass each) or random.",
+    )
     ewc_lambda: float = Field(default=0.0, ge=0, description="EWC strength (diagonal Fisher); 0 turns it off.")
     dreams: float = Field(
         default=0.0, ge=0, description="Dreams per new memory: the model's own answers on earlier subjects."
@@ -90,7 +95,9 @@ class Recipe(_Strict):
     )
 
     # The data
-    datasets: list[DatasetConfig] = Field(min_length=1)
+    # Required by `train` (checked there and by load_recipe(require_datasets=True)); a sleep recipe takes its
+    # memories from the store instead.
+    datasets: list[DatasetConfig] | None = Field(default=None, min_length=1)
     chat_template: str = Field(
         default="tokenizer_default",
         description="tokenizer_default (the tokenizer's own), chatml, or a Jinja template string.",
@@ -169,8 +176,10 @@ class Recipe(_Strict):
 # ---------------------------------------------------------------------------------------------- loading
 
 
-def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
-    """Read, override and validate a recipe file. Raises SleeptrainError with file:line on any problem."""
+def load_recipe(path: str | Path, overrides: list[str] | None = None, require_datasets: bool = True) -> Recipe:
+    """Read, override and validate a recipe file. Raises SleeptrainError with file:line on any problem.
+
+    `require_datasets=False` is for `sleep`, whose examples come from the memory store."""
     path = Path(path)
     text = _read_text(path)
     try:
@@ -190,6 +199,8 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
         key_path, value = _parse_override(item)
         _apply_override(data, key_path, value, item)
         overridden[key_path] = item
+    if require_datasets and data.get("datasets") is None:
+        raise SleeptrainError(f"{path}: missing required key 'datasets'")
     recipe = _validate(data, path, lines, overridden)
     return _resolve_paths(recipe, path)
 
@@ -350,7 +361,7 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
 
 def _resolve_paths(recipe: Recipe, recipe_path: Path) -> Recipe:
     """Dataset paths are relative to the working directory (as in Axolotl), or else to the recipe's folder."""
-    for dataset in recipe.datasets:
+    for dataset in recipe.datasets or []:
         dataset.path = _beside(dataset.path, recipe_path)
     if recipe.anchor_prompts is not None:
         recipe.anchor_prompts = _beside(recipe.anchor_prompts, recipe_path)

@@ -17,6 +17,7 @@ from accelerate import PartialState
 
 from sleeptrain.config import Recipe
 from sleeptrain.data.mixing import build_training_dataset, load_recipe_conversations
+from sleeptrain.errors import SleeptrainError
 from sleeptrain.models import load_base_model
 from sleeptrain.settings import load_settings
 from sleeptrain.training import RunMetrics, prepare_for_training, train_model, use_bf16
@@ -39,6 +40,8 @@ def train(recipe: Recipe, quiet: bool = False) -> TrainResult:
     import torch
     from transformers import set_seed
 
+    if not recipe.datasets:
+        raise SleeptrainError("recipe: missing required key 'datasets'")
     # Read and check every data file before spending time on the model.
     conversations = load_recipe_conversations(recipe)
     anchor_prompts = read_anchor_prompts(recipe.anchor_prompts) if recipe.anchor_ratio > 0 else []
