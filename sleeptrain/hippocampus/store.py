@@ -54,12 +54,37 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_memory ON events(memory_id);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sleeps (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    output_dir TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    started_at REAL NOT NULL,
+    finished_at REAL,
+    status TEXT NOT NULL,
+    memory_ids TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT '{}'
+);
 """
 
 _COLUMNS = (
     "id, text, question, answer, subject, source, origin, created_at, status, decision, reason, importance, "
     "scores, supersedes, adapter_version"
 )
+
+
+@dataclass(frozen=True)
+class SleepRecord:
+    """One sleep: written as `started` before training (the intent, with the memories it consolidates), then
+    `done` in the same transaction that marks them consolidated, or `abandoned` by crash recovery."""
+
+    id: int
+    output_dir: str
+    version: int
+    started_at: float
+    finished_at: float | None
+    status: str  # started | done | recovered | abandoned
+    memory_ids: list[str]
+    detail: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -158,16 +183,71 @@ class MemoryStore:
 
     def mark_consolidated(self, ids: Iterable[str], adapter_version: int) -> None:
         """Mark memories as consolidated into `adapter_version`: call only once that version is fully written."""
-        ids = list(ids)
-        now = time.time()
         with self._transaction() as db:
-            db.executemany(
+            self._mark_consolidated(db, list(ids), adapter_version, time.time())
+
+    def _mark_consolidated(self, db: sqlite3.Connection, ids: list[str], adapter_version: int, now: float) -> None:
+        # Only pending rows change (and are logged): a memory superseded or forgotten while the sleep ran stays
+        # so, and a second call for the same ids changes nothing.
+        for memory_id in ids:
+            changed = db.execute(
                 "UPDATE memories SET status = 'consolidated', adapter_version = ?, updated_at = ? "
                 "WHERE id = ? AND status = 'pending'",
-                [(adapter_version, now, memory_id) for memory_id in ids],
-            )
-            for memory_id in ids:
+                (adapter_version, now, memory_id),
+            ).rowcount
+            if changed:
                 self._log(db, memory_id, "consolidated", {"adapter_version": adapter_version}, now)
+
+    # ------------------------------------------------------------------------------------------ sleeps
+
+    def begin_sleep(self, output_dir: str, version: int, memory_ids: list[str], detail: dict | None = None) -> int:
+        """Record a sleep's intent before it trains; returns its id."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                "INSERT INTO sleeps(output_dir, version, started_at, status, memory_ids, detail) "
+                "VALUES (?, ?, ?, 'started', ?, ?)",
+                (output_dir, version, time.time(), json.dumps(memory_ids), json.dumps(detail or {})),
+            )
+            return int(cursor.lastrowid)
+
+    def finish_sleep(self, sleep_id: int, status: str, detail: dict | None = None) -> None:
+        """Close a sleep record. `done` and `recovered` also mark its memories consolidated into its version, in
+        the same transaction, so a sleep is never recorded as finished with its memories still pending."""
+        record = next((r for r in self.sleeps() if r.id == sleep_id), None)
+        if record is None:
+            raise SleeptrainError(f"no sleep with id {sleep_id}")
+        now = time.time()
+        merged = {**record.detail, **(detail or {})}
+        with self._transaction() as db:
+            if status in ("done", "recovered"):
+                self._mark_consolidated(db, record.memory_ids, record.version, now)
+            db.execute(
+                "UPDATE sleeps SET status = ?, finished_at = ?, detail = ? WHERE id = ?",
+                (status, now, json.dumps(merged, ensure_ascii=False), sleep_id),
+            )
+
+    def sleeps(self, output_dir: str | None = None, status: str | None = None) -> list[SleepRecord]:
+        query = "SELECT * FROM sleeps WHERE 1 = 1"
+        params: list[Any] = []
+        if output_dir is not None:
+            query += " AND output_dir = ?"
+            params.append(output_dir)
+        if status is not None:
+            query += " AND status = ?"
+            params.append(status)
+        return [
+            SleepRecord(
+                r["id"],
+                r["output_dir"],
+                r["version"],
+                r["started_at"],
+                r["finished_at"],
+                r["status"],
+                json.loads(r["memory_ids"]),
+                json.loads(r["detail"]),
+            )
+            for r in self._db.execute(query + " ORDER BY id", params)
+        ]
 
     def forget(self, memory_id: str) -> Memory:
         """Mark a memory forgotten: it leaves what the model is meant to know (and sleep's replay); its row and

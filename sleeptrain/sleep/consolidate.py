@@ -1,0 +1,138 @@
+"""What one sleep trains on: the pending memories (with the recipe's question variants), their subjects'
+summaries, corrections, and a replay of consolidated memories, all as Conversations for data/render.
+
+- A new fact is trained as the recipe's `train` trains a QA row: the question in `question_variants`
+  wordings, plus a "What do you know about X?" summary of X's facts. The summary is built from every active
+  fact about X (consolidated ones too, never a superseded one), so a sleep does not teach a summary that
+  leaves out what X's earlier facts said.
+- A correction is trained like a new fact, and also on the superseded memory's question if it was worded
+  differently, so that neither wording keeps the old answer. The superseded memory is not active, so it is
+  never replayed or summarised again.
+- Replay: `replay_ratio` consolidated memories per new memory, each once in its plain wording (they are
+  already learnt: one rehearsal per sleep is what keeps them, measured in BENCHMARKS.md, "Sleep"). Which
+  ones: those the current adapter answers worst (the loss of its answer, one forward pass each), or random.
+- A memory without a question (free text) is trained as the answer to "What do you remember about X?" when
+  it has a subject, else as text in a user turn (loss on the text itself), the way interviews are learnt.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from sleeptrain.config import Recipe
+from sleeptrain.data.augment import question_variants, subject_summaries
+from sleeptrain.data.formats import Conversation, Message
+from sleeptrain.data.render import IGNORE_INDEX, render_conversation, resolve_chat_template
+from sleeptrain.hippocampus.memory import Memory
+
+ANSWER_ROLES = ("assistant",)
+
+
+@dataclass
+class SleepPlan:
+    """The conversations of one sleep, by kind (anchors and dreams are added by the workflow)."""
+
+    new: list[Conversation] = field(default_factory=list)  # pending memories, variants and summaries included
+    corrections: int = 0
+    replay: list[Conversation] = field(default_factory=list)
+    replayed_ids: list[str] = field(default_factory=list)
+
+
+def memory_conversation(memory: Memory, question: str | None = None) -> Conversation:
+    """One memory as the conversation that teaches it (see the module docstring for free text)."""
+    origin = f"memory:{memory.id}"
+    if memory.is_fact or question is not None:
+        asked = question or memory.question or ""
+        return Conversation(
+            (Message("user", asked.strip()), Message("assistant", (memory.answer or memory.text).strip())),
+            ANSWER_ROLES,
+            memory.subject,
+            origin,
+        )
+    if memory.subject:
+        return Conversation(
+            (Message("user", f"What do you remember about {memory.subject}?"), Message("assistant", memory.text)),
+            ANSWER_ROLES,
+            memory.subject,
+            origin,
+        )
+    return Conversation((Message("user", memory.text),), ("user",), None, origin)
+
+
+def new_conversations(
+    pending: list[Memory], active: list[Memory], superseded: dict[str, Memory], recipe: Recipe, seed: int
+) -> tuple[list[Conversation], int]:
+    """The pending memories as training conversations; returns them and how many were corrections."""
+    taught: list[Conversation] = []
+    corrections = 0
+    for memory in pending:
+        taught.append(memory_conversation(memory))
+        old = superseded.get(memory.supersedes or "")
+        if old is not None:
+            corrections += 1
+            old_question = old.question if old.is_fact else None
+            if old_question and old_question.strip() != (memory.question or "").strip():
+                taught.append(memory_conversation(memory, question=old_question))
+    out = question_variants(taught, recipe.question_variants, seed)
+    if recipe.subject_summaries:
+        subjects = {m.subject for m in pending if m.subject and m.is_fact}
+        facts = [memory_conversation(m) for m in active if m.subject in subjects and m.is_fact]
+        out += subject_summaries(facts)[len(facts) :]  # the summaries alone
+    return out, corrections
+
+
+def answer_losses(model: Any, tokenizer: Any, recipe: Recipe, conversations: list[Conversation]) -> list[float]:
+    """The mean loss of each conversation's trained tokens under `model`: forward passes only, batched."""
+    import torch
+    import torch.nn.functional as F
+
+    template = resolve_chat_template(tokenizer, recipe.chat_template)
+    rows = [
+        render_conversation(c, tokenizer, template, recipe.system_prompt, recipe.sequence_len) for c in conversations
+    ]
+    pad = tokenizer.pad_token_id
+    losses: list[float] = []
+    was_training = model.training
+    model.eval()
+    try:
+        for start in range(0, len(rows), 16):
+            chunk = rows[start : start + 16]
+            width = max(len(r["input_ids"]) for r in chunk)
+            ids = torch.tensor([r["input_ids"] + [pad] * (width - len(r["input_ids"])) for r in chunk])
+            mask = torch.tensor([r["attention_mask"] + [0] * (width - len(r["input_ids"])) for r in chunk])
+            labels = torch.tensor([r["labels"] + [IGNORE_INDEX] * (width - len(r["labels"])) for r in chunk])
+            with torch.inference_mode():
+                logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device)).logits.float()
+            targets = labels[:, 1:].to(logits.device)
+            per_token = F.cross_entropy(
+                logits[:, :-1].reshape(-1, logits.shape[-1]),
+                targets.reshape(-1),
+                ignore_index=IGNORE_INDEX,
+                reduction="none",
+            ).view(targets.shape)
+            counts = (targets != IGNORE_INDEX).sum(dim=1).clamp_min(1)
+            losses.extend((per_token.sum(dim=1) / counts).tolist())
+    finally:
+        model.train(was_training)
+    return losses
+
+
+def replay_count(recipe: Recipe, new_memories: int, consolidated: int) -> int:
+    return min(consolidated, math.ceil(recipe.sleep.replay_ratio * new_memories))
+
+
+def choose_replay(
+    consolidated: list[Memory], count: int, recipe: Recipe, seed: int, losses: list[float] | None = None
+) -> list[Memory]:
+    """`count` consolidated memories to rehearse: the highest losses first, or a random sample."""
+    if count <= 0 or not consolidated:
+        return []
+    if count >= len(consolidated):
+        return list(consolidated)
+    if recipe.sleep.replay_selection == "worst" and losses is not None:
+        order = sorted(range(len(consolidated)), key=lambda i: -losses[i])
+        return [consolidated[i] for i in order[:count]]
+    return random.Random(seed).sample(consolidated, count)

@@ -1,0 +1,321 @@
+"""`sleeptrain sleep --store DB --recipe R`: consolidate the store's pending memories into the next adapter
+version, continuing from the latest one.
+
+One sleep: recover from a killed one, weigh the sleep pressure, record the intent in the store, load the base
+model and the latest adapter (trainable), build the sleep's examples (new memories and corrections, replay
+of the consolidated memories the adapter answers worst, dreams, anchors), train with Trainer (plus EWC if the
+recipe asks), compute the version's Fisher, write `adapters/.tmp-vN`, commit it as `vN` and `latest`, and
+only then mark the memories consolidated (`sleeptrain/sleep/versions.py` has the protocol). Training logs go
+to `output_dir/sleeps/vN/`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sleeptrain.config import Recipe
+from sleeptrain.errors import SleeptrainError
+from sleeptrain.hippocampus.store import MemoryStore
+from sleeptrain.sleep.consolidate import (
+    answer_losses,
+    choose_replay,
+    memory_conversation,
+    new_conversations,
+    replay_count,
+)
+from sleeptrain.sleep.dreams import dream_conversations
+from sleeptrain.sleep.pressure import Pressure, sleep_pressure
+from sleeptrain.sleep.versions import (
+    adapters_dir,
+    commit_version,
+    latest_dir,
+    latest_version,
+    recover,
+    temporary_dir,
+    version_dir,
+)
+from sleeptrain.training.run import RunMetrics
+
+log = logging.getLogger("sleeptrain")
+
+SLEEP_FILE = "sleep.json"
+
+
+@dataclass
+class SleepResult:
+    slept: bool
+    reason: str  # why it slept or did not
+    pressure: Pressure
+    version: int | None  # the latest adapter version after this call
+    adapter_dir: Path | None
+    consolidated: list[str] = field(default_factory=list)  # memory ids
+    corrections: int = 0
+    replayed: list[str] = field(default_factory=list)  # memory ids
+    dreams: int = 0
+    anchors: int = 0
+    examples: int = 0  # every training example: new (with variants and summaries), replay, dreams, anchors
+    metrics: RunMetrics | None = None
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
+    recovered: list[str] = field(default_factory=list)  # what crash recovery did first
+
+
+def sleep(store: MemoryStore | str | Path, recipe: Recipe, if_needed: bool = False, quiet: bool = False) -> SleepResult:
+    """Consolidate the pending memories of `store` into `recipe.output_dir/adapters/v{N+1}`."""
+    if recipe.adapter == "full":
+        raise SleeptrainError("adapter: sleep keeps adapter versions; use adapter: lora or qlora, not full")
+    if isinstance(store, MemoryStore):
+        return _sleep(store, recipe, if_needed, quiet)
+    path = Path(store)
+    if not path.is_file():
+        raise SleeptrainError(f"{path}: no such memory store")
+    with MemoryStore(path) as opened:
+        return _sleep(opened, recipe, if_needed, quiet)
+
+
+@contextlib.contextmanager
+def _sleep_lock(output_dir: Path) -> Iterator[None]:
+    """One sleep at a time per output_dir. The kernel drops a flock when its process dies, even by SIGKILL."""
+    adapters_dir(output_dir).mkdir(parents=True, exist_ok=True)
+    handle = open(adapters_dir(output_dir) / ".sleep.lock", "w")  # noqa: SIM115 - held for the whole sleep
+    try:
+        import fcntl
+
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SleeptrainError(f"{output_dir}: another sleep is running on this output_dir") from None
+    except ImportError:  # Windows: no flock; one sleep at a time is then the user's to ensure
+        pass
+    try:
+        yield
+    finally:
+        handle.close()
+
+
+def _store_key(output_dir: Path) -> str:
+    return str(output_dir.resolve())
+
+
+def recover_sleeps(store: MemoryStore, output_dir: Path) -> list[str]:
+    """Finish what a killed sleep left: remove uncommitted folders; a sleep whose version became `latest` had
+    its memories consolidated into it, so mark them now; any other unfinished sleep is abandoned (its memories
+    are still pending and the next sleep trains them)."""
+    notes = [f"removed {name}" for name in recover(output_dir)]
+    current = latest_version(output_dir)
+    for record in store.sleeps(output_dir=_store_key(output_dir), status="started"):
+        if current is not None and record.version == current:
+            store.finish_sleep(record.id, "recovered")
+            notes.append(f"marked {len(record.memory_ids)} memories consolidated into v{record.version}")
+        else:
+            store.finish_sleep(record.id, "abandoned", {"reason": "stopped before its version was committed"})
+            notes.append(f"abandoned the unfinished sleep to v{record.version}")
+    for note in notes:
+        log.warning("recovery: %s", note)
+    return notes
+
+
+def _sleep(store: MemoryStore, recipe: Recipe, if_needed: bool, quiet: bool) -> SleepResult:
+    output_dir = Path(recipe.output_dir)
+    with _sleep_lock(output_dir):
+        recovered = recover_sleeps(store, output_dir)
+        current = latest_version(output_dir)
+        pending = store.pending()
+        pressure = sleep_pressure(pending, recipe.sleep.pressure_threshold)
+        idle = dict(pressure=pressure, version=current, adapter_dir=latest_dir(output_dir), recovered=recovered)
+        if not pending:
+            return SleepResult(False, "no pending memories to consolidate", **idle)
+        if if_needed and not pressure.needs_sleep:
+            return SleepResult(False, pressure.explain(), **idle)
+        version = (current or 0) + 1
+        sleep_id = store.begin_sleep(
+            _store_key(output_dir), version, [m.id for m in pending], {"pressure": pressure.value}
+        )
+        try:
+            result = _consolidate(store, recipe, output_dir, pending, current, version, quiet)
+        except BaseException as exc:
+            # A SIGKILL never gets here; recover_sleeps() handles that on the next sleep.
+            with contextlib.suppress(Exception):
+                store.finish_sleep(sleep_id, "abandoned", {"error": f"{type(exc).__name__}: {exc}"[:500]})
+                recover(output_dir)
+            raise
+        store.finish_sleep(sleep_id, "done", {"replayed": result.replayed, "examples": result.examples})
+        result.pressure = pressure
+        result.recovered = recovered
+        result.reason = pressure.explain() if if_needed else f"{len(pending)} pending memories"
+        return result
+
+
+def _consolidate(
+    store: MemoryStore,
+    recipe: Recipe,
+    output_dir: Path,
+    pending: list,
+    current: int | None,
+    version: int,
+    quiet: bool,
+) -> SleepResult:
+    import torch
+    from transformers import set_seed
+
+    from sleeptrain.data.mixing import build_training_dataset
+    from sleeptrain.models import load_base_model
+    from sleeptrain.settings import load_settings
+    from sleeptrain.training import prepare_for_training, train_model, use_bf16
+    from sleeptrain.training.anchors import anchor_conversations, read_anchor_prompts
+    from sleeptrain.training.ewc import accumulate, attach_ewc, empirical_fisher, load_fisher, save_fisher
+
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[name] = round(now - clock, 2)
+        clock = now
+
+    seed = recipe.seed + version  # a different replay sample and frame choice each sleep, reproducibly
+    consolidated = store.consolidated()
+    active = store.active()
+    superseded = {m.id: m for m in store.memories(["superseded"])}
+    anchor_prompts = read_anchor_prompts(recipe.anchor_prompts) if recipe.anchor_ratio > 0 else []
+    threads = load_settings().threads
+    if threads:
+        torch.set_num_threads(threads)
+    set_seed(recipe.seed)
+    bf16 = use_bf16(recipe.bf16)
+    loaded = load_base_model(recipe, bf16)
+    tokenizer = loaded.tokenizer
+
+    new, corrections = new_conversations(pending, active, superseded, recipe, seed)
+    # Anchors are the base model's answers: recorded before the adapter is on. Counted on the new examples
+    # only, so that replay and dreams do not also grow the anchors.
+    anchors = anchor_conversations(
+        recipe, anchor_prompts, loaded.model, tokenizer, loaded.path, math.ceil(recipe.anchor_ratio * len(new))
+    )
+    model = _trainable_model(recipe, loaded.model, current, output_dir, prepare_for_training)
+    lap("load_s")
+
+    count = replay_count(recipe, len(pending), len(consolidated))
+    losses = None
+    if 0 < count < len(consolidated) and recipe.sleep.replay_selection == "worst":
+        losses = answer_losses(model, tokenizer, recipe, [memory_conversation(m) for m in consolidated])
+    chosen = choose_replay(consolidated, count, recipe, seed, losses)
+    replay = [memory_conversation(m) for m in chosen]
+    lap("replay_select_s")
+
+    dreams = []
+    dream_count = math.ceil(recipe.sleep.dreams * len(pending)) if consolidated and current else 0
+    if dream_count:
+        dreams = dream_conversations(model, tokenizer, recipe, consolidated, dream_count, seed)
+    lap("dreams_s")
+
+    handles = []
+    previous = latest_dir(output_dir)
+    if recipe.sleep.ewc_lambda > 0 and previous is not None:
+        fisher = load_fisher(previous)
+        if fisher is None:
+            log.warning("EWC: %s has no Fisher (slept without EWC); this sleep has no penalty", previous)
+        else:
+            # The hook adds the penalty's gradient on every backward pass; Trainer sums
+            # gradient_accumulation_steps of them per step, so each carries its share.
+            handles = attach_ewc(model, fisher, recipe.sleep.ewc_lambda / recipe.gradient_accumulation_steps)
+
+    examples = new + replay + dreams + anchors
+    dataset = build_training_dataset(recipe, tokenizer, examples)
+    log.info(
+        "sleep to v%d: %d pending memories (%d corrections) as %d examples, %d replayed, %d dreams, %d anchors",
+        version,
+        len(pending),
+        corrections,
+        len(new),
+        len(replay),
+        len(dreams),
+        len(anchors),
+    )
+    staging = temporary_dir(output_dir, version)
+    run_recipe = recipe.model_copy(update={"output_dir": output_dir / "sleeps" / f"v{version}"})
+    lap("build_s")
+    try:
+        metrics = train_model(run_recipe, model, tokenizer, dataset, bf16, staging, quiet=quiet)
+    finally:
+        for handle in handles:
+            handle.remove()
+    lap("train_s")
+
+    if recipe.sleep.ewc_lambda > 0:
+        batches = _single_example_batches(recipe, tokenizer, [memory_conversation(m) for m in pending])
+        fisher = accumulate(load_fisher(previous), empirical_fisher(model, batches))
+        save_fisher(fisher, staging)
+    lap("fisher_s")
+
+    result = SleepResult(
+        slept=True,
+        reason="",
+        pressure=sleep_pressure(pending, recipe.sleep.pressure_threshold),
+        version=version,
+        adapter_dir=version_dir(output_dir, version),
+        consolidated=[m.id for m in pending],
+        corrections=corrections,
+        replayed=[m.id for m in chosen],
+        dreams=len(dreams),
+        anchors=len(anchors),
+        examples=len(examples),
+        metrics=metrics,
+        timings=timings,
+    )
+    record = {k: v for k, v in asdict(result).items() if k not in ("adapter_dir", "pressure", "recovered")}
+    record["continued_from"] = current
+    (staging / SLEEP_FILE).write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
+    commit_version(output_dir, staging, version)
+    lap("commit_s")
+    result.timings = timings
+    return result
+
+
+def _trainable_model(recipe: Recipe, base: Any, current: int | None, output_dir: Path, prepare: Any) -> Any:
+    """The latest adapter on the base model, trainable; before the first sleep, a fresh one."""
+    if current is None:
+        return prepare(recipe, base)
+    from peft import PeftModel, prepare_model_for_kbit_training
+
+    if recipe.adapter == "qlora":
+        base = prepare_model_for_kbit_training(base, use_gradient_checkpointing=recipe.gradient_checkpointing)
+    folder = version_dir(output_dir, current)
+    try:
+        model = PeftModel.from_pretrained(base, str(folder), is_trainable=True)
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise SleeptrainError(f"{folder}: the latest adapter version does not load ({exc})") from exc
+    model.config.use_cache = False
+    return model
+
+
+def _single_example_batches(recipe: Recipe, tokenizer: Any, conversations: list) -> list[dict[str, Any]]:
+    import torch
+
+    from sleeptrain.data.render import render_conversation, resolve_chat_template
+
+    template = resolve_chat_template(tokenizer, recipe.chat_template)
+    batches = []
+    for conversation in conversations:
+        row = render_conversation(conversation, tokenizer, template, recipe.system_prompt, recipe.sequence_len)
+        batches.append({key: torch.tensor([values]) for key, values in row.items()})
+    return batches
+
+
+def pending_pressure(store: MemoryStore | str | Path, recipe: Recipe) -> Pressure:
+    """The sleep pressure of a store's pending memories, without sleeping."""
+    if isinstance(store, MemoryStore):
+        return sleep_pressure(store.pending(), recipe.sleep.pressure_threshold)
+    with MemoryStore(store) as opened:
+        return sleep_pressure(opened.pending(), recipe.sleep.pressure_threshold)
+
+
+__all__ = ["SleepResult", "pending_pressure", "recover_sleeps", "sleep"]

@@ -1,0 +1,218 @@
+"""The sleep cycle on a tiny model: versions, replay, corrections, pressure, EWC, dreams, crash recovery."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from peft import PeftModel
+from transformers import AutoModelForCausalLM
+
+from sleeptrain.config import Recipe, SleepConfig
+from sleeptrain.errors import SleeptrainError
+from sleeptrain.hippocampus import Memory, MemoryStore, Verdict
+from sleeptrain.sleep.versions import latest_dir, latest_version, versions
+from sleeptrain.workflows.sleep import sleep
+
+FACTS = [
+    ("Alice", "What does Alice like?", "Alice likes green apples."),
+    ("Bob", "What does Bob like?", "Bob likes red boats."),
+    ("Carol", "What does Carol like?", "Carol likes blue kites."),
+    ("Alice", "Where was Alice born?", "Alice was born in Paris."),
+]
+
+
+def tiny_recipe(model_dir, out, **sleep_keys) -> Recipe:
+    return Recipe(
+        base_model=model_dir,
+        output_dir=out,
+        anchor_ratio=0,
+        question_variants=2,
+        max_steps=3,
+        micro_batch_size=4,
+        bf16=False,
+        logging_steps=1,
+        sleep=SleepConfig(**sleep_keys),
+    )
+
+
+def add_fact(store: MemoryStore, subject, question, answer, importance=0.8, supersedes=None) -> Memory:
+    memory = Memory(store.new_id(), f"{question} {answer}", question, answer, subject)
+    decision = "correct" if supersedes else "store"
+    return store.add(memory, Verdict(decision, importance, ["test"], supersedes=supersedes))
+
+
+@pytest.fixture
+def store(tmp_path):
+    with MemoryStore(tmp_path / "memories.db") as opened:
+        yield opened
+
+
+def test_two_sleeps_write_versions_continue_the_adapter_and_mark_memories_once(tiny_llama, tmp_path, store):
+    recipe = tiny_recipe(tiny_llama, tmp_path / "out", replay_ratio=1.0)
+    first = [add_fact(store, *fact) for fact in FACTS[:2]]
+
+    one = sleep(store, recipe, quiet=True)
+
+    assert one.slept and one.version == 1 and latest_version(recipe.output_dir) == 1
+    assert sorted(one.consolidated) == sorted(m.id for m in first)
+    assert {m.status for m in store.memories()} == {"consolidated"}
+    assert {m.adapter_version for m in store.memories()} == {1}
+    v1 = latest_dir(recipe.output_dir)
+    assert (v1 / "adapter_model.safetensors").is_file() and (v1 / "sleep.json").is_file()
+    assert json.loads((v1 / "sleep.json").read_text())["continued_from"] is None
+
+    second = [add_fact(store, *fact) for fact in FACTS[2:]]
+    two = sleep(store, recipe, quiet=True)
+
+    assert two.version == 2 and versions(recipe.output_dir) == [1, 2]
+    assert os.readlink(recipe.output_dir / "adapters" / "latest") == "v2"
+    assert sorted(two.consolidated) == sorted(m.id for m in second)
+    assert sorted(two.replayed) == sorted(m.id for m in first)  # replay_ratio 1.0, two new: both old ones
+    assert json.loads((latest_dir(recipe.output_dir) / "sleep.json").read_text())["continued_from"] == 1
+    consolidated_events = [e for e in store.events() if e.kind == "consolidated"]
+    assert len(consolidated_events) == 4  # each memory once
+    assert [r.status for r in store.sleeps()] == ["done", "done"]
+
+    # v2 continued from v1 (not from scratch) and both versions load as plain PEFT folders.
+    base = AutoModelForCausalLM.from_pretrained(tiny_llama)
+    weights = {}
+    for version in (1, 2):
+        model = PeftModel.from_pretrained(base, str(recipe.output_dir / "adapters" / f"v{version}"))
+        weights[version] = {n: p.detach().clone() for n, p in model.named_parameters() if "lora_B" in n}
+        base = model.unload()
+    assert any((weights[1][n] - weights[2][n]).abs().max() > 0 for n in weights[1])
+    assert all(weights[1][n].abs().max() > 0 for n in weights[1])  # v1's B moved from zero
+
+
+def test_nothing_pending_means_no_sleep(tiny_llama, tmp_path, store):
+    result = sleep(store, tiny_recipe(tiny_llama, tmp_path / "out"), quiet=True)
+    assert not result.slept and "no pending" in result.reason and result.version is None
+    assert versions(tmp_path / "out") == []
+
+
+def test_if_needed_sleeps_only_once_the_pressure_reaches_the_threshold(tiny_llama, tmp_path, store):
+    recipe = tiny_recipe(tiny_llama, tmp_path / "out", pressure_threshold=1.0)
+    add_fact(store, *FACTS[0], importance=0.4)
+    add_fact(store, *FACTS[1], importance=0.4)
+
+    waited = sleep(store, recipe, if_needed=True, quiet=True)
+    assert not waited.slept and "0.80" in waited.reason and "below" in waited.reason
+    assert len(store.pending()) == 2 and latest_version(recipe.output_dir) is None
+
+    add_fact(store, *FACTS[2], importance=0.3)
+    slept = sleep(store, recipe, if_needed=True, quiet=True)
+    assert slept.slept and slept.pressure.value == pytest.approx(1.1) and store.pending() == []
+
+
+def test_a_correction_is_trained_on_both_wordings_and_the_old_memory_is_not_replayed(tiny_llama, tmp_path, store):
+    recipe = tiny_recipe(tiny_llama, tmp_path / "out", replay_ratio=5.0)
+    old = add_fact(store, "Alice", "What fruit does Alice like?", "Alice likes green apples.")
+    other = add_fact(store, *FACTS[1])
+    sleep(store, recipe, quiet=True)
+
+    new = add_fact(store, "Alice", "What does Alice like to eat?", "Alice likes pears.", supersedes=old.id)
+    result = sleep(store, recipe, quiet=True)
+
+    assert store.get(old.id).status == "superseded" and store.get(new.id).status == "consolidated"
+    assert result.corrections == 1
+    assert result.replayed == [other.id]  # the superseded memory is never replayed
+    # The new and the old wording, 2 question variants each, and the replayed memory; no summary (the
+    # superseded fact no longer counts, so Alice has one fact).
+    assert result.examples == 4 + 1
+
+
+def test_an_error_during_training_abandons_the_sleep_and_keeps_everything(tiny_llama, tmp_path, store, monkeypatch):
+    recipe = tiny_recipe(tiny_llama, tmp_path / "out")
+    add_fact(store, *FACTS[0])
+    sleep(store, recipe, quiet=True)
+    add_fact(store, *FACTS[1])
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr("sleeptrain.training.train_model", broken)
+    with pytest.raises(RuntimeError):
+        sleep(store, recipe, quiet=True)
+
+    assert latest_version(recipe.output_dir) == 1 and versions(recipe.output_dir) == [1]
+    assert len(store.pending()) == 1
+    assert [r.status for r in store.sleeps()] == ["done", "abandoned"]
+    assert not any(p.name.startswith(".tmp-") for p in (recipe.output_dir / "adapters").iterdir())
+
+
+def test_killed_after_latest_moved_but_before_the_store_was_told_is_recovered(tiny_llama, tmp_path, store, monkeypatch):
+    recipe = tiny_recipe(tiny_llama, tmp_path / "out")
+    memory = add_fact(store, *FACTS[0])
+
+    def killed(self, sleep_id, status, detail=None):
+        raise KeyboardInterrupt  # stands for the process dying between `latest` and the store
+
+    with monkeypatch.context() as patch:
+        patch.setattr(MemoryStore, "finish_sleep", killed)
+        with pytest.raises(KeyboardInterrupt):
+            sleep(store, recipe, quiet=True)
+    assert latest_version(recipe.output_dir) == 1 and store.get(memory.id).status == "pending"
+
+    result = sleep(store, recipe, quiet=True)
+
+    assert not result.slept and "no pending" in result.reason
+    assert any("marked 1 memories consolidated into v1" in note for note in result.recovered)
+    assert store.get(memory.id).status == "consolidated" and store.get(memory.id).adapter_version == 1
+    assert versions(recipe.output_dir) == [1]
+
+
+def test_an_uncommitted_version_folder_is_removed_and_its_memories_retrained(tiny_llama, tmp_path, store):
+    recipe = tiny_recipe(tiny_llama, tmp_path / "out")
+    add_fact(store, *FACTS[0])
+    sleep(store, recipe, quiet=True)
+    memory = add_fact(store, *FACTS[1])
+    # What a sleep killed between renaming .tmp-v2 to v2 and moving `latest` leaves behind:
+    store.begin_sleep(str((tmp_path / "out").resolve()), 2, [memory.id])
+    (tmp_path / "out" / "adapters" / "v2").mkdir()
+    (tmp_path / "out" / "adapters" / ".tmp-v3").mkdir()
+
+    result = sleep(store, recipe, quiet=True)
+
+    assert "removed v2" in result.recovered and "removed .tmp-v3" in result.recovered
+    assert result.slept and result.version == 2 and result.consolidated == [memory.id]
+    assert [r.status for r in store.sleeps()] == ["done", "abandoned", "done"]
+
+
+def test_full_fine_tuning_cannot_sleep(tiny_llama, tmp_path, store):
+    recipe = tiny_recipe(tiny_llama, tmp_path / "out").model_copy(update={"adapter": "full"})
+    with pytest.raises(SleeptrainError, match="lora or qlora"):
+        sleep(store, recipe, quiet=True)
+
+
+def test_ewc_writes_a_fisher_per_version_and_accumulates_it(tiny_llama, tmp_path, store):
+    from sleeptrain.training.ewc import load_fisher
+
+    recipe = tiny_recipe(tiny_llama, tmp_path / "out", ewc_lambda=1.0, replay_ratio=0)
+    add_fact(store, *FACTS[0])
+    add_fact(store, *FACTS[1])
+    sleep(store, recipe, quiet=True)
+    add_fact(store, *FACTS[2])
+    sleep(store, recipe, quiet=True)
+
+    one = load_fisher(tmp_path / "out" / "adapters" / "v1")
+    two = load_fisher(tmp_path / "out" / "adapters" / "v2")
+    assert one["__examples__"].item() == 2 and two["__examples__"].item() == 3
+    names = [n for n in one if n != "__examples__"]
+    assert names and all("lora_" in n for n in names)
+    assert all((two[n] >= one[n]).all() for n in names) and any((two[n] > one[n]).any() for n in names)
+
+
+def test_dreams_are_the_models_own_answers_about_earlier_subjects(tiny_llama, tmp_path, store):
+    recipe = tiny_recipe(tiny_llama, tmp_path / "out", dreams=2.0, replay_ratio=0)
+    add_fact(store, *FACTS[0])
+    add_fact(store, *FACTS[1])
+    sleep(store, recipe, quiet=True)
+    add_fact(store, *FACTS[2])
+
+    result = sleep(store, recipe, quiet=True)
+
+    # A random tiny model may answer with nothing; a dream is only kept when it says something.
+    assert 0 <= result.dreams <= 2 and result.replayed == []
+    assert result.timings["dreams_s"] > 0
