@@ -78,6 +78,38 @@ def quickstart(
     run_quickstart(out, quiet)
 
 
+@app.command()
+def sleep(
+    store: Annotated[Path, typer.Option("--store", help="The memory store (SQLite file).")],
+    recipe: Annotated[Path, typer.Option("--recipe", help="The recipe YAML file (no datasets needed).")],
+    if_needed: Annotated[
+        bool, typer.Option("--if-needed", help="Sleep only if the pending memories' pressure reaches the threshold.")
+    ] = False,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a recipe key: --set sleep.replay_ratio=2 (dotted keys for sections)."),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or info logs.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and library logs.")] = False,
+) -> None:
+    """Consolidate the pending memories into the next adapter version (output_dir/adapters/vN, latest)."""
+    from sleeptrain.cli.sleep import run_sleep
+
+    _DEBUG["on"] = _DEBUG["on"] or debug
+    configure_output(debug=debug_enabled(), quiet=quiet)
+    run_sleep(store, recipe, set_ or [], if_needed, quiet)
+
+
+def _register_memory_commands() -> None:
+    # cli/memory.py imports only typer and rich at module level; its commands import the workflows when run.
+    from sleeptrain.cli.memory import memory_app
+
+    app.add_typer(memory_app, name="memory")
+
+
+_register_memory_commands()
+
+
 def main() -> None:
     """Entry point: run the app; a SleeptrainError is one line on stderr and exit 1 (2 for usage)."""
     try:

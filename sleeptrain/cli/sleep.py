@@ -1,0 +1,38 @@
+"""`sleeptrain sleep`: consolidate the store's pending memories into the next adapter version, print what
+happened."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sleeptrain.cli.output import console
+from sleeptrain.config import load_recipe
+
+
+def run_sleep(store: Path, recipe_path: Path, overrides: list[str], if_needed: bool, quiet: bool) -> None:
+    from sleeptrain.errors import SleeptrainError
+    from sleeptrain.workflows.sleep import sleep
+
+    recipe = load_recipe(recipe_path, overrides, require_datasets=False)
+    if not store.is_file():
+        raise SleeptrainError(f"--store {store}: no such memory store")
+    result = sleep(store, recipe, if_needed=if_needed, quiet=quiet)
+    lines = [f"recovered: {note}" for note in result.recovered]
+    if not result.slept:
+        lines.append(f"no sleep: {result.reason}")
+        if result.adapter_dir is not None:
+            lines.append(f"latest adapter: {result.adapter_dir} (v{result.version})")
+    else:
+        metrics = result.metrics
+        lines += [
+            f"slept: {result.reason}",
+            f"consolidated {len(result.consolidated)} memories ({result.corrections} corrections) into "
+            f"v{result.version}",
+            f"replayed {len(result.replayed)}, dreams {result.dreams}, anchors {result.anchors}, "
+            f"{result.examples} examples in all",
+            f"final loss: {metrics.final_loss:.4f}; {metrics.train_tokens} tokens in {metrics.train_runtime_s:.1f} s",
+            f"adapter: {result.adapter_dir}",
+        ]
+    # Plain lines, never cut to the terminal's width: the paths are what a user copies.
+    for line in lines:
+        console.print(line, highlight=False, markup=False, soft_wrap=True)

@@ -1,0 +1,182 @@
+"""`sleeptrain sleep`, run as a user runs it (a subprocess): a sleep on a tiny model, --if-needed, one-line
+errors, and a sleep killed with SIGKILL in the middle of training, then run again."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from peft import PeftModel
+from transformers import AutoModelForCausalLM
+
+from sleeptrain.hippocampus import Memory, MemoryStore, Verdict
+from tests.cli.test_cli import cli_env, sleeptrain
+
+pytestmark = pytest.mark.timeout(180)
+
+FACTS = [
+    ("Alice", "What does Alice like?", "Alice likes green apples."),
+    ("Bob", "What does Bob like?", "Bob likes red boats."),
+    ("Carol", "What does Carol like?", "Carol likes blue kites."),
+]
+
+
+def fill_store(path: Path, facts, importance: float = 0.8) -> list[str]:
+    with MemoryStore(path) as store:
+        ids = []
+        for subject, question, answer in facts:
+            memory = Memory(store.new_id(), f"{question} {answer}", question, answer, subject)
+            ids.append(store.add(memory, Verdict("store", importance, ["test"])).id)
+    return ids
+
+
+def write_sleep_recipe(folder: Path, base_model: str) -> Path:
+    recipe = folder / "sleep.yaml"
+    recipe.write_text(
+        f"base_model: {base_model}\noutput_dir: run\nanchor_ratio: 0\nquestion_variants: 2\nmax_steps: 2\n"
+        "micro_batch_size: 4\nbf16: false\nsleep:\n  replay_ratio: 1.0\n  pressure_threshold: 1.0\n",
+        encoding="utf-8",
+    )
+    return recipe
+
+
+def test_sleep_consolidates_and_prints_the_new_version(tiny_llama, tmp_path, isolated_cache):
+    recipe = write_sleep_recipe(tmp_path, tiny_llama)
+    ids = fill_store(tmp_path / "memories.db", FACTS)
+
+    done = sleeptrain(
+        "sleep", "--store", "memories.db", "--recipe", str(recipe), "-q", cwd=tmp_path, cache_dir=isolated_cache
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert "consolidated 3 memories (0 corrections) into v1" in done.stdout
+    assert f"adapter: {Path('run') / 'adapters' / 'v1'}" in done.stdout
+    assert os.readlink(tmp_path / "run" / "adapters" / "latest") == "v1"
+    with MemoryStore(tmp_path / "memories.db") as store:
+        assert {store.get(i).status for i in ids} == {"consolidated"}
+
+    again = sleeptrain(
+        "sleep",
+        "--store",
+        "memories.db",
+        "--recipe",
+        str(recipe),
+        "--if-needed",
+        cwd=tmp_path,
+        cache_dir=isolated_cache,
+    )
+    assert again.returncode == 0 and "no sleep: no pending memories" in again.stdout
+
+
+def test_if_needed_below_the_threshold_says_why_and_does_not_train(tiny_llama, tmp_path, isolated_cache):
+    recipe = write_sleep_recipe(tmp_path, tiny_llama)
+    fill_store(tmp_path / "memories.db", FACTS[:1], importance=0.3)
+
+    done = sleeptrain(
+        "sleep",
+        "--store",
+        "memories.db",
+        "--recipe",
+        str(recipe),
+        "--if-needed",
+        cwd=tmp_path,
+        cache_dir=isolated_cache,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert "no sleep: sleep pressure 0.30 from 1 pending memories is below the threshold 1.00" in done.stdout
+    assert not (tmp_path / "run" / "adapters" / "latest").exists()
+
+
+@pytest.mark.parametrize(
+    ("setup", "args", "expected"),
+    [
+        ("none", ["--store", "missing.db"], "error: --store missing.db: no such memory store"),
+        (
+            "store",
+            ["--set", "sleep.replay_ration=1"],
+            "unknown key 'sleep.replay_ration' (did you mean 'replay_ratio'?)",
+        ),
+        ("store", ["--set", "sleep.ewc_lambda=-1"], "'sleep.ewc_lambda': Input should be greater than or equal to 0"),
+    ],
+)
+def test_bad_input_is_one_error_line(tiny_llama, tmp_path, isolated_cache, setup, args, expected):
+    recipe = write_sleep_recipe(tmp_path, tiny_llama)
+    if setup == "store":
+        fill_store(tmp_path / "memories.db", FACTS[:1])
+    if "--store" not in args:
+        args = ["--store", "memories.db", *args]
+
+    done = sleeptrain("sleep", "--recipe", str(recipe), *args, cwd=tmp_path, cache_dir=isolated_cache)
+
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and expected in lines[0], done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_sleep_killed_mid_training_loses_nothing_and_the_next_sleep_finishes_it(tiny_llama, tmp_path, isolated_cache):
+    recipe = write_sleep_recipe(tmp_path, tiny_llama)
+    store_path = tmp_path / "memories.db"
+    first = fill_store(store_path, FACTS[:1])
+    done = sleeptrain(
+        "sleep", "--store", "memories.db", "--recipe", str(recipe), "-q", cwd=tmp_path, cache_dir=isolated_cache
+    )
+    assert done.returncode == 0, done.stderr
+    second = fill_store(store_path, FACTS[1:])
+    adapters = tmp_path / "run" / "adapters"
+
+    # A long sleep (thousands of steps), killed once its training has started.
+    child = subprocess.Popen(
+        [sys.executable, "-m", "sleeptrain", "sleep", "--store", "memories.db", "--recipe", str(recipe), "-q"]
+        + ["--set", "max_steps=100000"],
+        cwd=tmp_path,
+        env=cli_env(isolated_cache),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    training_logs = tmp_path / "run" / "sleeps" / "v2" / "logs"
+    deadline = time.monotonic() + 120
+    while not training_logs.is_dir() and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(2.0)  # well into the training loop
+    assert child.poll() is None, child.stderr.read().decode()
+    staging = adapters / ".tmp-v2"
+    assert staging.is_dir() and not (staging / "adapter_model.safetensors").exists()  # mid-training, not saving
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait(timeout=30)
+    child.stderr.close()
+    assert child.returncode == -signal.SIGKILL
+
+    # Nothing lost, nothing half-committed: v1 is still latest and loads; the new memories are still pending.
+    assert os.readlink(adapters / "latest") == "v1"
+    base = AutoModelForCausalLM.from_pretrained(tiny_llama)
+    PeftModel.from_pretrained(base, str(adapters / "latest"))
+    with MemoryStore(store_path) as store:
+        assert [store.get(i).status for i in first] == ["consolidated"]
+        assert [store.get(i).status for i in second] == ["pending", "pending"]
+        assert [r.status for r in store.sleeps()] == ["done", "started"]
+
+    rerun = sleeptrain(
+        "sleep", "--store", "memories.db", "--recipe", str(recipe), cwd=tmp_path, cache_dir=isolated_cache
+    )
+
+    assert rerun.returncode == 0, rerun.stderr
+    assert "recovered: removed .tmp-v2" in rerun.stdout
+    assert "consolidated 2 memories (0 corrections) into v2" in rerun.stdout
+    assert os.readlink(adapters / "latest") == "v2"
+    assert sorted(p.name for p in adapters.iterdir() if not p.name.startswith(".")) == ["latest", "v1", "v2"]
+    with MemoryStore(store_path) as store:
+        assert {store.get(i).status for i in first + second} == {"consolidated"}
+        assert [store.get(i).adapter_version for i in first + second] == [1, 2, 2]
+        consolidated = [e.memory_id for e in store.events() if e.kind == "consolidated"]
+        assert sorted(consolidated) == sorted(first + second)  # each memory exactly once
+        assert [r.status for r in store.sleeps()] == ["done", "abandoned", "done"]
+    assert json.loads((adapters / "v2" / "sleep.json").read_text())["continued_from"] == 1
+    PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_llama), str(adapters / "v1"))
