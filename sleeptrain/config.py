@@ -53,6 +53,15 @@ class HippocampusConfig(_Strict):
         description="A contradiction of a stored memory without a correction cue: reject it, or treat it as a "
         "correction.",
     )
+    judge_retries: int = Field(
+        default=4,
+        ge=1,
+        description="Attempts per remote judge call (backoff on 429 and 5xx) before the local judge takes over.",
+    )
+    judge_timeout_s: float = Field(default=60.0, gt=0, description="Seconds one remote judge call may take.")
+    judge_cache: Path | None = Field(
+        default=None, description="SQLite file of cached judge answers; omitted: judges.sqlite in the cache dir."
+    )
 
 
 class SleepConfig(_Strict):
@@ -60,6 +69,15 @@ class SleepConfig(_Strict):
 
     replay_ratio: float = Field(
         default=0.5, ge=0, description="Consolidated memories replayed per new memory (0: naive sleep)."
+    )
+    replay_variants: int = Field(
+        default=3,
+        ge=1,
+        description="Wordings each replayed memory is rehearsed in (its question reframed as question_variants does).",
+    )
+    replay_summaries: bool = Field(
+        default=True,
+        description="Also replay one 'What do you know about X?' summary per subject of the replayed memories.",
     )
     replay_selection: Literal["worst", "random"] = Field(
         default="worst",

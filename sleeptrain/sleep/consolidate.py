@@ -8,9 +8,10 @@ summaries, corrections, and a replay of consolidated memories, all as Conversati
 - A correction is trained like a new fact, and also on the superseded memory's question if it was worded
   differently, so that neither wording keeps the old answer. The superseded memory is not active, so it is
   never replayed or summarised again.
-- Replay: `replay_ratio` consolidated memories per new memory, each once in its plain wording (they are
-  already learnt: one rehearsal per sleep is what keeps them, measured in BENCHMARKS.md, "Sleep"). Which
-  ones: those the current adapter answers worst (the loss of its answer, one forward pass each), or random.
+- Replay: `replay_ratio` consolidated memories per new memory, each in `replay_variants` wordings, with
+  one summary per replayed subject (`replay_summaries`); they are already learnt, so a few rehearsals keep
+  them for far less than their first learning cost (measured in BENCHMARKS.md, "Sleep"). Which ones:
+  those the current adapter answers worst (the loss of its answer, one forward pass each), or random.
 - A memory without a question (free text) is trained as the answer to "What do you remember about X?" when
   it has a subject, else as text in a user turn (loss on the text itself), the way interviews are learnt.
 """
@@ -82,6 +83,17 @@ def new_conversations(
         facts = [memory_conversation(m) for m in active if m.subject in subjects and m.is_fact]
         out += subject_summaries(facts)[len(facts) :]  # the summaries alone
     return out, corrections
+
+
+def replay_conversations(chosen: list[Memory], active: list[Memory], recipe: Recipe, seed: int) -> list[Conversation]:
+    """The chosen memories in `replay_variants` wordings each, plus (with `replay_summaries`) one summary of
+    every active fact per subject they are about: a single example that rehearses all of a subject's facts."""
+    rehearsed = question_variants([memory_conversation(m) for m in chosen], recipe.sleep.replay_variants, seed)
+    if recipe.sleep.replay_summaries:
+        subjects = {m.subject for m in chosen if m.subject and m.is_fact}
+        facts = [memory_conversation(m) for m in active if m.subject in subjects and m.is_fact]
+        rehearsed += subject_summaries(facts)[len(facts) :]
+    return rehearsed
 
 
 def answer_losses(model: Any, tokenizer: Any, recipe: Recipe, conversations: list[Conversation]) -> list[float]:

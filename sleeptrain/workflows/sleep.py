@@ -29,6 +29,7 @@ from sleeptrain.sleep.consolidate import (
     choose_replay,
     memory_conversation,
     new_conversations,
+    replay_conversations,
     replay_count,
 )
 from sleeptrain.sleep.dreams import dream_conversations
@@ -208,7 +209,7 @@ def _consolidate(
     if 0 < count < len(consolidated) and recipe.sleep.replay_selection == "worst":
         losses = answer_losses(model, tokenizer, recipe, [memory_conversation(m) for m in consolidated])
     chosen = choose_replay(consolidated, count, recipe, seed, losses)
-    replay = [memory_conversation(m) for m in chosen]
+    replay = replay_conversations(chosen, active, recipe, seed)
     lap("replay_select_s")
 
     dreams = []
