@@ -49,7 +49,6 @@ def ingest(
     """Judge each memory (importance, reality, contradiction) and store it with its decision."""
     from sleeptrain.config import HippocampusConfig, load_recipe
     from sleeptrain.errors import SleeptrainError
-    from sleeptrain.judges import make_judge
     from sleeptrain.workflows.memory import ingest as ingest_file
     from sleeptrain.workflows.memory import open_store
 
@@ -57,15 +56,14 @@ def ingest(
     if judge is not None and judge not in ("local", "gemini"):
         raise SleeptrainError(f"--judge {judge!r}: choose local or gemini")
     if recipe is not None:
-        loaded = load_recipe(recipe, set_ or [])
+        loaded = load_recipe(recipe, set_ or [], require_datasets=False)
         config, base_model = loaded.hippocampus, loaded.base_model
     else:
         if set_:
             raise SleeptrainError("--set needs --recipe")
         config, base_model = HippocampusConfig(), None
     with open_store(store, create=True) as memories:
-        chosen = make_judge(config, base_model, kind=judge)
-        results = ingest_file(file, memories, config, judge=chosen)
+        results = ingest_file(file, memories, config, judge_kind=judge, base_model=base_model)
         counts = memories.counts()
     broken = [r for r in results if r.error]
     for result in broken:
@@ -77,7 +75,7 @@ def ingest(
     else:
         _print_results(results, counts)
     if broken:
-        raise typer.Exit(1)
+        raise SleeptrainError(f"{file}: {len(broken)} broken line(s) skipped (above); the other lines were ingested")
 
 
 def _print_results(results: list, counts: dict[str, int]) -> None:

@@ -92,7 +92,8 @@ class LocalJudge:
                 covering.extend(h for h in hits if h not in covering)
             said = set().union(*(facts.content_words(s.text) for s in stored if s.id in covering))
             rest = facts.content_words(text) - said - _RELATION_STEMS - facts.content_words(new.subject or "")
-            rest -= set().union(*(facts.value_key(c.value) for c in claims))
+            # A value's qualifier ("Tromsø, Norway" for Tromsø) adds nothing the stored value does not say.
+            rest -= set().union(*(facts.content_words(c.value) for c in claims))
             return covering if not rest else []
         threshold = self.duplicate_similarity
         return [s.id for s in stored if max(lexical[s.id], semantic.get(s.id, 0.0)) >= threshold]

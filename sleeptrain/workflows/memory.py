@@ -58,17 +58,19 @@ def ingest(
     config: HippocampusConfig | Recipe | None = None,
     judge: Judge | None = None,
     today: date | None = None,
+    judge_kind: str | None = None,
+    base_model: str | None = None,
 ) -> list[IngestResult]:
     """Judge every memory of a JSONL file in order and store it with its decision. A broken line is a result
     with `error` set (and nothing stored for it); the other lines go on. Each memory is stored in its own
-    transaction, so an interruption keeps everything judged before it."""
-    base_model = None
+    transaction, so an interruption keeps everything judged before it. Without `judge`, the one `judge_kind`
+    (or the config) names is built, reading with `base_model` (or the recipe's) - only once the file is read."""
     if isinstance(config, Recipe):
         base_model, config = config.base_model, config.hippocampus
     config = config or HippocampusConfig()
     rows = read_memory_rows(path)
     if judge is None and any(row.memory is not None for row in rows):
-        judge = make_judge(config, base_model)
+        judge = make_judge(config, base_model, kind=judge_kind)
     today = today or date.today()
     results, context = [], None
     for row in rows:

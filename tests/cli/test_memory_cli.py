@@ -1,0 +1,86 @@
+"""`sleeptrain memory ...` as a user runs it: a subprocess, JSON on stdout, errors as one line on stderr."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def sleeptrain(*args: str, cwd) -> subprocess.CompletedProcess:
+    env = {**os.environ, "SLEEPTRAIN_CACHE_DIR": str(cwd / "cache")}
+    return subprocess.run(
+        [sys.executable, "-m", "sleeptrain", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300
+    )
+
+
+@pytest.fixture
+def recipe(write_recipe, tiny_llama):
+    return write_recipe(f"base_model: {tiny_llama}\noutput_dir: out\nhippocampus:\n  on_conflict: reject\n")
+
+
+def test_ingest_json_reports_each_line_and_names_broken_ones(tmp_path, write_jsonl, recipe):
+    path = write_jsonl(
+        "memories.jsonl",
+        [
+            {"text": "Tomas Okafor lives in Rotterdam."},
+            "not json",
+            {"question": "Where does Tomas live?", "answer": "Lisbon"},
+            {"text": "Actually, Tomas lives in Lisbon."},
+        ],
+    )
+    store = tmp_path / "m.sqlite"
+    done = sleeptrain(
+        "memory", "ingest", str(path), "--store", str(store), "--json", "--recipe", str(recipe), cwd=tmp_path
+    )
+    assert done.returncode == 1  # a broken line makes the run fail, after the others are stored
+    assert f"{path}:2: not valid JSON" in done.stderr, done.stderr and "Traceback" not in done.stderr
+    answers = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [a["line"] for a in answers] == [1, 3, 4]
+    assert [a["decision"] for a in answers] == ["store", "reject", "correct"]
+    assert answers[1]["contradicts"] == [answers[0]["id"]]
+    assert set(answers[0]) >= {"id", "decision", "importance", "reasons", "contradicts"}
+
+    listed = sleeptrain("memory", "list", "--store", str(store), "--status", "pending", "--json", cwd=tmp_path)
+    assert [json.loads(line)["id"] for line in listed.stdout.splitlines()] == [answers[2]["id"]]
+    shown = sleeptrain("memory", "show", answers[0]["id"], "--store", str(store), "--json", cwd=tmp_path)
+    assert [e["kind"] for e in json.loads(shown.stdout)["events"]] == ["decision", "superseded"]
+    forgot = sleeptrain("memory", "forget", answers[2]["id"], "--store", str(store), cwd=tmp_path)
+    assert forgot.returncode == 0 and "forgot" in forgot.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["memory", "show", "m-404", "--store", "{store}"], "no memory with id 'm-404'"),
+        (["memory", "forget", "m-404", "--store", "{store}"], "no memory with id 'm-404'"),
+        (["memory", "list", "--store", "{tmp}/missing.sqlite"], "no such memory store"),
+        (["memory", "list", "--store", "{store}", "--status", "lost"], "--status 'lost'"),
+        (["memory", "ingest", "{tmp}/missing.jsonl", "--store", "{store}"], "missing.jsonl: no such memory file"),
+        (["memory", "ingest", "{tmp}/m.jsonl", "--store", "{tmp}/notes.txt"], "not a sleeptrain memory store"),
+        (["memory", "ingest", "{tmp}/m.jsonl", "--store", "{store}", "--recipe", "{tmp}/bad.yaml"], "bad.yaml:3"),
+    ],
+)
+def test_bad_input_is_one_error_line(tmp_path, write_jsonl, write_recipe, monkeypatch, capsys, args, message):
+    from sleeptrain.cli import main
+    from sleeptrain.hippocampus import MemoryStore
+
+    store = tmp_path / "m.sqlite"
+    with MemoryStore(store) as opened:
+        opened.set_meta("kept", "yes")
+    write_jsonl("m.jsonl", [{"text": "Ada lives in Bergen."}])
+    (tmp_path / "notes.txt").write_text("my notes\n" * 200)
+    write_recipe("output_dir: out\nhippocampus:\n  on_confict: reject\n", "bad.yaml")
+    monkeypatch.setattr(sys, "argv", ["sleeptrain", *[a.format(store=store, tmp=tmp_path) for a in args]])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    assert exit_.value.code == 1
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0], err
+    assert "Traceback" not in err
+    with MemoryStore(store) as opened:  # nothing already stored is lost
+        assert opened.get_meta("kept") == "yes"
