@@ -104,6 +104,10 @@ class Recipe(_Strict):
         default=None, description="Local path or hub id; omitted: the embedded SmolLM2-135M-Instruct."
     )
     adapter: Literal["lora", "qlora", "full"] = "lora"
+    backend: Literal["transformers", "unsloth"] = Field(
+        default="transformers",
+        description="unsloth: Unsloth's kernels for LoRA and QLoRA on a CUDA GPU; transformers runs anywhere.",
+    )
     load_in_4bit: bool = Field(default=False, description="Implied by adapter: qlora.")
     lora_r: int = Field(default=16, gt=0)
     lora_alpha: float = Field(default=32, gt=0)
@@ -180,6 +184,8 @@ class Recipe(_Strict):
             object.__setattr__(self, "load_in_4bit", True)
         if self.load_in_4bit and self.adapter == "full":
             raise ValueError("load_in_4bit needs adapter: qlora (a 4-bit model cannot be fully fine-tuned)")
+        if self.backend == "unsloth" and self.adapter == "full":
+            raise ValueError("backend: unsloth trains adapters here (lora or qlora), not full fine-tuning")
         if self.learning_rate is None:
             # An adapter starts at zero and needs a large step; updating every weight of the model does not.
             object.__setattr__(self, "learning_rate", 2e-5 if self.adapter == "full" else 2e-3)

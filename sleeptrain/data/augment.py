@@ -4,8 +4,9 @@ A small model taught "Where was X born? -> Hobart" only from that exact question
 question; asked "Which city is X's birthplace?" it often answers with another person's city. Two cheap
 transforms help it generalise (both measured in BENCHMARKS.md, "Choosing the defaults"):
 
-- question variants: the same question inside different neutral wordings ("Quick question: ...", lower
-  case, ...), so that the answer is keyed to the question's content, not to its exact tokens;
+- question phrasings: the same question inside different neutral wordings ("Quick question: ...", lower
+  case, ...), so that the answer is keyed to the question's content, not to its exact tokens. Training
+  shows each fact once per epoch, in the next of its phrasings, so variety costs no extra tokens;
 - subject summaries: one extra example per subject, "What do you know about X?", answered with all of X's
   facts, so that the facts are also stored together under the subject's name (the biography effect).
 """
@@ -33,28 +34,27 @@ def _is_qa(conversation: Conversation) -> bool:
     return roles == ["user", "assistant"]
 
 
-def question_variants(conversations: list[Conversation], variants: int, seed: int) -> list[Conversation]:
-    """Each single-turn QA example plus `variants - 1` copies whose question is reframed."""
-    if variants <= 1:
-        return conversations
-    rng = random.Random(seed)
-    out = list(conversations)
-    for conversation in conversations:
-        if not _is_qa(conversation):
-            continue
-        question, answer = conversation.messages
-        for frame in rng.sample(QUESTION_FRAMES, min(variants - 1, len(QUESTION_FRAMES))):
-            text = question.content
-            reframed = frame.format(q=text, lower=text[:1].lower() + text[1:].rstrip("?").lower())
-            out.append(
-                Conversation(
-                    (Message("user", reframed), answer),
-                    conversation.roles_to_train,
-                    conversation.subject,
-                    conversation.origin,
-                )
-            )
+def question_phrasings(conversation: Conversation, count: int, rng: random.Random) -> list[Conversation]:
+    """A single-turn QA example in `count` phrasings: as given, then its question inside `count - 1` neutral
+    frames (at most one per frame). Any other conversation has only its own phrasing."""
+    if count <= 1 or not _is_qa(conversation):
+        return [conversation]
+    question, answer = conversation.messages
+    text = question.content
+    out = [conversation]
+    for frame in rng.sample(QUESTION_FRAMES, min(count - 1, len(QUESTION_FRAMES))):
+        reframed = frame.format(q=text, lower=text[:1].lower() + text[1:].rstrip("?").lower())
+        roles, subject, origin = conversation.roles_to_train, conversation.subject, conversation.origin
+        out.append(Conversation((Message("user", reframed), answer), roles, subject, origin))
     return out
+
+
+def question_variants(conversations: list[Conversation], variants: int, seed: int) -> list[Conversation]:
+    """Every phrasing of every example, as one flat list: each QA example `variants` times."""
+    rng = random.Random(seed)
+    phrasings = [question_phrasings(c, variants, rng) for c in conversations]
+    # The examples as given first, then their reframed copies (the order of earlier versions).
+    return [p[0] for p in phrasings] + [c for p in phrasings for c in p[1:]]
 
 
 def _as_statement(subject: str, question: str, answer: str) -> str:

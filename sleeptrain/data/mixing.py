@@ -4,13 +4,14 @@ person's facts are trained as one block (the original experiment's fix for catas
 from __future__ import annotations
 
 import logging
+import random
 from collections import defaultdict
 from typing import Any
 
 from datasets import Dataset, interleave_datasets
 
 from sleeptrain.config import Recipe
-from sleeptrain.data.augment import question_variants, subject_summaries
+from sleeptrain.data.augment import question_phrasings, subject_summaries
 from sleeptrain.data.formats import Conversation, read_conversations
 from sleeptrain.data.render import IGNORE_INDEX, render_conversation, resolve_chat_template
 from sleeptrain.errors import SleeptrainError
@@ -18,8 +19,9 @@ from sleeptrain.errors import SleeptrainError
 log = logging.getLogger("sleeptrain")
 
 
-def load_recipe_conversations(recipe: Recipe) -> list[Conversation]:
-    """Every example of the recipe's datasets, with the recipe's augmentations applied to the QA facts."""
+def load_recipe_examples(recipe: Recipe) -> list[list[Conversation]]:
+    """Every example of the recipe's datasets, each as its list of phrasings (the recipe's augmentations of
+    QA facts: `question_variants` phrasings each, plus subject summaries); a chat example has one."""
     facts: list[Conversation] = []
     chats: list[Conversation] = []
     for dataset in recipe.datasets:
@@ -27,7 +29,19 @@ def load_recipe_conversations(recipe: Recipe) -> list[Conversation]:
         (facts if dataset.type == "qa" else chats).extend(rows)
     if recipe.subject_summaries:
         facts = subject_summaries(facts)
-    return question_variants(facts, recipe.question_variants, recipe.seed) + chats
+    rng = random.Random(recipe.seed)
+    return [question_phrasings(fact, recipe.question_variants, rng) for fact in facts] + [[c] for c in chats]
+
+
+def passes_over(examples: list[list[Conversation]], passes: int) -> list[Conversation]:
+    """`passes` passes over the examples, each showing every example once in its next phrasing: a fact seen
+    three times is seen in three wordings, for the tokens of one."""
+    return [phrasings[number % len(phrasings)] for number in range(passes) for phrasings in examples]
+
+
+def load_recipe_conversations(recipe: Recipe) -> list[Conversation]:
+    """Every phrasing of every example of the recipe, once."""
+    return [conversation for phrasings in load_recipe_examples(recipe) for conversation in phrasings]
 
 
 def interleave_by_subject(rows: list[dict[str, Any]], seed: int) -> Dataset:

@@ -75,7 +75,7 @@ def anchor_conversations(
 
     chosen = random.Random(recipe.seed).sample(prompts, min(count, len(prompts)))
     template = resolve_chat_template(tokenizer, recipe.chat_template)
-    key = hashlib.sha1(f"v3|{model_path}|{template}|{recipe.system_prompt}".encode()).hexdigest()[:16]
+    key = hashlib.sha1(f"v4|{model_path}|{model.dtype}|{template}|{recipe.system_prompt}".encode()).hexdigest()[:16]
     cache_file = load_settings().cache_dir / "anchors" / f"{key}.json"
     # Under `accelerate launch`, rank 0 generates and caches; the others then read its cache.
     with PartialState().main_process_first():

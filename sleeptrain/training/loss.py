@@ -32,6 +32,9 @@ def _plain_causal_lm(model: Any) -> Any | None:
 
 
 class LabelledLogitsTrainer(Trainer):
+    # Off for models whose forward brings its own fused loss kernel (Unsloth's), which is faster still.
+    labelled_logits: bool = True
+
     def compute_loss(
         self,
         model: Any,
@@ -40,7 +43,7 @@ class LabelledLogitsTrainer(Trainer):
         num_items_in_batch: Any = None,
     ) -> Any:
         causal_lm = None
-        if not return_outputs and self.args.world_size == 1 and self.model_accepts_loss_kwargs:
+        if self.labelled_logits and not return_outputs and self.args.world_size == 1 and self.model_accepts_loss_kwargs:
             causal_lm = _plain_causal_lm(model)
         if causal_lm is None or "labels" not in inputs:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)

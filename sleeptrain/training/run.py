@@ -45,6 +45,10 @@ def prepare_for_training(recipe: Recipe, model: Any) -> Any:
     if recipe.adapter == "full":
         model.config.use_cache = False
         return model
+    if recipe.backend == "unsloth":
+        from sleeptrain.models.unsloth_backend import unsloth_lora
+
+        return unsloth_lora(model, recipe, lora_target_modules(model, recipe))
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
     if recipe.adapter == "qlora":
@@ -74,16 +78,24 @@ class LossOnProgressBar(ProgressCallback):
 
 
 def train_model(
-    recipe: Recipe, model: Any, tokenizer: Any, dataset: Any, bf16: bool, save_to: Path, quiet: bool = False
+    recipe: Recipe,
+    model: Any,
+    tokenizer: Any,
+    dataset: Any,
+    bf16: bool,
+    save_to: Path,
+    quiet: bool = False,
+    passes: int = 1,
 ) -> RunMetrics:
     """Train `model` on the tokenized `dataset` with Trainer, save the adapter (or, for full fine-tuning,
-    the model) with its tokenizer to `save_to`, and return what the run cost."""
+    the model) with its tokenizer to `save_to`, and return what the run cost. `passes`: how many of the
+    recipe's epochs the dataset already holds, laid out one after another."""
     output_dir = Path(recipe.output_dir)
     args = TrainingArguments(
         output_dir=str(output_dir / "checkpoints"),
         per_device_train_batch_size=recipe.micro_batch_size,
         gradient_accumulation_steps=recipe.gradient_accumulation_steps,
-        num_train_epochs=recipe.num_epochs,
+        num_train_epochs=recipe.num_epochs / passes,
         max_steps=recipe.max_steps or -1,
         learning_rate=recipe.learning_rate,
         lr_scheduler_type=recipe.lr_scheduler,
@@ -113,6 +125,7 @@ def train_model(
         data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100),
         callbacks=[TensorBoardCallback(tb_writer=writer)],
     )
+    trainer.labelled_logits = recipe.backend != "unsloth"
     # Trainer prints every log dict (as text beside its progress bar, or alone without one); a person
     # wants the bar with the loss on it, and --quiet wants nothing.
     trainer.remove_callback(PrinterCallback)
@@ -137,5 +150,5 @@ def train_model(
         peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         final_loss=float(losses[-1]) if losses else float(result.training_loss),
         steps=int(trainer.state.global_step),
-        epochs=round(float(trainer.state.epoch or 0.0), 3),
+        epochs=round(float(trainer.state.epoch or 0.0) * passes, 3),
     )

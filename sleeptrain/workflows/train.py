@@ -16,9 +16,10 @@ import yaml
 from accelerate import PartialState
 
 from sleeptrain.config import Recipe
-from sleeptrain.data.mixing import build_training_dataset, load_recipe_conversations
+from sleeptrain.data.mixing import build_training_dataset, load_recipe_examples, passes_over
 from sleeptrain.errors import SleeptrainError
 from sleeptrain.models import load_base_model
+from sleeptrain.models.unsloth_backend import check_backend
 from sleeptrain.settings import load_settings
 from sleeptrain.training import RunMetrics, prepare_for_training, train_model, use_bf16
 from sleeptrain.training.anchors import anchor_conversations, read_anchor_prompts
@@ -32,7 +33,7 @@ class TrainResult:
     adapter_dir: Path
     base_model: str
     metrics: RunMetrics
-    examples: int  # the recipe's examples after augmentation, without anchors
+    examples: int  # the recipe's examples (subject summaries included, one per fact whatever its phrasings)
     anchors: int
 
 
@@ -42,8 +43,13 @@ def train(recipe: Recipe, quiet: bool = False) -> TrainResult:
 
     if not recipe.datasets:
         raise SleeptrainError("recipe: missing required key 'datasets'")
+    check_backend(recipe)
     # Read and check every data file before spending time on the model.
-    conversations = load_recipe_conversations(recipe)
+    examples = load_recipe_examples(recipe)
+    # Each epoch shows every example once, in its next phrasing. The passes are all in the dataset (Trainer
+    # shuffles them together and runs num_epochs / passes of its own epochs over it).
+    passes = math.ceil(recipe.num_epochs)
+    conversations = passes_over(examples, passes)
     anchor_prompts = read_anchor_prompts(recipe.anchor_prompts) if recipe.anchor_ratio > 0 else []
     threads = load_settings().threads
     if threads:
@@ -57,13 +63,14 @@ def train(recipe: Recipe, quiet: bool = False) -> TrainResult:
         loaded.model,
         loaded.tokenizer,
         loaded.path,
-        math.ceil(recipe.anchor_ratio * len(conversations)),
+        math.ceil(recipe.anchor_ratio * len(examples)) * passes,  # different anchors in every pass
     )
     dataset = build_training_dataset(recipe, loaded.tokenizer, conversations + anchors)
     log.info(
-        "%d examples from %d file(s) and %d anchors, bf16=%s",
-        len(conversations),
+        "%d examples from %d file(s), %d passes, %d anchors, bf16=%s",
+        len(examples),
         len(recipe.datasets),
+        passes,
         len(anchors),
         bf16,
     )
@@ -72,11 +79,11 @@ def train(recipe: Recipe, quiet: bool = False) -> TrainResult:
     output_dir.mkdir(parents=True, exist_ok=True)
     save_to = output_dir / ("model" if recipe.adapter == "full" else "adapter")
     model = prepare_for_training(recipe, loaded.model)
-    metrics = train_model(recipe, model, loaded.tokenizer, dataset, bf16, save_to, quiet=quiet)
+    metrics = train_model(recipe, model, loaded.tokenizer, dataset, bf16, save_to, quiet=quiet, passes=passes)
 
     if PartialState().is_main_process:
         (output_dir / "metrics.json").write_text(json.dumps(metrics.as_dict(), indent=2) + "\n")
         resolved = recipe.model_dump(mode="json")
         resolved["base_model"] = loaded.path
         (output_dir / "recipe.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True))
-    return TrainResult(output_dir, save_to, loaded.path, metrics, len(conversations), len(anchors))
+    return TrainResult(output_dir, save_to, loaded.path, metrics, len(examples), len(anchors))
