@@ -72,8 +72,9 @@ class SleepConfig(_Strict):
     )
     replay_variants: int = Field(
         default=3,
-        ge=1,
-        description="Wordings each replayed memory is rehearsed in (its question reframed as question_variants does).",
+        ge=0,
+        description="Wordings each replayed memory is rehearsed in (its question reframed as question_variants "
+        "does); 0: only its subject's summary.",
     )
     replay_summaries: bool = Field(
         default=True,

@@ -88,7 +88,9 @@ def new_conversations(
 def replay_conversations(chosen: list[Memory], active: list[Memory], recipe: Recipe, seed: int) -> list[Conversation]:
     """The chosen memories in `replay_variants` wordings each, plus (with `replay_summaries`) one summary of
     every active fact per subject they are about: a single example that rehearses all of a subject's facts."""
-    rehearsed = question_variants([memory_conversation(m) for m in chosen], recipe.sleep.replay_variants, seed)
+    rehearsed: list[Conversation] = []
+    if recipe.sleep.replay_variants > 0:
+        rehearsed = question_variants([memory_conversation(m) for m in chosen], recipe.sleep.replay_variants, seed)
     if recipe.sleep.replay_summaries:
         subjects = {m.subject for m in chosen if m.subject and m.is_fact}
         facts = [memory_conversation(m) for m in active if m.subject in subjects and m.is_fact]
