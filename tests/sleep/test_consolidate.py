@@ -113,3 +113,8 @@ def test_dream_prompts_go_round_robin_across_earlier_subjects():
     assert {subject for _, subject in prompts[:2]} == {"Alice", "Bob"}
     assert all(q for q, _ in prompts)
     assert len(dream_prompts(OLD, count=50, seed=0)) == 3 + 2  # every question and one summary per subject
+
+
+def test_replay_variants_zero_rehearses_only_the_subjects_summaries():
+    replay = replay_conversations(OLD, OLD, recipe(replay_variants=0, replay_summaries=True), seed=0)
+    assert sorted(c.messages[0].content for c in replay) == ["What do you know about Alice?"]  # Bob has one fact
