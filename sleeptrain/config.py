@@ -68,7 +68,7 @@ class SleepConfig(_Strict):
     """How `sleeptrain sleep` consolidates pending memories into the next adapter version."""
 
     replay_ratio: float = Field(
-        default=0.5, ge=0, description="Consolidated memories replayed per new memory (0: naive sleep)."
+        default=1.0, ge=0, description="Consolidated memories replayed per new memory (0: naive sleep)."
     )
     replay_variants: int = Field(
         default=3,
@@ -84,6 +84,12 @@ class SleepConfig(_Strict):
         default="worst",
         description="Which consolidated memories are replayed: worst (highest loss under the current adapter, "
         "one forward pass each) or random.",
+    )
+    repair_rounds: int = Field(
+        default=1,
+        ge=0,
+        description="After training, memories the adapter no longer answers token for token (one forward pass "
+        "each) are trained again, up to this many short rounds; 0 turns it off.",
     )
     ewc_lambda: float = Field(default=0.0, ge=0, description="EWC strength (diagonal Fisher); 0 turns it off.")
     dreams: float = Field(

@@ -12,6 +12,10 @@ summaries, corrections, and a replay of consolidated memories, all as Conversati
   one summary per replayed subject (`replay_summaries`); they are already learnt, so a few rehearsals keep
   them for far less than their first learning cost (measured in BENCHMARKS.md, "Sleep"). Which ones:
   those the current adapter answers worst (the loss of its answer, one forward pass each), or random.
+- Repair: after training, every active memory is checked with one forward pass (does the adapter still
+  write its stored answer, token for token?); those it does not are trained again in a short extra round
+  (`repair_rounds`), with anchors. This catches both a new fact not yet learnt and an old one the new
+  training disturbed, and costs training only for what actually broke.
 - A memory without a question (free text) is trained as the answer to "What do you remember about X?" when
   it has a subject, else as text in a user turn (loss on the text itself), the way interviews are learnt.
 """
@@ -85,12 +89,15 @@ def new_conversations(
     return out, corrections
 
 
-def replay_conversations(chosen: list[Memory], active: list[Memory], recipe: Recipe, seed: int) -> list[Conversation]:
+def replay_conversations(
+    chosen: list[Memory], active: list[Memory], recipe: Recipe, seed: int, variants_at_least: int = 0
+) -> list[Conversation]:
     """The chosen memories in `replay_variants` wordings each, plus (with `replay_summaries`) one summary of
     every active fact per subject they are about: a single example that rehearses all of a subject's facts."""
+    variants = max(recipe.sleep.replay_variants, variants_at_least)
     rehearsed: list[Conversation] = []
-    if recipe.sleep.replay_variants > 0:
-        rehearsed = question_variants([memory_conversation(m) for m in chosen], recipe.sleep.replay_variants, seed)
+    if variants > 0:
+        rehearsed = question_variants([memory_conversation(m) for m in chosen], variants, seed)
     if recipe.sleep.replay_summaries:
         subjects = {m.subject for m in chosen if m.subject and m.is_fact}
         facts = [memory_conversation(m) for m in active if m.subject in subjects and m.is_fact]
@@ -98,8 +105,18 @@ def replay_conversations(chosen: list[Memory], active: list[Memory], recipe: Rec
     return rehearsed
 
 
-def answer_losses(model: Any, tokenizer: Any, recipe: Recipe, conversations: list[Conversation]) -> list[float]:
-    """The mean loss of each conversation's trained tokens under `model`: forward passes only, batched."""
+@dataclass(frozen=True)
+class AnswerScore:
+    loss: float  # mean loss of the answer's tokens
+    reproduced: bool  # every answer token is the model's top choice given the ones before it
+
+
+def score_answers(model: Any, tokenizer: Any, recipe: Recipe, conversations: list[Conversation]) -> list[AnswerScore]:
+    """How well `model` knows each conversation's trained tokens, from forward passes only (batched).
+
+    `reproduced` is exact: when every answer token is the argmax given the true tokens before it, greedy
+    decoding from the question writes the stored answer token for token. So one forward pass per memory
+    tells whether the adapter still answers it, without generating."""
     import torch
     import torch.nn.functional as F
 
@@ -108,7 +125,7 @@ def answer_losses(model: Any, tokenizer: Any, recipe: Recipe, conversations: lis
         render_conversation(c, tokenizer, template, recipe.system_prompt, recipe.sequence_len) for c in conversations
     ]
     pad = tokenizer.pad_token_id
-    losses: list[float] = []
+    scores: list[AnswerScore] = []
     was_training = model.training
     model.eval()
     try:
@@ -121,17 +138,27 @@ def answer_losses(model: Any, tokenizer: Any, recipe: Recipe, conversations: lis
             with torch.inference_mode():
                 logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device)).logits.float()
             targets = labels[:, 1:].to(logits.device)
+            labelled = targets != IGNORE_INDEX
             per_token = F.cross_entropy(
                 logits[:, :-1].reshape(-1, logits.shape[-1]),
                 targets.reshape(-1),
                 ignore_index=IGNORE_INDEX,
                 reduction="none",
             ).view(targets.shape)
-            counts = (targets != IGNORE_INDEX).sum(dim=1).clamp_min(1)
-            losses.extend((per_token.sum(dim=1) / counts).tolist())
+            counts = labelled.sum(dim=1).clamp_min(1)
+            hits = (logits[:, :-1].argmax(dim=-1) == targets) | ~labelled
+            for loss, reproduced in zip(
+                (per_token.sum(dim=1) / counts).tolist(), hits.all(dim=1).tolist(), strict=True
+            ):
+                scores.append(AnswerScore(loss, bool(reproduced)))
     finally:
         model.train(was_training)
-    return losses
+    return scores
+
+
+def answer_losses(model: Any, tokenizer: Any, recipe: Recipe, conversations: list[Conversation]) -> list[float]:
+    """The mean loss of each conversation's trained tokens under `model`."""
+    return [score.loss for score in score_answers(model, tokenizer, recipe, conversations)]
 
 
 def replay_count(recipe: Recipe, new_memories: int, consolidated: int) -> int:

@@ -31,6 +31,7 @@ from sleeptrain.sleep.consolidate import (
     new_conversations,
     replay_conversations,
     replay_count,
+    score_answers,
 )
 from sleeptrain.sleep.dreams import dream_conversations
 from sleeptrain.sleep.pressure import Pressure, sleep_pressure
@@ -66,6 +67,18 @@ class SleepResult:
     metrics: RunMetrics | None = None
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
     recovered: list[str] = field(default_factory=list)  # what crash recovery did first
+    repaired: list[str] = field(default_factory=list)  # memory ids trained again after the check
+    repair_tokens: int = 0  # tokens of the repair rounds (metrics has the main training's)
+    unreproduced: list[str] = field(default_factory=list)  # memory ids still not answered token for token
+
+
+@dataclass
+class _Repair:
+    repaired: list[str]
+    unreproduced: list[str]
+    tokens: int
+    check_s: float
+    train_s: float
 
 
 def sleep(store: MemoryStore | str | Path, recipe: Recipe, if_needed: bool = False, quiet: bool = False) -> SleepResult:
@@ -246,10 +259,15 @@ def _consolidate(
     lap("build_s")
     try:
         metrics = train_model(run_recipe, model, tokenizer, dataset, bf16, staging, quiet=quiet)
+        lap("train_s")
+        repair = _repair(
+            recipe, model, tokenizer, active, anchors, staging, output_dir / "sleeps" / f"v{version}", seed
+        )
     finally:
         for handle in handles:
             handle.remove()
-    lap("train_s")
+    timings["check_s"], timings["repair_s"] = repair.check_s, repair.train_s
+    clock = time.perf_counter()
 
     if recipe.sleep.ewc_lambda > 0:
         batches = _single_example_batches(recipe, tokenizer, [memory_conversation(m) for m in pending])
@@ -271,6 +289,9 @@ def _consolidate(
         examples=len(examples),
         metrics=metrics,
         timings=timings,
+        repaired=repair.repaired,
+        repair_tokens=repair.tokens,
+        unreproduced=repair.unreproduced,
     )
     record = {k: v for k, v in asdict(result).items() if k not in ("adapter_dir", "pressure", "recovered")}
     record["continued_from"] = current
@@ -279,6 +300,46 @@ def _consolidate(
     lap("commit_s")
     result.timings = timings
     return result
+
+
+def _repair(
+    recipe: Recipe,
+    model: Any,
+    tokenizer: Any,
+    active: list,
+    anchors: list,
+    staging: Path,
+    logs: Path,
+    seed: int,
+) -> _Repair:
+    """Check every active memory (one forward pass each); train those the adapter does not reproduce again,
+    with as many anchors, for up to `repair_rounds` short rounds, each saving over the staged adapter."""
+    from sleeptrain.data.mixing import build_training_dataset
+    from sleeptrain.training import train_model, use_bf16
+
+    repaired: list[str] = []
+    tokens, check_s, train_s = 0, 0.0, 0.0
+    failing: list = []
+    rounds = recipe.sleep.repair_rounds
+    for round_ in range(rounds + 1):
+        started = time.perf_counter()
+        scores = score_answers(model, tokenizer, recipe, [memory_conversation(m) for m in active])
+        failing = [m for m, score in zip(active, scores, strict=True) if not score.reproduced]
+        check_s += time.perf_counter() - started
+        if not failing or round_ == rounds:
+            break
+        log.info("repair round %d: %d of %d memories not reproduced", round_ + 1, len(failing), len(active))
+        started = time.perf_counter()
+        fix = replay_conversations(failing, active, recipe, seed + 1000 * (round_ + 1), variants_at_least=1)
+        dataset = build_training_dataset(recipe, tokenizer, fix + anchors[: len(fix)])
+        run_recipe = recipe.model_copy(update={"output_dir": logs / f"repair-{round_ + 1}"})
+        metrics = train_model(run_recipe, model, tokenizer, dataset, use_bf16(recipe.bf16), staging, quiet=True)
+        tokens += metrics.train_tokens
+        train_s += time.perf_counter() - started
+        repaired.extend(m.id for m in failing if m.id not in repaired)
+    if failing and rounds:
+        log.warning("%d memories are still not answered token for token after repair", len(failing))
+    return _Repair(repaired, [m.id for m in failing], tokens, round(check_s, 2), round(train_s, 2))
 
 
 def _trainable_model(recipe: Recipe, base: Any, current: int | None, output_dir: Path, prepare: Any) -> Any:

@@ -12,6 +12,8 @@ from transformers import AutoModelForCausalLM
 from sleeptrain.config import Recipe, SleepConfig
 from sleeptrain.errors import SleeptrainError
 from sleeptrain.hippocampus import Memory, MemoryStore, Verdict
+from sleeptrain.models import generate_answers, load_base_model
+from sleeptrain.sleep.consolidate import memory_conversation, score_answers
 from sleeptrain.sleep.versions import latest_dir, latest_version, versions
 from sleeptrain.workflows.sleep import sleep
 
@@ -33,7 +35,7 @@ def tiny_recipe(model_dir, out, **sleep_keys) -> Recipe:
         micro_batch_size=4,
         bf16=False,
         logging_steps=1,
-        sleep=SleepConfig(**sleep_keys),
+        sleep=SleepConfig(**{"repair_rounds": 0, **sleep_keys}),
     )
 
 
@@ -216,3 +218,32 @@ def test_dreams_are_the_models_own_answers_about_earlier_subjects(tiny_llama, tm
     # A random tiny model may answer with nothing; a dream is only kept when it says something.
     assert 0 <= result.dreams <= 2 and result.replayed == []
     assert result.timings["dreams_s"] > 0
+
+
+def test_repair_trains_again_what_the_adapter_does_not_reproduce(tiny_llama, tmp_path, store):
+    recipe = tiny_recipe(tiny_llama, tmp_path / "out", repair_rounds=2)
+    add_fact(store, *FACTS[0])
+    add_fact(store, *FACTS[1])
+
+    result = sleep(store, recipe, quiet=True)
+
+    # Three steps cannot teach a random tiny model a sentence, so the check finds both and repairs them.
+    assert sorted(result.repaired) == sorted(result.consolidated) and result.repair_tokens > 0
+    assert result.timings["check_s"] > 0 and result.timings["repair_s"] > 0
+    assert (tmp_path / "out" / "sleeps" / "v1" / "repair-1" / "logs").is_dir()
+    assert set(result.unreproduced) <= set(result.consolidated)
+
+
+def test_reproduced_means_greedy_decoding_writes_the_stored_answer(tiny_llama, tmp_path, store):
+    recipe = tiny_recipe(tiny_llama, tmp_path / "out").model_copy(update={"max_steps": 40, "learning_rate": 1e-2})
+    memories = [add_fact(store, *fact) for fact in FACTS]
+    sleep(store, recipe, quiet=True)
+    loaded = load_base_model(recipe, False)
+    model = PeftModel.from_pretrained(loaded.model, str(latest_dir(recipe.output_dir)))
+
+    scores = score_answers(model, loaded.tokenizer, recipe, [memory_conversation(m) for m in memories])
+    answers = generate_answers(model, loaded.tokenizer, [m.question for m in memories], max_new_tokens=20)
+
+    for memory, score, answer in zip(memories, scores, answers, strict=True):
+        assert score.reproduced == (answer == memory.answer), (memory.answer, answer, score)
+    assert any(score.reproduced for score in scores)  # 40 steps at a high rate teach a tiny model something
