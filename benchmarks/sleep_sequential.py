@@ -9,6 +9,7 @@ usage:
       stage 1: the 25 facts of data/people/facts.jsonl (5 people); stage 2: 25 held-out facts (5 others)
   python benchmarks/sleep_sequential.py OUT five-sleeps [key=value ...]
       5 stages of 10 held-out facts (2 people each) from benchmarks/data/heldout_facts.jsonl
+      (five-sleeps:3 stops after the third)
 Overrides are recipe keys, e.g. sleep.replay_ratio=0 sleep.ewc_lambda=0.01 sleep.dreams=1.
 Prints and appends to OUT/results.jsonl one JSON line per sleep.
 """
@@ -80,7 +81,8 @@ def main() -> None:
     recipe_file = out / "recipe.yaml"
     recipe_file.write_text(f"output_dir: {out / 'run'}\n")
     recipe = load_recipe(recipe_file, overrides, require_datasets=False)
-    plan_stages = stages(plan)
+    name, _, limit = plan.partition(":")  # five-sleeps:3 stops after the third sleep
+    plan_stages = stages(name)[: int(limit) if limit else None]
     with MemoryStore(out / "memories.db") as store:
         for number, (facts, _) in enumerate(plan_stages, start=1):
             for fact in facts:
