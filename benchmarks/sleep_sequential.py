@@ -12,6 +12,8 @@ usage:
       (five-sleeps:3 stops after the third)
 Overrides are recipe keys, e.g. sleep.replay_ratio=0 sleep.ewc_lambda=0.01 sleep.dreams=1.
 Prints and appends to OUT/results.jsonl one JSON line per sleep.
+  python benchmarks/sleep_sequential.py naive-tokens PLAN
+      the tokens a naive sleep on each stage's facts alone trains (the cost reference), without training
 """
 
 from __future__ import annotations
@@ -75,7 +77,38 @@ def recall(adapter: Path, probes_by_stage: list[list[Probe]]) -> list[float]:
     return scores
 
 
+def naive_tokens(recipe, facts: list[dict]) -> int:
+    """The tokens a naive sleep on these facts alone trains (what Trainer counts: non-padding tokens, every
+    epoch), computed without training: the cost every strategy is compared with."""
+    import math
+
+    from sleeptrain.data.mixing import build_training_dataset
+    from sleeptrain.models import load_base_model
+    from sleeptrain.sleep.consolidate import new_conversations
+    from sleeptrain.training import use_bf16
+    from sleeptrain.training.anchors import anchor_conversations, read_anchor_prompts
+
+    loaded = load_base_model(recipe, use_bf16(recipe.bf16))
+    tokenizer = loaded.tokenizer
+    memories = [
+        Memory(f"n{i}", f["question"], f["question"], f["answer"], f.get("subject")) for i, f in enumerate(facts)
+    ]
+    new, _ = new_conversations(memories, memories, {}, recipe, recipe.seed)
+    # The base model's anchor answers are cached by the sleeps already run, so this generates nothing.
+    count = math.ceil(recipe.anchor_ratio * len(new))
+    prompts = read_anchor_prompts(recipe.anchor_prompts)
+    anchors = anchor_conversations(recipe, prompts, loaded.model, tokenizer, loaded.path, count)
+    dataset = build_training_dataset(recipe, tokenizer, new + anchors)
+    return int(sum(len(ids) for ids in dataset["input_ids"]) * recipe.num_epochs)
+
+
 def main() -> None:
+    if sys.argv[1] == "naive-tokens":  # python benchmarks/sleep_sequential.py naive-tokens PLAN
+        recipe_file = Path("/tmp/naive-tokens-recipe.yaml")
+        recipe_file.write_text("output_dir: /tmp/naive-tokens\n")
+        recipe = load_recipe(recipe_file, sys.argv[3:], require_datasets=False)
+        print(json.dumps([naive_tokens(recipe, facts) for facts, _ in stages(sys.argv[2])]))
+        return
     out, plan, overrides = Path(sys.argv[1]), sys.argv[2], sys.argv[3:]
     out.mkdir(parents=True, exist_ok=True)
     recipe_file = out / "recipe.yaml"
