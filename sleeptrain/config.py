@@ -68,10 +68,12 @@ class SleepConfig(_Strict):
     """How `sleeptrain sleep` consolidates pending memories into the next adapter version."""
 
     replay_ratio: float = Field(
-        default=1.0, ge=0, description="Consolidated memories replayed per new memory (0: naive sleep)."
+        default=4.0,
+        ge=0,
+        description="Consolidated memories replayed per new memory, at most all of them (0: naive sleep).",
     )
     replay_variants: int = Field(
-        default=3,
+        default=1,
         ge=0,
         description="Wordings each replayed memory is rehearsed in (its question reframed as question_variants "
         "does); 0: only its subject's summary.",
@@ -86,7 +88,7 @@ class SleepConfig(_Strict):
         "one forward pass each) or random.",
     )
     repair_rounds: int = Field(
-        default=1,
+        default=0,
         ge=0,
         description="After training, memories the adapter no longer answers token for token (one forward pass "
         "each) are trained again, up to this many short rounds; 0 turns it off.",

@@ -8,14 +8,17 @@ summaries, corrections, and a replay of consolidated memories, all as Conversati
 - A correction is trained like a new fact, and also on the superseded memory's question if it was worded
   differently, so that neither wording keeps the old answer. The superseded memory is not active, so it is
   never replayed or summarised again.
-- Replay: `replay_ratio` consolidated memories per new memory, each in `replay_variants` wordings, with
-  one summary per replayed subject (`replay_summaries`); they are already learnt, so a few rehearsals keep
-  them for far less than their first learning cost (measured in BENCHMARKS.md, "Sleep"). Which ones:
-  those the current adapter answers worst (the loss of its answer, one forward pass each), or random.
-- Repair: after training, every active memory is checked with one forward pass (does the adapter still
-  write its stored answer, token for token?); those it does not are trained again in a short extra round
-  (`repair_rounds`), with anchors. This catches both a new fact not yet learnt and an old one the new
-  training disturbed, and costs training only for what actually broke.
+- Replay: `replay_ratio` consolidated memories per new memory (by default up to 4, so in practice all of
+  them), each in `replay_variants` wordings (1 by default), plus one summary per replayed subject
+  (`replay_summaries`). They are already learnt, so one rehearsal per sleep keeps most of them for about a
+  sixth of what learning them cost; a memory left out of a sleep is largely forgotten in it, which is why
+  replaying a sample (even the worst-answered) did worse than replaying all cheaply (BENCHMARKS.md,
+  "Sleep"). Which ones, when not all: those the current adapter answers worst (the loss of its answer, one
+  forward pass each), or random.
+- Check and repair: after training, every active memory is checked with one forward pass (does the adapter
+  still write its stored answer, token for token?); the ones it does not are listed in the version's
+  sleep.json. `repair_rounds` trains them again in a short extra round with anchors; measured, that round
+  disturbs the rest more than it mends, so it is off by default.
 - A memory without a question (free text) is trained as the answer to "What do you remember about X?" when
   it has a subject, else as text in a user turn (loss on the text itself), the way interviews are learnt.
 """

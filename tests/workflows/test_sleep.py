@@ -120,9 +120,9 @@ def test_a_correction_is_trained_on_both_wordings_and_the_old_memory_is_not_repl
     assert store.get(old.id).status == "superseded" and store.get(new.id).status == "consolidated"
     assert result.corrections == 1
     assert result.replayed == [other.id]  # the superseded memory is never replayed
-    # The new and the old wording, 2 question variants each, and the replayed memory in 3 wordings; no
-    # summaries (the superseded fact no longer counts, so Alice has one fact, and Bob has one).
-    assert result.examples == 4 + 3
+    # The new and the old wording, 2 question variants each, and the replayed memory in its own wording;
+    # no summaries (the superseded fact no longer counts, so Alice has one fact, and Bob has one).
+    assert result.examples == 4 + 1
 
 
 def test_an_error_during_training_abandons_the_sleep_and_keeps_everything(tiny_llama, tmp_path, store, monkeypatch):
