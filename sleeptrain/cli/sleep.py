@@ -33,6 +33,8 @@ def run_sleep(store: Path, recipe_path: Path, overrides: list[str], if_needed: b
             f"final loss: {metrics.final_loss:.4f}; {metrics.train_tokens} tokens in {metrics.train_runtime_s:.1f} s",
             f"adapter: {result.adapter_dir}",
         ]
+        if result.unreproduced:
+            lines.append(f"{len(result.unreproduced)} memories not yet answered word for word (see sleep.json)")
     # Plain lines, never cut to the terminal's width: the paths are what a user copies.
     for line in lines:
         console.print(line, highlight=False, markup=False, soft_wrap=True)
