@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from sleeptrain.data.render import prompt_text
+from sleeptrain.models.loading import inference_context
 
 
 def generate_answers(
@@ -18,8 +19,6 @@ def generate_answers(
     batch_size: int = 16,
 ) -> list[str]:
     """One greedy answer per question, each asked as a fresh single-turn chat."""
-    import torch
-
     template = template or tokenizer.chat_template
     prompts = [prompt_text(tokenizer, template, [{"role": "user", "content": q}], system_prompt) for q in questions]
     side = tokenizer.padding_side
@@ -30,7 +29,7 @@ def generate_answers(
             batch = tokenizer(
                 prompts[start : start + batch_size], return_tensors="pt", padding=True, add_special_tokens=False
             ).to(model.device)
-            with torch.inference_mode():
+            with inference_context(model):
                 output = model.generate(
                     **batch,
                     max_new_tokens=max_new_tokens,

@@ -66,12 +66,7 @@ def load_base_model(recipe: Recipe, use_bf16: bool) -> LoadedModel:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = resolve_base_model(recipe.base_model)
-    # A LoRA run never updates the base weights, so with bf16 they are kept in bf16 (the adapter's own
-    # weights stay fp32, PEFT's default): autocast then no longer re-casts every frozen weight at every
-    # step, and the model takes half the memory. Measured on the default model: 1.76x the tokens/s of fp32
-    # weights under autocast, 450 MB less peak memory (BENCHMARKS.md, "Speed"). Full fine-tuning keeps
-    # fp32 master weights, which the optimizer needs.
-    kwargs: dict[str, Any] = {"dtype": torch.bfloat16 if use_bf16 and recipe.adapter == "lora" else torch.float32}
+    kwargs: dict[str, Any] = {"dtype": torch.float32}
     if recipe.load_in_4bit:
         kwargs["quantization_config"] = _four_bit_config(use_bf16)
         if torch.cuda.is_available():
@@ -87,11 +82,46 @@ def load_base_model(recipe: Recipe, use_bf16: bool) -> LoadedModel:
     except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SleeptrainError(f"base_model: could not load {path!r}: {first}") from exc
+    if use_bf16 and recipe.adapter == "lora" and recipe.backend == "transformers":
+        _frozen_linears_in_bf16(model)
     if tokenizer.pad_token is None:
         # Padding never carries loss (labels are -100 there), so any existing token will do.
         tokenizer.pad_token = tokenizer.eos_token
     log.info("Loaded %s (%s, %.1fM parameters)", path, model.config.model_type, model.num_parameters() / 1e6)
     return LoadedModel(model=model, tokenizer=tokenizer, path=path)
+
+
+def _frozen_linears_in_bf16(model: Any) -> None:
+    """Store the decoder's linear weights in bf16 for a LoRA run under bf16 autocast.
+
+    Autocast computes every linear layer in bf16 anyway, by casting its fp32 weight at every step; a LoRA
+    run never updates those weights, so casting them once gives the same arithmetic without the per-step
+    casts, and half their memory. Embeddings (tied to the LM head in many small models) and norms stay fp32,
+    so the residual stream keeps fp32 precision, as it has under autocast: with the whole model in bf16 the
+    default model learnt measurably worse (BENCHMARKS.md, "Speed"). LoRA's own weights stay fp32 (PEFT's
+    default)."""
+    import torch
+
+    embeddings = model.get_input_embeddings().weight
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear) and module.weight is not embeddings:
+            module.to(torch.bfloat16)
+
+
+def inference_context(model: Any) -> Any:
+    """`torch.inference_mode()`, with bf16 autocast when some of the model's linear weights are bf16 (see
+    `_frozen_linears_in_bf16`): a forward pass outside training needs it to mix them with fp32 activations."""
+    import contextlib
+
+    import torch
+
+    stack = contextlib.ExitStack()
+    stack.enter_context(torch.inference_mode())
+    if any(p.dtype == torch.bfloat16 for p in model.parameters()) and any(
+        p.dtype == torch.float32 for p in model.parameters()
+    ):
+        stack.enter_context(torch.autocast(model.device.type, dtype=torch.bfloat16))
+    return stack
 
 
 def _four_bit_config(use_bf16: bool) -> Any:

@@ -35,6 +35,7 @@ from sleeptrain.data.augment import question_variants, subject_summaries
 from sleeptrain.data.formats import Conversation, Message
 from sleeptrain.data.render import IGNORE_INDEX, render_conversation, resolve_chat_template
 from sleeptrain.hippocampus.memory import Memory
+from sleeptrain.models.loading import inference_context
 
 ANSWER_ROLES = ("assistant",)
 
@@ -138,7 +139,7 @@ def score_answers(model: Any, tokenizer: Any, recipe: Recipe, conversations: lis
             ids = torch.tensor([r["input_ids"] + [pad] * (width - len(r["input_ids"])) for r in chunk])
             mask = torch.tensor([r["attention_mask"] + [0] * (width - len(r["input_ids"])) for r in chunk])
             labels = torch.tensor([r["labels"] + [IGNORE_INDEX] * (width - len(r["labels"])) for r in chunk])
-            with torch.inference_mode():
+            with inference_context(model):
                 logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device)).logits.float()
             targets = labels[:, 1:].to(logits.device)
             labelled = targets != IGNORE_INDEX

@@ -73,14 +73,17 @@ def anchor_conversations(
         return []
     from accelerate import PartialState
 
-    chosen = random.Random(recipe.seed).sample(prompts, min(count, len(prompts)))
+    # A shuffled order of the prompts, repeated when a run asks for more anchors than there are prompts
+    # (one set of anchors per epoch, say): every prompt is used once before any is used twice.
+    order = random.Random(recipe.seed).sample(prompts, len(prompts))
+    chosen = [order[i % len(order)] for i in range(count)]
     template = resolve_chat_template(tokenizer, recipe.chat_template)
     key = hashlib.sha1(f"v4|{model_path}|{model.dtype}|{template}|{recipe.system_prompt}".encode()).hexdigest()[:16]
     cache_file = load_settings().cache_dir / "anchors" / f"{key}.json"
     # Under `accelerate launch`, rank 0 generates and caches; the others then read its cache.
     with PartialState().main_process_first():
         cached = json.loads(cache_file.read_text(encoding="utf-8")) if cache_file.exists() else {}
-        missing = [p for p in chosen if p not in cached]
+        missing = [p for p in dict.fromkeys(chosen) if p not in cached]
         if missing:
             log.info("Recording the base model's answers to %d anchor prompts (cached for later runs)", len(missing))
             answers = generate_answers(

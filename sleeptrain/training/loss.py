@@ -1,21 +1,24 @@
-"""A Trainer whose loss runs the language-model head only where a label is.
+"""A Trainer whose loss runs the language-model head only where a label is, and the batch's shared
+prefix only once.
 
 A chat example's loss covers the answer; the system prompt and the question (most of its tokens) carry none,
 yet a causal LM's forward computes vocabulary-sized logits for every position (49 152 columns for the
 default model). Here the decoder runs as usual and the head runs on the labelled positions alone, which
-gives the same loss and gradients for less work. Neither transformers nor TRL offers this for training
-(`logits_to_keep` selects positions shared by the whole batch), hence this override. It applies to a
-single-process run of a model with a plain `lm_head`; anything else (DDP/FSDP/DeepSpeed wrappers, logit
-soft-capping) takes Trainer's own path.
+gives the same loss and gradients for less work. Likewise the tokens that every example of a batch starts
+with (the system prompt a chat template inserts) run once per batch instead of once per example. Neither
+transformers nor TRL offers either for training (`logits_to_keep` selects positions shared by the whole
+batch), hence this override. It applies to a single-process run of a model with a plain `lm_head`;
+anything else (DDP/FSDP/DeepSpeed wrappers, logit soft-capping) takes Trainer's own path.
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from transformers import Trainer
+from transformers import DynamicCache, Trainer
 
 IGNORE_INDEX = -100
 
@@ -31,9 +34,29 @@ def _plain_causal_lm(model: Any) -> Any | None:
     return inner
 
 
+# Below this many shared tokens a second decoder call costs more than it saves.
+MIN_SHARED_PREFIX = 8
+
+
+def shared_prefix_length(input_ids: torch.Tensor, attention_mask: torch.Tensor | None, keep: torch.Tensor) -> int:
+    """How many leading tokens all rows of a batch have in common (0 if too few to be worth sharing),
+    stopping before the first position whose hidden state the loss reads (`keep`: [batch, length - 1])."""
+    if input_ids.shape[0] < 2 or not bool(keep.any()):
+        return 0
+    same = (input_ids == input_ids[:1]).all(dim=0)
+    if attention_mask is not None:
+        same &= attention_mask.bool().all(dim=0)
+    common = int(same.int().cumprod(dim=0).sum())
+    rows = keep.any(dim=1)
+    first_read = int(keep[rows].int().argmax(dim=1).min())
+    length = min(common, first_read)
+    return length if length >= MIN_SHARED_PREFIX else 0
+
+
 class LabelledLogitsTrainer(Trainer):
     # Off for models whose forward brings its own fused loss kernel (Unsloth's), which is faster still.
     labelled_logits: bool = True
+    share_prefix: bool = True
 
     def compute_loss(
         self,
@@ -47,16 +70,41 @@ class LabelledLogitsTrainer(Trainer):
             causal_lm = _plain_causal_lm(model)
         if causal_lm is None or "labels" not in inputs:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-        targets = inputs["labels"][:, 1:]
-        keep = targets != IGNORE_INDEX
-        hidden = causal_lm.get_decoder()(
-            input_ids=inputs["input_ids"], attention_mask=inputs.get("attention_mask")
-        ).last_hidden_state
-        logits = causal_lm.lm_head(hidden[:, :-1][keep]).float()
-        loss = F.cross_entropy(logits, targets[keep], reduction="sum")
+        # Trainer's mixed precision reaches a model through its wrapped forward(); this path calls the
+        # decoder and the head directly, so it enters the accelerator's autocast itself.
+        with self.accelerator.autocast():
+            logits, targets = self._labelled_logits(causal_lm, inputs)
+        loss = F.cross_entropy(logits, targets, reduction="sum")
         # The same normalisation as transformers' causal-LM loss: by the label count of the whole
         # accumulated batch when Trainer gives it, else of this batch.
-        count = num_items_in_batch if num_items_in_batch is not None else keep.sum()
+        count = num_items_in_batch if num_items_in_batch is not None else targets.numel()
         if torch.is_tensor(count):
             count = count.to(loss.device)
         return loss / count
+
+    def _labelled_logits(self, causal_lm: Any, inputs: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The logits (fp32) at every labelled position of the batch, and the labels they predict."""
+        targets = inputs["labels"][:, 1:]
+        keep = targets != IGNORE_INDEX
+        ids, mask = inputs["input_ids"], inputs.get("attention_mask")
+        shared = 0
+        if self.share_prefix and not self.args.gradient_checkpointing:
+            shared = shared_prefix_length(ids, mask, keep)
+        decoder = causal_lm.get_decoder()
+        if shared:
+            # The tokens every row starts with (the chat template's system prompt, often 40% of a short
+            # example) run once, batch 1, and the rows attend to their keys and values. Gradients still flow
+            # through the shared pass (summed over the rows, as separate passes would give), so the loss and
+            # its gradients are unchanged; only the repeated work goes.
+            cache = DynamicCache(config=decoder.config)
+            # transformers 5 renamed `past_key_values` to `cache`; the decoder fills the cache in place.
+            cache_kwarg = "cache" if "cache" in inspect.signature(decoder.forward).parameters else "past_key_values"
+            decoder(input_ids=ids[:1, :shared], use_cache=True, **{cache_kwarg: cache})
+            cache.batch_repeat_interleave(ids.shape[0])
+            hidden = decoder(
+                input_ids=ids[:, shared:], attention_mask=mask, use_cache=True, **{cache_kwarg: cache}
+            ).last_hidden_state
+            targets, keep = targets[:, shared:], keep[:, shared:]
+        else:
+            hidden = decoder(input_ids=ids, attention_mask=mask).last_hidden_state
+        return causal_lm.lm_head(hidden[:, :-1][keep]).float(), targets[keep]

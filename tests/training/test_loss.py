@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from transformers import AutoModelForCausalLM, TrainingArguments
 
-from sleeptrain.training.loss import LabelledLogitsTrainer
+from sleeptrain.training.loss import LabelledLogitsTrainer, shared_prefix_length
 
 
 def _batch(vocab: int) -> dict[str, torch.Tensor]:
@@ -35,3 +35,55 @@ def test_loss_and_gradients_match_the_models_own_loss(tiny_model_dir, tmp_path):
     assert torch.allclose(ours, theirs, atol=1e-5)
     assert len(our_grads) == len(their_grads)
     assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(our_grads, their_grads, strict=True))
+
+
+def test_a_shared_prefix_runs_once_with_the_same_loss_and_gradients(tiny_model_dir, tmp_path):
+    from peft import LoraConfig, get_peft_model
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    model = get_peft_model(model, LoraConfig(r=4, target_modules="all-linear", init_lora_weights=False))
+    trainer = LabelledLogitsTrainer(model=model, args=TrainingArguments(output_dir=str(tmp_path), use_cpu=True))
+    torch.manual_seed(2)
+    ids = torch.randint(3, model.config.vocab_size, (3, 24))
+    ids[:, :10] = ids[0, :10]  # every row starts with the same 10 tokens, like a template's system prompt
+    labels = ids.clone()
+    labels[:, :14] = -100
+    labels[2, 20:] = -100
+    mask = torch.ones_like(ids)
+    mask[2, 20:] = 0
+    batch = {"input_ids": ids, "attention_mask": mask, "labels": labels}
+    assert shared_prefix_length(ids, mask, labels[:, 1:] != -100) == 10
+
+    ours = trainer.compute_loss(model, dict(batch))
+    ours.backward()
+    our_grads = [p.grad.clone() for p in model.parameters() if p.grad is not None]
+    model.zero_grad()
+    theirs = model(**batch).loss
+    theirs.backward()
+    their_grads = [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+    assert torch.allclose(ours, theirs, atol=1e-5)
+    assert len(our_grads) == len(their_grads) > 0
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(our_grads, their_grads, strict=True))
+
+
+def test_no_prefix_is_shared_past_the_first_position_the_loss_reads():
+    ids = torch.tensor([[5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]] * 2)
+    keep = torch.zeros(2, 11, dtype=torch.bool)
+    keep[0, 9] = True
+    keep[1, 8] = True  # row 1's hidden state at position 8 is read: only 8 tokens may be shared
+    assert shared_prefix_length(ids, None, keep) == 8
+    keep[1, 6] = True
+    assert shared_prefix_length(ids, None, keep) == 0  # 6 shared tokens are not worth a second pass
+
+
+def test_the_labelled_path_runs_under_the_trainers_bf16_autocast(tiny_llama, tmp_path):
+    # Trainer's mixed precision wraps model.forward; this loss calls the decoder directly and must not
+    # silently fall back to fp32 arithmetic.
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama, dtype=torch.float32)
+    args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, bf16=True)
+    trainer = LabelledLogitsTrainer(model=model, args=args)
+    seen = []
+    model.model.layers[0].mlp.down_proj.register_forward_hook(lambda module, i, out: seen.append(out.dtype))
+    trainer.compute_loss(model, _batch(model.config.vocab_size))
+    assert seen == [torch.bfloat16]
