@@ -137,15 +137,17 @@ class Recipe(_Strict):
     train_on_inputs: bool = Field(default=False, description="Loss on every turn, not only assistant turns.")
     sequence_len: int = Field(default=512, gt=8)
     question_variants: int = Field(
-        default=6, ge=1, description="Copies of each QA example, the question reworded by neutral frames."
+        default=6,
+        ge=1,
+        description="Phrasings of each QA question (neutral frames around it); each epoch shows the next one.",
     )
     subject_summaries: bool = Field(
         default=True, description="Add one 'What do you know about X?' example per subject of QA facts."
     )
     anchor_ratio: float = Field(
-        default=1.0,
+        default=0.33,
         ge=0,
-        description="Anchors per training example: the base model's own answers to general prompts, replayed "
+        description="Anchors per example per epoch: the base model's own answers to general prompts, replayed "
         "so that it keeps what it knew (0 turns it off).",
     )
     anchor_prompts: Path | None = Field(default=None, description="JSONL of {prompt}; omitted: the bundled set.")
@@ -153,7 +155,7 @@ class Recipe(_Strict):
     # The schedule
     micro_batch_size: int = Field(default=8, gt=0)
     gradient_accumulation_steps: int = Field(default=1, gt=0)
-    num_epochs: float = Field(default=2, gt=0)
+    num_epochs: float = Field(default=12, gt=0, description="Passes over the examples, each in its next phrasing.")
     max_steps: int | None = Field(default=None, gt=0)
     learning_rate: float | None = Field(
         default=None, gt=0, description="Omitted: 2e-3 for LoRA and QLoRA, 2e-5 for full fine-tuning."

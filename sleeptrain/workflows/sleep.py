@@ -258,7 +258,11 @@ def _consolidate(
     run_recipe = recipe.model_copy(update={"output_dir": output_dir / "sleeps" / f"v{version}"})
     lap("build_s")
     try:
-        metrics = train_model(run_recipe, model, tokenizer, dataset, bf16, staging, quiet=quiet)
+        # The examples hold every wording of each memory at once, which `train` spreads over its epochs
+        # (one wording per epoch): counting each wording as one of the recipe's epochs keeps the exposures.
+        metrics = train_model(
+            run_recipe, model, tokenizer, dataset, bf16, staging, quiet=quiet, passes=wordings_per_epoch(recipe)
+        )
         lap("train_s")
         repair = _repair(
             recipe, model, tokenizer, active, anchors, staging, output_dir / "sleeps" / f"v{version}", seed
@@ -302,6 +306,12 @@ def _consolidate(
     return result
 
 
+def wordings_per_epoch(recipe: Recipe) -> int:
+    """How many of the recipe's epochs one pass over a sleep's examples stands for: each example comes in
+    `question_variants` wordings, all in the dataset at once (never more passes than epochs)."""
+    return max(1, min(recipe.question_variants, math.floor(recipe.num_epochs)))
+
+
 def _repair(
     recipe: Recipe,
     model: Any,
@@ -333,7 +343,16 @@ def _repair(
         fix = replay_conversations(failing, active, recipe, seed + 1000 * (round_ + 1), variants_at_least=1)
         dataset = build_training_dataset(recipe, tokenizer, fix + anchors[: len(fix)])
         run_recipe = recipe.model_copy(update={"output_dir": logs / f"repair-{round_ + 1}"})
-        metrics = train_model(run_recipe, model, tokenizer, dataset, use_bf16(recipe.bf16), staging, quiet=True)
+        metrics = train_model(
+            run_recipe,
+            model,
+            tokenizer,
+            dataset,
+            use_bf16(recipe.bf16),
+            staging,
+            quiet=True,
+            passes=wordings_per_epoch(recipe),
+        )
         tokens += metrics.train_tokens
         train_s += time.perf_counter() - started
         repaired.extend(m.id for m in failing if m.id not in repaired)
