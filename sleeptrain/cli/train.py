@@ -20,7 +20,7 @@ def run_train(recipe_path: Path, overrides: list[str], quiet: bool) -> None:
     metrics = result.metrics
     # Plain lines, never cut to the terminal's width: the paths are what a user copies.
     lines = [
-        f"trained {result.examples} examples ({result.anchors} anchors)",
+        f"trained {result.examples} examples for {metrics.epochs:g} epochs ({result.anchors} anchors)",
         f"base model: {result.base_model}",
         f"final loss: {metrics.final_loss:.4f}",
         f"tokens: {metrics.train_tokens} in {metrics.train_runtime_s:.1f} s ({metrics.tokens_per_second:.0f} tokens/s)",

@@ -88,7 +88,7 @@ def test_train_succeeds_and_reports_the_run(trained):
     assert (output_dir / "metrics.json").exists()
     assert "Traceback" not in done.stdout + done.stderr
     # 3 facts, each in 6 question variants by default
-    for label in ("trained 18 examples", "adapter", "base model", "final loss", "tokens", "peak memory"):
+    for label in ("trained 3 examples for", "adapter", "base model", "final loss", "tokens", "peak memory"):
         assert label in done.stdout
     assert f"adapter: {output_dir / 'adapter'}" in done.stdout
     # The recipe is saved as resolved, --set overrides applied.
