@@ -31,7 +31,7 @@ from sleeptrain.config import load_recipe
 from sleeptrain.evaluation.recall import Probe, read_probes, score_probes
 from sleeptrain.hippocampus import Memory, MemoryStore, Verdict
 from sleeptrain.models import default_model_path
-from sleeptrain.workflows.sleep import sleep
+from sleeptrain.workflows.sleep import sleep, wordings_per_epoch
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent
@@ -99,7 +99,8 @@ def naive_tokens(recipe, facts: list[dict]) -> int:
     prompts = read_anchor_prompts(recipe.anchor_prompts)
     anchors = anchor_conversations(recipe, prompts, loaded.model, tokenizer, loaded.path, count)
     dataset = build_training_dataset(recipe, tokenizer, new + anchors)
-    return int(sum(len(ids) for ids in dataset["input_ids"]) * recipe.num_epochs)
+    # A sleep trains every wording at once, num_epochs / wordings_per_epoch times over (see workflows/sleep.py).
+    return int(sum(len(ids) for ids in dataset["input_ids"]) * recipe.num_epochs / wordings_per_epoch(recipe))
 
 
 def main() -> None:

@@ -73,7 +73,7 @@ class SleepConfig(_Strict):
         description="Consolidated memories replayed per new memory, at most all of them (0: naive sleep).",
     )
     replay_variants: int = Field(
-        default=1,
+        default=3,
         ge=0,
         description="Wordings each replayed memory is rehearsed in (its question reframed as question_variants "
         "does); 0: only its subject's summary.",

@@ -109,7 +109,7 @@ def test_if_needed_sleeps_only_once_the_pressure_reaches_the_threshold(tiny_llam
 
 
 def test_a_correction_is_trained_on_both_wordings_and_the_old_memory_is_not_replayed(tiny_llama, tmp_path, store):
-    recipe = tiny_recipe(tiny_llama, tmp_path / "out", replay_ratio=5.0)
+    recipe = tiny_recipe(tiny_llama, tmp_path / "out", replay_ratio=5.0, replay_variants=1)
     old = add_fact(store, "Alice", "What fruit does Alice like?", "Alice likes green apples.")
     other = add_fact(store, *FACTS[1])
     sleep(store, recipe, quiet=True)
