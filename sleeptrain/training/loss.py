@@ -13,6 +13,7 @@ anything else (DDP/FSDP/DeepSpeed wrappers, logit soft-capping) takes Trainer's 
 
 from __future__ import annotations
 
+import functools
 import inspect
 from typing import Any
 
@@ -32,6 +33,13 @@ def _plain_causal_lm(model: Any) -> Any | None:
     if getattr(config, "final_logit_softcapping", None) or getattr(config, "logit_scale", None):
         return None
     return inner
+
+
+@functools.cache
+def _cache_keyword(decoder_class: type) -> str:
+    """The name the decoder's forward gives its KV cache (transformers 5 renamed `past_key_values` to
+    `cache`); looked up once per class, not at every step."""
+    return "cache" if "cache" in inspect.signature(decoder_class.forward).parameters else "past_key_values"
 
 
 # Below this many shared tokens a second decoder call costs more than it saves.
@@ -97,8 +105,7 @@ class LabelledLogitsTrainer(Trainer):
             # through the shared pass (summed over the rows, as separate passes would give), so the loss and
             # its gradients are unchanged; only the repeated work goes.
             cache = DynamicCache(config=decoder.config)
-            # transformers 5 renamed `past_key_values` to `cache`; the decoder fills the cache in place.
-            cache_kwarg = "cache" if "cache" in inspect.signature(decoder.forward).parameters else "past_key_values"
+            cache_kwarg = _cache_keyword(type(decoder))
             decoder(input_ids=ids[:1, :shared], use_cache=True, **{cache_kwarg: cache})
             cache.batch_repeat_interleave(ids.shape[0])
             hidden = decoder(

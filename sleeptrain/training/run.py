@@ -20,8 +20,11 @@ from transformers.integrations import TensorBoardCallback
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 from sleeptrain.config import Recipe
-from sleeptrain.models import lora_target_modules
+from sleeptrain.models import LoadedModel, load_base_model, lora_target_modules
+from sleeptrain.models.unsloth_backend import check_backend
+from sleeptrain.settings import load_settings
 from sleeptrain.training.loss import LabelledLogitsTrainer
+from sleeptrain.training.precision import use_bf16
 
 log = logging.getLogger("sleeptrain")
 
@@ -38,6 +41,20 @@ class RunMetrics:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def load_for_training(recipe: Recipe) -> tuple[LoadedModel, bool]:
+    """Set this process up for a run (threads, seed) and load the base model as the recipe says; returns it
+    and whether the run uses bf16. What `train` and `sleep` both start with."""
+    from transformers import set_seed
+
+    check_backend(recipe)
+    threads = load_settings().threads
+    if threads:
+        torch.set_num_threads(threads)
+    set_seed(recipe.seed)
+    bf16 = use_bf16(recipe.bf16)
+    return load_base_model(recipe, bf16), bf16
 
 
 def prepare_for_training(recipe: Recipe, model: Any) -> Any:

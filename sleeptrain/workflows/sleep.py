@@ -176,13 +176,8 @@ def _consolidate(
     version: int,
     quiet: bool,
 ) -> SleepResult:
-    import torch
-    from transformers import set_seed
-
     from sleeptrain.data.mixing import build_training_dataset
-    from sleeptrain.models import load_base_model
-    from sleeptrain.settings import load_settings
-    from sleeptrain.training import prepare_for_training, train_model, use_bf16
+    from sleeptrain.training import load_for_training, prepare_for_training, train_model
     from sleeptrain.training.anchors import anchor_conversations, read_anchor_prompts
     from sleeptrain.training.ewc import accumulate, attach_ewc, empirical_fisher, load_fisher, save_fisher
 
@@ -200,12 +195,7 @@ def _consolidate(
     active = store.active()
     superseded = {m.id: m for m in store.memories(["superseded"])}
     anchor_prompts = read_anchor_prompts(recipe.anchor_prompts) if recipe.anchor_ratio > 0 else []
-    threads = load_settings().threads
-    if threads:
-        torch.set_num_threads(threads)
-    set_seed(recipe.seed)
-    bf16 = use_bf16(recipe.bf16)
-    loaded = load_base_model(recipe, bf16)
+    loaded, bf16 = load_for_training(recipe)
     tokenizer = loaded.tokenizer
 
     new, corrections = new_conversations(pending, active, superseded, recipe, seed)

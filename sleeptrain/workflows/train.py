@@ -18,10 +18,8 @@ from accelerate import PartialState
 from sleeptrain.config import Recipe
 from sleeptrain.data.mixing import build_training_dataset, load_recipe_examples, passes_over
 from sleeptrain.errors import SleeptrainError
-from sleeptrain.models import load_base_model
 from sleeptrain.models.unsloth_backend import check_backend
-from sleeptrain.settings import load_settings
-from sleeptrain.training import RunMetrics, prepare_for_training, train_model, use_bf16
+from sleeptrain.training import RunMetrics, load_for_training, prepare_for_training, train_model
 from sleeptrain.training.anchors import anchor_conversations, read_anchor_prompts
 
 log = logging.getLogger("sleeptrain")
@@ -38,9 +36,6 @@ class TrainResult:
 
 
 def train(recipe: Recipe, quiet: bool = False) -> TrainResult:
-    import torch
-    from transformers import set_seed
-
     if not recipe.datasets:
         raise SleeptrainError("recipe: missing required key 'datasets'")
     check_backend(recipe)
@@ -51,12 +46,7 @@ def train(recipe: Recipe, quiet: bool = False) -> TrainResult:
     passes = math.ceil(recipe.num_epochs)
     conversations = passes_over(examples, passes)
     anchor_prompts = read_anchor_prompts(recipe.anchor_prompts) if recipe.anchor_ratio > 0 else []
-    threads = load_settings().threads
-    if threads:
-        torch.set_num_threads(threads)
-    set_seed(recipe.seed)
-    bf16 = use_bf16(recipe.bf16)
-    loaded = load_base_model(recipe, bf16)
+    loaded, bf16 = load_for_training(recipe)
     anchors = anchor_conversations(
         recipe,
         anchor_prompts,

@@ -19,12 +19,9 @@ def _batch(vocab: int) -> dict[str, torch.Tensor]:
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
-def test_loss_and_gradients_match_the_models_own_loss(tiny_model_dir, tmp_path):
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
-    trainer = LabelledLogitsTrainer(model=model, args=TrainingArguments(output_dir=str(tmp_path), use_cpu=True))
-    batch = _batch(model.config.vocab_size)
-
-    ours = trainer.compute_loss(model, dict(batch), num_items_in_batch=None)
+def assert_same_loss_and_gradients(trainer, model, batch) -> None:
+    """Our loss and every gradient it gives equal those of the model's own causal-LM loss."""
+    ours = trainer.compute_loss(model, dict(batch))
     ours.backward()
     our_grads = [p.grad.clone() for p in model.parameters() if p.grad is not None]
     model.zero_grad()
@@ -33,8 +30,16 @@ def test_loss_and_gradients_match_the_models_own_loss(tiny_model_dir, tmp_path):
     their_grads = [p.grad.clone() for p in model.parameters() if p.grad is not None]
 
     assert torch.allclose(ours, theirs, atol=1e-5)
-    assert len(our_grads) == len(their_grads)
+    assert len(our_grads) == len(their_grads) > 0
     assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(our_grads, their_grads, strict=True))
+
+
+def test_loss_and_gradients_match_the_models_own_loss(tiny_model_dir, tmp_path):
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    trainer = LabelledLogitsTrainer(model=model, args=TrainingArguments(output_dir=str(tmp_path), use_cpu=True))
+    batch = _batch(model.config.vocab_size)
+
+    assert_same_loss_and_gradients(trainer, model, batch)
 
 
 def test_a_shared_prefix_runs_once_with_the_same_loss_and_gradients(tiny_model_dir, tmp_path):
@@ -54,17 +59,7 @@ def test_a_shared_prefix_runs_once_with_the_same_loss_and_gradients(tiny_model_d
     batch = {"input_ids": ids, "attention_mask": mask, "labels": labels}
     assert shared_prefix_length(ids, mask, labels[:, 1:] != -100) == 10
 
-    ours = trainer.compute_loss(model, dict(batch))
-    ours.backward()
-    our_grads = [p.grad.clone() for p in model.parameters() if p.grad is not None]
-    model.zero_grad()
-    theirs = model(**batch).loss
-    theirs.backward()
-    their_grads = [p.grad.clone() for p in model.parameters() if p.grad is not None]
-
-    assert torch.allclose(ours, theirs, atol=1e-5)
-    assert len(our_grads) == len(their_grads) > 0
-    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(our_grads, their_grads, strict=True))
+    assert_same_loss_and_gradients(trainer, model, batch)
 
 
 def test_no_prefix_is_shared_past_the_first_position_the_loss_reads():
