@@ -44,6 +44,15 @@ def debug_enabled() -> bool:
     return _DEBUG["on"] or "--debug" in sys.argv
 
 
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or info logs.")]
+DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks and library logs.")]
+
+
+def _start_command(debug: bool, quiet: bool) -> None:
+    _DEBUG["on"] = _DEBUG["on"] or debug
+    configure_output(debug=debug_enabled(), quiet=quiet)
+
+
 @app.command()
 def train(
     recipe: Annotated[Path, typer.Argument(help="The recipe YAML file.")],
@@ -51,14 +60,13 @@ def train(
         list[str] | None,
         typer.Option("--set", help="Override a recipe key: --set learning_rate=2e-4 (dotted keys for sections)."),
     ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or info logs.")] = False,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and library logs.")] = False,
+    quiet: QuietOption = False,
+    debug: DebugOption = False,
 ) -> None:
     """Fine-tune a base model on a recipe's datasets (LoRA, QLoRA or full)."""
     from sleeptrain.cli.train import run_train
 
-    _DEBUG["on"] = _DEBUG["on"] or debug
-    configure_output(debug=debug_enabled(), quiet=quiet)
+    _start_command(debug, quiet)
     run_train(recipe, set_ or [], quiet)
 
 
@@ -67,14 +75,13 @@ def quickstart(
     out: Annotated[Path, typer.Option("--out", help="Where the run and summary.json go.")] = Path(
         "sleeptrain-quickstart"
     ),
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or info logs.")] = False,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and library logs.")] = False,
+    quiet: QuietOption = False,
+    debug: DebugOption = False,
 ) -> None:
     """Teach the default model facts about fictional people; ask before and after."""
     from sleeptrain.cli.quickstart import run_quickstart
 
-    _DEBUG["on"] = _DEBUG["on"] or debug
-    configure_output(debug=debug_enabled(), quiet=quiet)
+    _start_command(debug, quiet)
     run_quickstart(out, quiet)
 
 
@@ -89,14 +96,13 @@ def sleep(
         list[str] | None,
         typer.Option("--set", help="Override a recipe key: --set sleep.replay_ratio=2 (dotted keys for sections)."),
     ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or info logs.")] = False,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and library logs.")] = False,
+    quiet: QuietOption = False,
+    debug: DebugOption = False,
 ) -> None:
     """Consolidate the pending memories into the next adapter version (output_dir/adapters/vN, latest)."""
     from sleeptrain.cli.sleep import run_sleep
 
-    _DEBUG["on"] = _DEBUG["on"] or debug
-    configure_output(debug=debug_enabled(), quiet=quiet)
+    _start_command(debug, quiet)
     run_sleep(store, recipe, set_ or [], if_needed, quiet)
 
 
