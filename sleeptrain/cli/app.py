@@ -64,10 +64,11 @@ def train(
     debug: DebugOption = False,
 ) -> None:
     """Fine-tune a base model on a recipe's datasets (LoRA, QLoRA or full)."""
-    from sleeptrain.cli.train import run_train
+    from sleeptrain.cli.train import load_train_recipe, run_train
 
+    parsed = load_train_recipe(recipe, set_ or [])
     _start_command(debug, quiet)
-    run_train(recipe, set_ or [], quiet)
+    run_train(parsed, quiet)
 
 
 @app.command()
@@ -100,10 +101,11 @@ def sleep(
     debug: DebugOption = False,
 ) -> None:
     """Consolidate the pending memories into the next adapter version (output_dir/adapters/vN, latest)."""
-    from sleeptrain.cli.sleep import run_sleep
+    from sleeptrain.cli.sleep import load_sleep_recipe, run_sleep
 
+    parsed = load_sleep_recipe(recipe, set_ or [])
     _start_command(debug, quiet)
-    run_sleep(store, recipe, set_ or [], if_needed, quiet)
+    run_sleep(store, parsed, if_needed, quiet)
 
 
 def _register_memory_commands() -> None:

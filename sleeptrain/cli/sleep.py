@@ -6,14 +6,23 @@ from __future__ import annotations
 from pathlib import Path
 
 from sleeptrain.cli.output import console
-from sleeptrain.config import load_recipe
+from sleeptrain.config import Recipe, load_recipe
 
 
-def run_sleep(store: Path, recipe_path: Path, overrides: list[str], if_needed: bool, quiet: bool) -> None:
+def load_sleep_recipe(recipe_path: Path, overrides: list[str]) -> Recipe:
+    """The recipe (no datasets needed), checked, with its backend prepared: called before anything imports
+    transformers."""
+    from sleeptrain.backends import prepare_backend
+
+    recipe = load_recipe(recipe_path, overrides, require_datasets=False)
+    prepare_backend(recipe)
+    return recipe
+
+
+def run_sleep(store: Path, recipe: Recipe, if_needed: bool, quiet: bool) -> None:
     from sleeptrain.errors import SleeptrainError
     from sleeptrain.workflows.sleep import sleep
 
-    recipe = load_recipe(recipe_path, overrides, require_datasets=False)
     if not store.is_file():
         raise SleeptrainError(f"--store {store}: no such memory store")
     result = sleep(store, recipe, if_needed=if_needed, quiet=quiet)

@@ -5,15 +5,23 @@ from __future__ import annotations
 from pathlib import Path
 
 from sleeptrain.cli.output import console
-from sleeptrain.config import load_recipe
+from sleeptrain.config import Recipe, load_recipe
 
 
-def run_train(recipe_path: Path, overrides: list[str], quiet: bool) -> None:
+def load_train_recipe(recipe_path: Path, overrides: list[str]) -> Recipe:
+    """The recipe, checked, with its backend prepared: called before anything imports transformers."""
+    from sleeptrain.backends import prepare_backend
+
+    recipe = load_recipe(recipe_path, overrides)
+    prepare_backend(recipe)
+    return recipe
+
+
+def run_train(recipe: Recipe, quiet: bool) -> None:
     from accelerate import PartialState
 
     from sleeptrain.workflows import train
 
-    recipe = load_recipe(recipe_path, overrides)
     result = train(recipe, quiet=quiet)
     if not PartialState().is_main_process:
         return  # under accelerate launch / torchrun, one summary is enough
@@ -24,7 +32,8 @@ def run_train(recipe_path: Path, overrides: list[str], quiet: bool) -> None:
         f"base model: {result.base_model}",
         f"final loss: {metrics.final_loss:.4f}",
         f"tokens: {metrics.train_tokens} in {metrics.train_runtime_s:.1f} s ({metrics.tokens_per_second:.0f} tokens/s)",
-        f"peak memory: {metrics.peak_rss_mb:.0f} MB",
+        f"peak memory: {metrics.peak_rss_mb:.0f} MB"
+        + (f" (GPU: {metrics.peak_gpu_mb:.0f} MB)" if metrics.peak_gpu_mb is not None else ""),
         f"adapter: {result.adapter_dir}",
         f"metrics: {result.output_dir / 'metrics.json'}",
     ]

@@ -36,6 +36,8 @@ class RunMetrics:
     tokens_per_second: float
     peak_rss_mb: float
     final_loss: float
+    # torch.cuda.max_memory_allocated over the run, on a GPU; None on a CPU.
+    peak_gpu_mb: float | None
     steps: int
     epochs: float
 
@@ -166,6 +168,7 @@ def train_model(
         tokens_per_second=round(tokens / runtime, 1) if runtime > 0 else 0.0,
         peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         final_loss=float(losses[-1]) if losses else float(result.training_loss),
+        peak_gpu_mb=round(torch.cuda.max_memory_allocated() / 2**20, 1) if torch.cuda.is_available() else None,
         steps=int(trainer.state.global_step),
         epochs=round(float(trainer.state.epoch or 0.0) * passes, 3),
     )
