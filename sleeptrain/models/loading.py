@@ -69,6 +69,9 @@ def load_base_model(recipe: Recipe, use_bf16: bool) -> LoadedModel:
     kwargs: dict[str, Any] = {"dtype": torch.float32}
     if recipe.load_in_4bit:
         kwargs["quantization_config"] = _four_bit_config(use_bf16)
+        # What is not quantized (embeddings, often tied to the LM head, and norms) in bf16, as QLoRA's authors
+        # do; in fp32 it would hold more memory than the whole 4-bit model (see _four_bit_rest_for_bf16).
+        kwargs["dtype"] = torch.bfloat16 if use_bf16 else torch.float32
         if torch.cuda.is_available():
             kwargs["device_map"] = {"": torch.cuda.current_device()}
     try:
@@ -84,6 +87,8 @@ def load_base_model(recipe: Recipe, use_bf16: bool) -> LoadedModel:
         raise SleeptrainError(f"base_model: could not load {path!r}: {first}") from exc
     if use_bf16 and recipe.adapter == "lora" and recipe.backend == "transformers":
         _frozen_linears_in_bf16(model)
+    if use_bf16 and recipe.load_in_4bit and recipe.backend == "transformers":
+        _four_bit_rest_for_bf16(model)
     if tokenizer.pad_token is None:
         # Padding never carries loss (labels are -100 there), so any existing token will do.
         tokenizer.pad_token = tokenizer.eos_token
@@ -106,6 +111,26 @@ def _frozen_linears_in_bf16(model: Any) -> None:
     for module in model.modules():
         if isinstance(module, torch.nn.Linear) and module.weight is not embeddings:
             module.to(torch.bfloat16)
+    # transformers loads a safetensors checkpoint zero-copy: the fp32 tensors kept here still point into the
+    # file's memory map, which keeps every page the conversion read counted in the process's memory (about
+    # 400 MB for the default model). Copying them into ordinary memory lets the map go.
+    for parameter in model.parameters():
+        if parameter.dtype == torch.float32:
+            parameter.data = parameter.data.clone()
+
+
+def _four_bit_rest_for_bf16(model: Any) -> None:
+    """A 4-bit model loaded with its other weights in bf16: norms back to fp32 (tiny), and the embeddings'
+    output cast to fp32, so that the residual stream accumulates in fp32 as in the LoRA path (a bf16 residual
+    stream learnt measurably worse there). PEFT's prepare_model_for_kbit_training would instead hold every
+    such weight in fp32: for Qwen2.5-0.5B that is 545 MB of embeddings, 3.4x TRL's whole QLoRA peak
+    (BENCHMARKS.md, "GPU")."""
+    import torch
+
+    for name, module in model.named_modules():
+        if name.endswith("norm") or type(module).__name__.endswith(("RMSNorm", "LayerNorm")):
+            module.to(torch.float32)
+    model.get_input_embeddings().register_forward_hook(lambda module, inputs, output: output.float())
 
 
 def inference_context(model: Any) -> Any:

@@ -68,10 +68,13 @@ def prepare_for_training(recipe: Recipe, model: Any) -> Any:
         from sleeptrain.models.unsloth_backend import unsloth_lora
 
         return unsloth_lora(model, recipe, lora_target_modules(model, recipe))
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    from peft import LoraConfig, get_peft_model
 
-    if recipe.adapter == "qlora":
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=recipe.gradient_checkpointing)
+    if recipe.adapter == "qlora" and recipe.gradient_checkpointing:
+        # What PEFT's prepare_model_for_kbit_training does besides upcasting every unquantized weight to fp32
+        # (see models/loading.py, _four_bit_rest_for_bf16): checkpointed segments need an input that requires
+        # grad when the embeddings are frozen.
+        model.enable_input_require_grads()
     config = LoraConfig(
         r=recipe.lora_r,
         lora_alpha=recipe.lora_alpha,

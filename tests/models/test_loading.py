@@ -68,6 +68,30 @@ def test_load_in_4bit_quantizes_the_linear_layers(tiny_llama):
     assert len(quantized) == 2 * len(EXPECTED_TARGETS["llama"])  # 2 layers, 7 linear layers each
 
 
+def test_4bit_under_bf16_keeps_embeddings_in_bf16_and_the_residual_stream_in_fp32(tiny_llama):
+    bnb = pytest.importorskip("bitsandbytes")
+
+    model = load_base_model(recipe(tiny_llama, adapter="qlora"), use_bf16=True).model
+
+    assert any(isinstance(m, bnb.nn.Linear4bit) for m in model.modules())
+    # Not PEFT's prepare_model_for_kbit_training, which would upcast the embeddings to fp32 (for Qwen2.5-0.5B,
+    # 545 MB: more than the rest of the 4-bit model).
+    assert model.get_input_embeddings().weight.dtype == torch.bfloat16
+    assert {m.weight.dtype for n, m in model.named_modules() if n.endswith("norm")} == {torch.float32}
+    assert model.get_input_embeddings()(torch.tensor([[1, 2]])).dtype == torch.float32
+
+
+def test_bf16_lora_loading_lets_go_of_the_checkpoints_memory_map(tiny_llama):
+    # The fp32 weights kept (embeddings, norms) must not point into the safetensors file's memory map: the map
+    # would keep every page the bf16 conversion read counted against the process (~400 MB for the default model).
+    loaded = load_base_model(recipe(tiny_llama), use_bf16=True)
+
+    mapped = [line for line in open("/proc/self/maps") if tiny_llama in line and "safetensors" in line]
+    assert mapped == []
+    assert loaded.model.get_input_embeddings().weight.dtype == torch.float32
+    assert loaded.model.model.layers[0].mlp.down_proj.weight.dtype == torch.bfloat16
+
+
 def test_a_hub_id_that_cannot_be_loaded_offline_is_a_one_line_error():
     with pytest.raises(SleeptrainError, match="base_model: could not load 'no-such-org/no-such-model'"):
         load_base_model(recipe("no-such-org/no-such-model"), use_bf16=False)
