@@ -142,7 +142,9 @@ class Recipe(_Strict):
         description="Phrasings of each QA question (neutral frames around it); each epoch shows the next one.",
     )
     subject_summaries: bool = Field(
-        default=True, description="Add one 'What do you know about X?' example per subject of QA facts."
+        default=True,
+        description="Add one 'What do you know about X?' example per subject of QA facts; each epoch asks for it "
+        "in other words and tells the facts in another order.",
     )
     anchor_ratio: float = Field(
         default=0.33,
@@ -164,6 +166,12 @@ class Recipe(_Strict):
     warmup_ratio: float = Field(default=0.0, ge=0.0, lt=1.0)
     weight_decay: float = Field(default=0.0, ge=0.0)
     optimizer: str = "adamw_torch"
+    loraplus_lr_ratio: float | None = Field(
+        default=None,
+        gt=0,
+        description="LoRA+: LoRA's B matrices learn this many times faster than its A matrices (learning_rate); "
+        "omitted: one learning rate for both.",
+    )
     seed: int = 42
     group_by_length: bool = Field(
         default=True, description="Batch examples of similar length together (less padding), still shuffled."

@@ -91,6 +91,22 @@ def prepare_for_training(recipe: Recipe, model: Any) -> Any:
     return model
 
 
+def _loraplus_optimizer(recipe: Recipe, model: Any) -> Any:
+    """PEFT's LoRA+ optimizer (AdamW, B matrices at loraplus_lr_ratio times the learning rate) when the recipe
+    asks for it; None lets Trainer build its own from `optimizer`."""
+    if not recipe.loraplus_lr_ratio or recipe.adapter == "full":
+        return None
+    from peft.optimizers import create_loraplus_optimizer
+
+    return create_loraplus_optimizer(
+        model,
+        torch.optim.AdamW,
+        lr=recipe.learning_rate,
+        loraplus_lr_ratio=recipe.loraplus_lr_ratio,
+        weight_decay=recipe.weight_decay,
+    )
+
+
 class LossOnProgressBar(ProgressCallback):
     """Trainer's progress bar, with the latest loss on it instead of log dicts printed beside it."""
 
@@ -146,6 +162,7 @@ def train_model(
         train_dataset=dataset,
         data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100),
         callbacks=[TensorBoardCallback(tb_writer=writer)],
+        optimizers=(_loraplus_optimizer(recipe, model), None),
     )
     trainer.labelled_logits = recipe.backend != "unsloth"
     # Trainer prints every log dict (as text beside its progress bar, or alone without one); a person

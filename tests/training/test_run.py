@@ -54,6 +54,21 @@ def test_lora_only_on_the_recipes_target_modules(tiny_llama, tmp_path):
     assert trainable == {"q_proj", "v_proj"}
 
 
+def test_loraplus_gives_the_b_matrices_a_larger_learning_rate(tiny_llama, tmp_path):
+    from sleeptrain.training.run import _loraplus_optimizer
+
+    recipe = recipe_for(tiny_llama, tmp_path, learning_rate=1e-3, loraplus_lr_ratio=16)
+    model = prepare_for_training(recipe, load_base_model(recipe, use_bf16=False).model)
+
+    optimizer = _loraplus_optimizer(recipe, model)
+
+    rate = {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}
+    by_name = {name: rate[id(p)] for name, p in model.named_parameters() if p.requires_grad}
+    assert {lr for name, lr in by_name.items() if "lora_A" in name} == {1e-3}
+    assert all(lr == pytest.approx(16e-3) for name, lr in by_name.items() if "lora_B" in name)
+    assert _loraplus_optimizer(recipe_for(tiny_llama, tmp_path), model) is None  # off unless asked for
+
+
 def test_full_fine_tuning_trains_every_weight(tiny_llama, tmp_path):
     recipe = recipe_for(tiny_llama, tmp_path, adapter="full")
     base = load_base_model(recipe, use_bf16=False).model
