@@ -142,9 +142,7 @@ class Recipe(_Strict):
         description="Phrasings of each QA question (neutral frames around it); each epoch shows the next one.",
     )
     subject_summaries: bool = Field(
-        default=True,
-        description="Add one 'What do you know about X?' example per subject of QA facts; each epoch asks for it "
-        "in other words and tells the facts in another order.",
+        default=True, description="Add one 'What do you know about X?' example per subject of QA facts."
     )
     anchor_ratio: float = Field(
         default=0.33,
@@ -156,6 +154,12 @@ class Recipe(_Strict):
 
     # The schedule
     micro_batch_size: int = Field(default=8, gt=0)
+    max_tokens_per_pass: int | None = Field(
+        default=None,
+        gt=0,
+        description="A micro-batch of more padded tokens than this trains in several forward/backward passes "
+        "(same gradients, less activation memory); omitted: one pass per micro-batch.",
+    )
     gradient_accumulation_steps: int = Field(default=1, gt=0)
     num_epochs: float = Field(default=12, gt=0, description="Passes over the examples, each in its next phrasing.")
     max_steps: int | None = Field(default=None, gt=0)

@@ -61,10 +61,48 @@ def shared_prefix_length(input_ids: torch.Tensor, attention_mask: torch.Tensor |
     return length if length >= MIN_SHARED_PREFIX else 0
 
 
+def split_by_token_budget(inputs: dict[str, Any], budget: int | None) -> list[dict[str, Any]]:
+    """The batch as consecutive groups of rows of at most `budget` padded tokens each (at least one row per
+    group), each cut to its own longest row; the whole batch when it fits."""
+    ids = inputs["input_ids"]
+    rows, length = ids.shape
+    if not budget or rows * length <= budget:
+        return [inputs]
+    per_pass = max(1, budget // length)
+    mask = inputs.get("attention_mask")
+    chunks = []
+    for start in range(0, rows, per_pass):
+        part = {k: v[start : start + per_pass] if torch.is_tensor(v) else v for k, v in inputs.items()}
+        if mask is not None:
+            # Columns after the last one any row of this pass attends to are padding for all of them.
+            used = part["attention_mask"].any(dim=0).nonzero()
+            end = int(used.max()) + 1 if used.numel() else length
+            part = {k: v[:, :end] if torch.is_tensor(v) and v.dim() == 2 else v for k, v in part.items()}
+        chunks.append(part)
+    return chunks
+
+
 class LabelledLogitsTrainer(Trainer):
     # Off for models whose forward brings its own fused loss kernel (Unsloth's), which is faster still.
     labelled_logits: bool = True
     share_prefix: bool = True
+    # A batch of more padded tokens than this trains as several forward/backward passes, whose gradients add
+    # up to the whole batch's: activation memory grows with the tokens of one pass, and a batch of long
+    # examples (subject summaries, conversations) would otherwise multiply it. None: one pass per batch.
+    max_tokens_per_pass: int | None = None
+
+    def training_step(self, model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None) -> torch.Tensor:
+        # Only where the loss is normalised by the label count of the whole batch (num_items_in_batch), so that
+        # the passes' losses and gradients sum to the batch's; Trainer runs the rest (DDP, FSDP, DeepSpeed).
+        if num_items_in_batch is None or self.args.world_size != 1 or not self.model_accepts_loss_kwargs:
+            return super().training_step(model, inputs, num_items_in_batch)
+        passes = split_by_token_budget(inputs, self.max_tokens_per_pass)
+        if len(passes) == 1:
+            return super().training_step(model, inputs, num_items_in_batch)
+        losses = []
+        for part in passes:
+            losses.append(super().training_step(model, part, num_items_in_batch))
+        return torch.stack(losses).sum()
 
     def compute_loss(
         self,

@@ -165,6 +165,7 @@ def train_model(
         optimizers=(_loraplus_optimizer(recipe, model), None),
     )
     trainer.labelled_logits = recipe.backend != "unsloth"
+    trainer.max_tokens_per_pass = recipe.max_tokens_per_pass
     # Trainer prints every log dict (as text beside its progress bar, or alone without one); a person
     # wants the bar with the loss on it, and --quiet wants nothing.
     trainer.remove_callback(PrinterCallback)

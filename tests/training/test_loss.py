@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from transformers import AutoModelForCausalLM, TrainingArguments
 
-from sleeptrain.training.loss import LabelledLogitsTrainer, shared_prefix_length
+from sleeptrain.training.loss import LabelledLogitsTrainer, shared_prefix_length, split_by_token_budget
 
 
 def _batch(vocab: int) -> dict[str, torch.Tensor]:
@@ -82,3 +82,35 @@ def test_the_labelled_path_runs_under_the_trainers_bf16_autocast(tiny_llama, tmp
     model.model.layers[0].mlp.down_proj.register_forward_hook(lambda module, i, out: seen.append(out.dtype))
     trainer.compute_loss(model, _batch(model.config.vocab_size))
     assert seen == [torch.bfloat16]
+
+
+def test_a_batch_over_the_token_budget_trains_in_passes_with_the_same_gradients(tiny_llama, tmp_path):
+    from peft import LoraConfig, get_peft_model
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama, dtype=torch.float32)
+    model = get_peft_model(model, LoraConfig(r=4, target_modules="all-linear", init_lora_weights=False))
+    trainer = LabelledLogitsTrainer(model=model, args=TrainingArguments(output_dir=str(tmp_path), use_cpu=True))
+    torch.manual_seed(3)
+    ids = torch.randint(3, model.config.vocab_size, (4, 20))
+    labels = ids.clone()
+    labels[:, :8] = -100
+    mask = torch.ones_like(ids)
+    mask[2:, 12:] = 0  # the last two rows are shorter (right padding)
+    labels[mask == 0] = -100
+    batch = {"input_ids": ids, "attention_mask": mask, "labels": labels}
+    count = int((labels[:, 1:] != -100).sum())
+
+    def gradients_and_loss(budget):
+        model.zero_grad()
+        trainer.max_tokens_per_pass = budget
+        loss = trainer.training_step(model, dict(batch), num_items_in_batch=count)
+        return loss, [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+    whole_loss, whole = gradients_and_loss(None)
+    split_loss, split = gradients_and_loss(40)  # two rows (40 tokens) per pass
+
+    passes = split_by_token_budget(batch, 40)
+    assert [tuple(p["input_ids"].shape) for p in passes] == [(2, 20), (2, 12)]  # the short rows lose their padding
+    assert torch.allclose(whole_loss, split_loss, atol=1e-5)
+    assert len(whole) == len(split) > 0
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(whole, split, strict=True))
