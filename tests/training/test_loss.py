@@ -5,7 +5,15 @@ from __future__ import annotations
 import torch
 from transformers import AutoModelForCausalLM, TrainingArguments
 
-from sleeptrain.training.loss import LabelledLogitsTrainer, shared_prefix_length, split_by_token_budget
+import pytest
+
+import sleeptrain.training.loss as loss_module
+from sleeptrain.training.loss import (
+    LabelledLogitsTrainer,
+    labelled_cross_entropy,
+    shared_prefix_length,
+    split_by_token_budget,
+)
 
 
 def _batch(vocab: int) -> dict[str, torch.Tensor]:
@@ -114,3 +122,26 @@ def test_a_batch_over_the_token_budget_trains_in_passes_with_the_same_gradients(
     assert torch.allclose(whole_loss, split_loss, atol=1e-5)
     assert len(whole) == len(split) > 0
     assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(whole, split, strict=True))
+
+
+@pytest.mark.parametrize("autocast", [False, True], ids=["fp32", "bf16-autocast"])
+def test_the_chunked_frozen_head_loss_equals_the_plain_one(autocast, monkeypatch):
+    # The head's logits are made a few positions at a time (here 3: 40 values of a 13-word vocabulary), with the
+    # same arithmetic as cross_entropy(lm_head(hidden).float()) under the same autocast.
+    monkeypatch.setattr(loss_module, "_LOGITS_PER_CHUNK", 40)
+    torch.manual_seed(4)
+    weight = torch.randn(13, 16)
+    targets = torch.randint(0, 13, (10,))
+    hidden = torch.randn(10, 16, requires_grad=True)
+    plain_hidden = hidden.detach().clone().requires_grad_(True)
+
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        ours = labelled_cross_entropy(hidden, weight, targets, 1 / 7)
+        plain = torch.nn.functional.cross_entropy(
+            torch.nn.functional.linear(plain_hidden, weight).float(), targets, reduction="sum"
+        ) / 7
+    ours.backward()
+    plain.backward()
+
+    assert torch.allclose(ours, plain, atol=1e-6)
+    assert torch.allclose(hidden.grad, plain_hidden.grad, atol=1e-6)
