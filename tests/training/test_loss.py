@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from transformers import AutoModelForCausalLM, TrainingArguments
-
-import pytest
 
 import sleeptrain.training.loss as loss_module
 from sleeptrain.training.loss import (
