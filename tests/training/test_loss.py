@@ -136,9 +136,12 @@ def test_the_chunked_frozen_head_loss_equals_the_plain_one(autocast, monkeypatch
 
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
         ours = labelled_cross_entropy(hidden, weight, targets, 1 / 7)
-        plain = torch.nn.functional.cross_entropy(
-            torch.nn.functional.linear(plain_hidden, weight).float(), targets, reduction="sum"
-        ) / 7
+        plain = (
+            torch.nn.functional.cross_entropy(
+                torch.nn.functional.linear(plain_hidden, weight).float(), targets, reduction="sum"
+            )
+            / 7
+        )
     ours.backward()
     plain.backward()
 
