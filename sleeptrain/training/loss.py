@@ -97,7 +97,12 @@ class _FrozenHeadCrossEntropy(torch.autograd.Function):
 
     @staticmethod
     def forward(
-        ctx: Any, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, scale: float, dtype: torch.dtype
+        ctx: Any,
+        hidden: torch.Tensor,
+        weight: torch.Tensor,
+        targets: torch.Tensor,
+        scale: float | torch.Tensor,
+        dtype: torch.dtype,
     ) -> torch.Tensor:
         head = weight.to(dtype)
         step = max(1, _LOGITS_PER_CHUNK // weight.shape[0])
@@ -120,7 +125,9 @@ class _FrozenHeadCrossEntropy(torch.autograd.Function):
         return grad * grad_output.to(grad.dtype), None, None, None, None
 
 
-def labelled_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, scale: float) -> Any:
+def labelled_cross_entropy(
+    hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, scale: float | torch.Tensor
+) -> Any:
     """`_FrozenHeadCrossEntropy` in the arithmetic the surrounding autocast (if any) would use."""
     device = hidden.device.type
     dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else weight.dtype
@@ -168,7 +175,9 @@ class LabelledLogitsTrainer(Trainer):
             hidden, targets = self._labelled_hidden(causal_lm, inputs)
             # The same normalisation as transformers' causal-LM loss: by the label count of the whole
             # accumulated batch when Trainer gives it, else of this batch.
-            count = float(num_items_in_batch if num_items_in_batch is not None else targets.numel())
+            count = num_items_in_batch if num_items_in_batch is not None else targets.numel()
+            if torch.is_tensor(count):
+                count = count.to(hidden.device)  # kept a tensor: reading it would wait for the GPU every step
             head = causal_lm.lm_head
             if head.weight.requires_grad or head.bias is not None:  # full fine-tuning trains the head
                 return F.cross_entropy(head(hidden).float(), targets, reduction="sum") / count
