@@ -80,17 +80,8 @@ def command(contender: str, model: Path, mode: str, epochs: int, work: Path) -> 
             "learning_rate: 2e-4\nquestion_variants: 1\nsubject_summaries: false\nanchor_ratio: 0\n"
         )
         return [sys.executable, "-m", "sleeptrain", "train", str(recipe), "--quiet"]
-    tool = contender
-    extra = ["--qlora"] if mode == "qlora" else []
-    return [
-        sys.executable,
-        str(HERE / "gpu_contenders.py"),
-        tool,
-        str(model),
-        str(FACTS),
-        str(epochs),
-        str(work),
-    ] + extra
+    script = [sys.executable, str(HERE / "gpu_contenders.py"), contender]  # trl or unsloth
+    return script + [str(model), str(FACTS), str(epochs), str(work)] + (["--qlora"] if mode == "qlora" else [])
 
 
 def run_one(contender: str, model: Path, mode: str, epochs: int, work: Path, timeout: float) -> dict:

@@ -49,12 +49,17 @@ def test_loss_and_gradients_match_the_models_own_loss(tiny_model_dir, tmp_path):
     assert_same_loss_and_gradients(trainer, model, batch)
 
 
-def test_a_shared_prefix_runs_once_with_the_same_loss_and_gradients(tiny_model_dir, tmp_path):
+def lora_model_and_trainer(model_dir, tmp_path):
+    """A tiny model with LoRA on every linear layer (its head frozen, as in training), and our Trainer."""
     from peft import LoraConfig, get_peft_model
 
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     model = get_peft_model(model, LoraConfig(r=4, target_modules="all-linear", init_lora_weights=False))
-    trainer = LabelledLogitsTrainer(model=model, args=TrainingArguments(output_dir=str(tmp_path), use_cpu=True))
+    return model, LabelledLogitsTrainer(model=model, args=TrainingArguments(output_dir=str(tmp_path), use_cpu=True))
+
+
+def test_a_shared_prefix_runs_once_with_the_same_loss_and_gradients(tiny_model_dir, tmp_path):
+    model, trainer = lora_model_and_trainer(tiny_model_dir, tmp_path)
     torch.manual_seed(2)
     ids = torch.randint(3, model.config.vocab_size, (3, 24))
     ids[:, :10] = ids[0, :10]  # every row starts with the same 10 tokens, like a template's system prompt
@@ -92,11 +97,7 @@ def test_the_labelled_path_runs_under_the_trainers_bf16_autocast(tiny_llama, tmp
 
 
 def test_a_batch_over_the_token_budget_trains_in_passes_with_the_same_gradients(tiny_llama, tmp_path):
-    from peft import LoraConfig, get_peft_model
-
-    model = AutoModelForCausalLM.from_pretrained(tiny_llama, dtype=torch.float32)
-    model = get_peft_model(model, LoraConfig(r=4, target_modules="all-linear", init_lora_weights=False))
-    trainer = LabelledLogitsTrainer(model=model, args=TrainingArguments(output_dir=str(tmp_path), use_cpu=True))
+    model, trainer = lora_model_and_trainer(tiny_llama, tmp_path)
     torch.manual_seed(3)
     ids = torch.randint(3, model.config.vocab_size, (4, 20))
     labels = ids.clone()
