@@ -30,6 +30,10 @@ ANCHOR_SUBJECT = "__anchor__"
 # Long enough for the first sentence or two, which carry the model's answering style; anchors are most of
 # a run's tokens, so every token here costs training time.
 ANCHOR_TOKENS = 48
+# Answers are generated in fixed groups of the prompt file, always whole: a greedy answer depends on the
+# padding of the batch it was generated in, so a prompt must always share its batch with the same prompts for
+# the cache to hold the same answers whichever run filled it.
+ANCHOR_BATCH = 16
 
 
 def read_anchor_prompts(path: Path | None) -> list[str]:
@@ -78,16 +82,27 @@ def anchor_conversations(
     order = random.Random(recipe.seed).sample(prompts, len(prompts))
     chosen = [order[i % len(order)] for i in range(count)]
     template = resolve_chat_template(tokenizer, recipe.chat_template)
-    key = hashlib.sha1(f"v4|{model_path}|{model.dtype}|{template}|{recipe.system_prompt}".encode()).hexdigest()[:16]
+    prompt_set = hashlib.sha1("\n".join(prompts).encode()).hexdigest()
+    key = hashlib.sha1(
+        f"v5|{model_path}|{model.dtype}|{template}|{recipe.system_prompt}|{prompt_set}".encode()
+    ).hexdigest()[:16]
     cache_file = load_settings().cache_dir / "anchors" / f"{key}.json"
     # Under `accelerate launch`, rank 0 generates and caches; the others then read its cache.
     with PartialState().main_process_first():
         cached = json.loads(cache_file.read_text(encoding="utf-8")) if cache_file.exists() else {}
-        missing = [p for p in dict.fromkeys(chosen) if p not in cached]
+        needed = set(chosen)
+        groups = [prompts[i : i + ANCHOR_BATCH] for i in range(0, len(prompts), ANCHOR_BATCH)]
+        missing = [p for group in groups if any(p in needed and p not in cached for p in group) for p in group]
         if missing:
             log.info("Recording the base model's answers to %d anchor prompts (cached for later runs)", len(missing))
             answers = generate_answers(
-                model, tokenizer, missing, template, recipe.system_prompt, max_new_tokens=ANCHOR_TOKENS
+                model,
+                tokenizer,
+                missing,
+                template,
+                recipe.system_prompt,
+                max_new_tokens=ANCHOR_TOKENS,
+                batch_size=ANCHOR_BATCH,
             )
             cached.update((p, whole_sentences(a)) for p, a in zip(missing, answers, strict=True))
             cache_file.parent.mkdir(parents=True, exist_ok=True)

@@ -129,6 +129,28 @@ def test_anchor_answers_are_generated_once_and_cached(tiny_llama, make_recipe, w
     assert cache.stat().st_mtime_ns == recorded  # the second run only read the cache
 
 
+def test_cached_anchor_answers_do_not_depend_on_which_run_asked_first(
+    tiny_llama, make_recipe, write_jsonl, tmp_path, monkeypatch
+):
+    # A greedy answer depends on the batch it was generated in; whole groups of the prompt file are generated
+    # together, so a run that needs one anchor caches the same answers as a run that needs them all.
+    prompts = ["What is the capital of France?", "How many legs does a spider have?", "What colour is the sky?"]
+    anchor_file = write_jsonl("anchors.jsonl", [{"prompt": p} for p in prompts])
+    caches = {}
+    for name, ratio in (("one anchor", 0.01), ("every anchor", 1.0)):
+        cache = tmp_path / name
+        monkeypatch.setenv("SLEEPTRAIN_CACHE_DIR", str(cache))
+        result = train(
+            make_recipe(tiny_llama, anchor_ratio=ratio, anchor_prompts=anchor_file, num_epochs=1), quiet=True
+        )
+        (cache_file,) = (cache / "anchors").glob("*.json")
+        caches[name] = (result.anchors, json.loads(cache_file.read_text()))
+
+    assert caches["one anchor"][0] == 1
+    assert caches["one anchor"][1] == caches["every anchor"][1]
+    assert set(caches["one anchor"][1]) == set(prompts)
+
+
 def test_a_missing_anchor_prompts_file_is_named(tiny_llama, make_recipe, tmp_path):
     missing = tmp_path / "no-anchors.jsonl"
     with pytest.raises(SleeptrainError, match="no-anchors.jsonl"):
