@@ -2,7 +2,7 @@
 Qwen2.5-0.5B's and Qwen2.5-1.5B's sizes.
 
 usage: python benchmarks/gpu_speed.py OUT [--sizes 0.5b 1.5b] [--modes lora qlora] [--epochs 10]
-           [--rounds 1] [--contenders sleeptrain trl unsloth sleeptrain-unsloth] [--tokenizer DIR]
+           [--rounds 1] [--contenders sleeptrain trl unsloth sleeptrain-unsloth sleeptrain-noprefix] [--tokenizer DIR]
            [--results FILE] [--budget SECONDS]
 
 The models are the real configurations with random weights (what speed depends on), written once under OUT
@@ -10,7 +10,8 @@ with a chat tokenizer (the default model's, or --tokenizer DIR). Every contender
 chat-formatted facts (`benchmarks/data/heldout_facts.jsonl`), batch 8, for the same epochs:
 
 - sleeptrain: `sleeptrain train` on the same data (no question variants, summaries or anchors), its
-  default backend; sleeptrain-unsloth: the same with `backend: unsloth`;
+  default backend; sleeptrain-unsloth: the same with `backend: unsloth`; sleeptrain-noprefix: the default
+  backend without the shared-prefix pass;
 - trl, unsloth: the scripts a user would write (`benchmarks/gpu_contenders.py`).
 
 Each run is a whole process, timed from start to exit; it also reports its own training time, tokens and
@@ -79,6 +80,14 @@ def command(contender: str, model: Path, mode: str, epochs: int, work: Path) -> 
             f"datasets:\n  - path: {FACTS}\n    type: qa\noutput_dir: {work}\nnum_epochs: {epochs}\n"
             "learning_rate: 2e-4\nquestion_variants: 1\nsubject_summaries: false\nanchor_ratio: 0\n"
         )
+        if contender == "sleeptrain-noprefix":
+            # The same run with the shared-prefix pass off (the trainer's class attribute; no recipe key):
+            # on a GPU that waits on kernel launches, its second decoder call may cost more than it saves.
+            flip = (
+                "import sys; from sleeptrain.training.loss import LabelledLogitsTrainer as T; "
+                "T.share_prefix = False; from sleeptrain.cli import main; sys.argv[0] = 'sleeptrain'; main()"
+            )
+            return [sys.executable, "-c", flip, "train", str(recipe), "--quiet"]
         return [sys.executable, "-m", "sleeptrain", "train", str(recipe), "--quiet"]
     script = [sys.executable, str(HERE / "gpu_contenders.py"), contender]  # trl or unsloth
     return script + [str(model), str(FACTS), str(epochs), str(work)] + (["--qlora"] if mode == "qlora" else [])

@@ -124,6 +124,9 @@ class Recipe(_Strict):
     lora_target_modules: list[str] | None = Field(
         default=None, description="Module names; omitted: every linear layer of the model's family."
     )
+    peft_layers_to_transform: list[int] | None = Field(
+        default=None, description="Decoder layer indices that get LoRA; omitted: every layer."
+    )
 
     # The data
     # Required by `train` (checked there and by load_recipe(require_datasets=True)); a sleep recipe takes its

@@ -80,6 +80,7 @@ def prepare_for_training(recipe: Recipe, model: Any) -> Any:
         lora_alpha=recipe.lora_alpha,
         lora_dropout=recipe.lora_dropout,
         target_modules=lora_target_modules(model, recipe),
+        layers_to_transform=recipe.peft_layers_to_transform,
         task_type="CAUSAL_LM",
     )
     model = get_peft_model(model, config)
@@ -165,6 +166,9 @@ def train_model(
         optimizers=(_loraplus_optimizer(recipe, model), None),
     )
     trainer.labelled_logits = recipe.backend != "unsloth"
+    # The shared-prefix pass saves FLOPs, which bound a CPU; a GPU at these batch sizes waits on kernel
+    # launches instead, and its second decoder call made training 1.8x slower there (BENCHMARKS.md, "On a GPU").
+    trainer.share_prefix = args.device.type == "cpu"
     trainer.max_tokens_per_pass = recipe.max_tokens_per_pass
     # Trainer prints every log dict (as text beside its progress bar, or alone without one); a person
     # wants the bar with the loss on it, and --quiet wants nothing.

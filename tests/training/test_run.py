@@ -54,6 +54,13 @@ def test_lora_only_on_the_recipes_target_modules(tiny_llama, tmp_path):
     assert trainable == {"q_proj", "v_proj"}
 
 
+def test_lora_only_on_the_recipes_layers(tiny_llama, tmp_path):
+    recipe = recipe_for(tiny_llama, tmp_path, peft_layers_to_transform=[1])
+    model = prepare_for_training(recipe, load_base_model(recipe, use_bf16=False).model)
+    layers = {int(n.split(".layers.")[1].split(".")[0]) for n, p in model.named_parameters() if p.requires_grad}
+    assert layers == {1}
+
+
 def test_loraplus_gives_the_b_matrices_a_larger_learning_rate(tiny_llama, tmp_path):
     from sleeptrain.training.run import _loraplus_optimizer
 
