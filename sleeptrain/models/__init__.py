@@ -7,7 +7,13 @@ transformers, peft, torch.
 
 from sleeptrain.models.default_model import default_model_path, gguf_to_safetensors
 from sleeptrain.models.generation import generate_answers
-from sleeptrain.models.loading import LoadedModel, load_base_model, lora_target_modules, resolve_base_model
+from sleeptrain.models.loading import (
+    LoadedModel,
+    load_base_model,
+    lora_target_modules,
+    resolve_base_model,
+    store_frozen_linears_in_bf16,
+)
 
 __all__ = [
     "LoadedModel",
@@ -17,4 +23,5 @@ __all__ = [
     "load_base_model",
     "lora_target_modules",
     "resolve_base_model",
+    "store_frozen_linears_in_bf16",
 ]

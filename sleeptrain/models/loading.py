@@ -85,8 +85,6 @@ def load_base_model(recipe: Recipe, use_bf16: bool) -> LoadedModel:
     except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SleeptrainError(f"base_model: could not load {path!r}: {first}") from exc
-    if use_bf16 and recipe.adapter == "lora" and recipe.backend == "transformers":
-        _frozen_linears_in_bf16(model)
     if use_bf16 and recipe.load_in_4bit and recipe.backend == "transformers":
         _four_bit_rest_for_bf16(model)
     if tokenizer.pad_token is None:
@@ -96,7 +94,7 @@ def load_base_model(recipe: Recipe, use_bf16: bool) -> LoadedModel:
     return LoadedModel(model=model, tokenizer=tokenizer, path=path)
 
 
-def _frozen_linears_in_bf16(model: Any) -> None:
+def store_frozen_linears_in_bf16(model: Any) -> None:
     """Store the decoder's linear weights in bf16 for a LoRA run under bf16 autocast.
 
     Autocast computes every linear layer in bf16 anyway, by casting its fp32 weight at every step; a LoRA
@@ -104,7 +102,8 @@ def _frozen_linears_in_bf16(model: Any) -> None:
     casts, and half their memory. Embeddings (tied to the LM head in many small models) and norms stay fp32,
     so the residual stream keeps fp32 precision, as it has under autocast: with the whole model in bf16 the
     default model learnt measurably worse (BENCHMARKS.md, "Speed"). LoRA's own weights stay fp32 (PEFT's
-    default)."""
+    default). Done when the adapter goes on (training.prepare_for_training), not at loading: the base model's
+    anchor answers are recorded first, in the precision the model is stored and will be used in."""
     import torch
 
     embeddings = model.get_input_embeddings().weight
@@ -135,7 +134,7 @@ def _four_bit_rest_for_bf16(model: Any) -> None:
 
 def inference_context(model: Any) -> Any:
     """`torch.inference_mode()`, with bf16 autocast when some of the model's linear weights are bf16 (see
-    `_frozen_linears_in_bf16`): a forward pass outside training needs it to mix them with fp32 activations."""
+    `store_frozen_linears_in_bf16`): a forward pass outside training needs it to mix them with fp32 activations."""
     import contextlib
 
     import torch

@@ -5,6 +5,19 @@ May import: sleeptrain.config, sleeptrain.models, sleeptrain.errors, transformer
 """
 
 from sleeptrain.training.precision import use_bf16
-from sleeptrain.training.run import RunMetrics, load_for_training, prepare_for_training, train_model
+from sleeptrain.training.run import (
+    RunMetrics,
+    load_for_training,
+    prepare_for_training,
+    ready_base_for_adapter,
+    train_model,
+)
 
-__all__ = ["RunMetrics", "load_for_training", "prepare_for_training", "train_model", "use_bf16"]
+__all__ = [
+    "RunMetrics",
+    "load_for_training",
+    "prepare_for_training",
+    "ready_base_for_adapter",
+    "train_model",
+    "use_bf16",
+]

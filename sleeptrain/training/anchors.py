@@ -84,7 +84,7 @@ def anchor_conversations(
     template = resolve_chat_template(tokenizer, recipe.chat_template)
     prompt_set = hashlib.sha1("\n".join(prompts).encode()).hexdigest()
     key = hashlib.sha1(
-        f"v5|{model_path}|{model.dtype}|{template}|{recipe.system_prompt}|{prompt_set}".encode()
+        f"v6|{model_path}|{model.dtype}|{template}|{recipe.system_prompt}|{prompt_set}".encode()
     ).hexdigest()[:16]
     cache_file = load_settings().cache_dir / "anchors" / f"{key}.json"
     # Under `accelerate launch`, rank 0 generates and caches; the others then read its cache.

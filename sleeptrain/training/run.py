@@ -20,7 +20,7 @@ from transformers.integrations import TensorBoardCallback
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 from sleeptrain.config import Recipe
-from sleeptrain.models import LoadedModel, load_base_model, lora_target_modules
+from sleeptrain.models import LoadedModel, load_base_model, lora_target_modules, store_frozen_linears_in_bf16
 from sleeptrain.models.unsloth_backend import check_backend
 from sleeptrain.settings import load_settings
 from sleeptrain.training.loss import LabelledLogitsTrainer
@@ -59,6 +59,18 @@ def load_for_training(recipe: Recipe) -> tuple[LoadedModel, bool]:
     return load_base_model(recipe, bf16), bf16
 
 
+def ready_base_for_adapter(recipe: Recipe, model: Any) -> Any:
+    """The base model as a PEFT adapter (new or loaded) should train on it: under bf16, LoRA's frozen linear
+    weights stored in bf16 (see store_frozen_linears_in_bf16); QLoRA with gradient checkpointing needs an input
+    that requires grad, as the embeddings are frozen (what PEFT's prepare_model_for_kbit_training does besides
+    upcasting every unquantized weight to fp32; see models/loading.py, _four_bit_rest_for_bf16)."""
+    if recipe.adapter == "lora" and recipe.backend == "transformers" and use_bf16(recipe.bf16):
+        store_frozen_linears_in_bf16(model)
+    if recipe.adapter == "qlora" and recipe.gradient_checkpointing:
+        model.enable_input_require_grads()
+    return model
+
+
 def prepare_for_training(recipe: Recipe, model: Any) -> Any:
     """Wrap a base model for the recipe's adapter: LoRA, QLoRA (4-bit base + LoRA) or full fine-tuning."""
     if recipe.adapter == "full":
@@ -70,11 +82,7 @@ def prepare_for_training(recipe: Recipe, model: Any) -> Any:
         return unsloth_lora(model, recipe, lora_target_modules(model, recipe))
     from peft import LoraConfig, get_peft_model
 
-    if recipe.adapter == "qlora" and recipe.gradient_checkpointing:
-        # What PEFT's prepare_model_for_kbit_training does besides upcasting every unquantized weight to fp32
-        # (see models/loading.py, _four_bit_rest_for_bf16): checkpointed segments need an input that requires
-        # grad when the embeddings are frozen.
-        model.enable_input_require_grads()
+    model = ready_base_for_adapter(recipe, model)
     config = LoraConfig(
         r=recipe.lora_r,
         lora_alpha=recipe.lora_alpha,

@@ -355,10 +355,11 @@ def _trainable_model(recipe: Recipe, base: Any, current: int | None, output_dir:
     """The latest adapter on the base model, trainable; before the first sleep, a fresh one."""
     if current is None:
         return prepare(recipe, base)
-    from peft import PeftModel, prepare_model_for_kbit_training
+    from peft import PeftModel
 
-    if recipe.adapter == "qlora":
-        base = prepare_model_for_kbit_training(base, use_gradient_checkpointing=recipe.gradient_checkpointing)
+    from sleeptrain.training import ready_base_for_adapter
+
+    base = ready_base_for_adapter(recipe, base)
     folder = version_dir(output_dir, current)
     try:
         model = PeftModel.from_pretrained(base, str(folder), is_trainable=True)

@@ -8,7 +8,13 @@ import torch
 
 from sleeptrain.config import DatasetConfig, Recipe
 from sleeptrain.errors import SleeptrainError
-from sleeptrain.models import LoadedModel, load_base_model, lora_target_modules, resolve_base_model
+from sleeptrain.models import (
+    LoadedModel,
+    load_base_model,
+    lora_target_modules,
+    resolve_base_model,
+    store_frozen_linears_in_bf16,
+)
 
 EXPECTED_TARGETS = {
     "llama": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
@@ -81,10 +87,18 @@ def test_4bit_under_bf16_keeps_embeddings_in_bf16_and_the_residual_stream_in_fp3
     assert model.get_input_embeddings()(torch.tensor([[1, 2]])).dtype == torch.float32
 
 
+def test_a_lora_base_model_loads_in_its_stored_precision(tiny_llama):
+    # Its anchor answers are recorded before the adapter goes on, from the model as it will be used afterwards;
+    # the frozen linears go to bf16 only then (training.prepare_for_training).
+    loaded = load_base_model(recipe(tiny_llama), use_bf16=True)
+    assert {p.dtype for p in loaded.model.parameters()} == {torch.float32}
+
+
 def test_bf16_lora_loading_lets_go_of_the_checkpoints_memory_map(tiny_llama):
     # The fp32 weights kept (embeddings, norms) must not point into the safetensors file's memory map: the map
     # would keep every page the bf16 conversion read counted against the process (~400 MB for the default model).
     loaded = load_base_model(recipe(tiny_llama), use_bf16=True)
+    store_frozen_linears_in_bf16(loaded.model)
 
     mapped = [line for line in open("/proc/self/maps") if tiny_llama in line and "safetensors" in line]
     assert mapped == []

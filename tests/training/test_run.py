@@ -19,8 +19,7 @@ def recipe_for(base_model: str, tmp_path, **keys) -> Recipe:
         datasets=[DatasetConfig(path=tmp_path / "facts.jsonl")],
         output_dir=tmp_path / "run",
         base_model=base_model,
-        bf16=False,
-        **keys,
+        **({"bf16": False} | keys),
     )
 
 
@@ -52,6 +51,15 @@ def test_lora_only_on_the_recipes_target_modules(tiny_llama, tmp_path):
     model = prepare_for_training(recipe, load_base_model(recipe, use_bf16=False).model)
     trainable = {n.split(".lora_")[0].rsplit(".", 1)[-1] for n, p in model.named_parameters() if p.requires_grad}
     assert trainable == {"q_proj", "v_proj"}
+
+
+def test_bf16_lora_stores_the_frozen_linears_in_bf16_when_the_adapter_goes_on(tiny_llama, tmp_path):
+    recipe = recipe_for(tiny_llama, tmp_path, bf16=True)
+    model = prepare_for_training(recipe, load_base_model(recipe, use_bf16=True).model)
+    weights = dict(model.named_parameters())
+    assert weights["base_model.model.model.layers.0.mlp.down_proj.base_layer.weight"].dtype == torch.bfloat16
+    assert weights["base_model.model.model.embed_tokens.weight"].dtype == torch.float32
+    assert {p.dtype for p in weights.values() if p.requires_grad} == {torch.float32}
 
 
 def test_lora_only_on_the_recipes_layers(tiny_llama, tmp_path):
