@@ -154,6 +154,11 @@ class Recipe(_Strict):
         "so that it keeps what it knew (0 turns it off).",
     )
     anchor_prompts: Path | None = Field(default=None, description="JSONL of {prompt}; omitted: the bundled set.")
+    anchor_distillation: bool = Field(
+        default=False,
+        description="Anchors teach the base model's whole next-token distribution along its answer (KL to the "
+        "model with the adapter off), not only its greedy tokens. LoRA and QLoRA.",
+    )
 
     # The schedule
     micro_batch_size: int = Field(default=8, gt=0)

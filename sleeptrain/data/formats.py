@@ -32,6 +32,9 @@ class Conversation:
     roles_to_train: tuple[str, ...]
     subject: str | None = None
     origin: str = ""  # file:line, for messages about this example
+    # Trained toward the base model's next-token distributions, not only its tokens (anchors, under the
+    # recipe's anchor_distillation).
+    distill: bool = False
 
     def as_dicts(self) -> list[dict[str, str]]:
         return [{"role": m.role, "content": m.content} for m in self.messages]

@@ -58,6 +58,8 @@ def interleave_by_subject(rows: list[dict[str, Any]], seed: int) -> Dataset:
 def build_training_dataset(recipe: Recipe, tokenizer: Any, conversations: list[Conversation]) -> Dataset:
     """Render every conversation, drop those with no trained token, and interleave across subjects."""
     template = resolve_chat_template(tokenizer, recipe.chat_template)
+    # A column the trainer reads to tell anchors (taught the base model's distributions) from the rest.
+    distill = recipe.anchor_distillation and any(c.distill for c in conversations)
     rows = []
     truncated = 0
     for conversation in conversations:
@@ -67,7 +69,7 @@ def build_training_dataset(recipe: Recipe, tokenizer: Any, conversations: list[C
             continue
         truncated += len(row["input_ids"]) == recipe.sequence_len
         subject = conversation.subject or conversation.origin.rsplit(":", 1)[0]
-        rows.append({**row, "subject": subject})
+        rows.append({**row, "subject": subject} | ({"distill": int(conversation.distill)} if distill else {}))
     if not rows:
         raise SleeptrainError("datasets: no example has a token to train on")
     if truncated:

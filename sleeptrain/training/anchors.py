@@ -111,7 +111,11 @@ def anchor_conversations(
             tmp.replace(cache_file)
     return [
         Conversation(
-            (Message("user", p), Message("assistant", cached[p])), ("assistant",), ANCHOR_SUBJECT, f"anchor:{i}"
+            (Message("user", p), Message("assistant", cached[p])),
+            ("assistant",),
+            ANCHOR_SUBJECT,
+            f"anchor:{i}",
+            distill=True,
         )
         for i, p in enumerate(chosen)
         if cached[p].strip()

@@ -125,6 +125,50 @@ class _FrozenHeadCrossEntropy(torch.autograd.Function):
         return grad * grad_output.to(grad.dtype), None, None, None, None
 
 
+class _FrozenHeadDistillation(torch.autograd.Function):
+    """Summed KL(teacher ‖ student) of the next-token distributions at each position, both made by the same
+    frozen head from hidden states (the student's through the adapter, the teacher's with it off), times
+    `scale`. Chunked like _FrozenHeadCrossEntropy, with the same arithmetic; the gradient for the student's
+    hidden states is (softmax(student) - softmax(teacher)) times the head."""
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        hidden: torch.Tensor,
+        teacher_hidden: torch.Tensor,
+        weight: torch.Tensor,
+        scale: float | torch.Tensor,
+        dtype: torch.dtype,
+    ) -> torch.Tensor:
+        head = weight.to(dtype)
+        step = max(1, _LOGITS_PER_CHUNK // (2 * weight.shape[0]))  # two vocabulary-sized tensors per chunk
+        total = torch.zeros((), dtype=torch.float32, device=hidden.device)
+        grad = torch.empty_like(hidden)
+        for start in range(0, hidden.shape[0], step):
+            student = (hidden[start : start + step].to(dtype) @ head.T).float().log_softmax(dim=-1)
+            teacher = (teacher_hidden[start : start + step].to(dtype) @ head.T).float().log_softmax(dim=-1)
+            total += (teacher.exp() * (teacher - student)).sum()
+            difference = student.exp_().sub_(teacher.exp_())
+            grad[start : start + step] = (difference.mul_(scale).to(dtype) @ head).to(hidden.dtype)
+        ctx.save_for_backward(grad)
+        return total * scale
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[Any, ...]:
+        (grad,) = ctx.saved_tensors
+        return grad * grad_output.to(grad.dtype), None, None, None, None
+
+
+def labelled_distillation(
+    hidden: torch.Tensor, teacher_hidden: torch.Tensor, weight: torch.Tensor, scale: float | torch.Tensor
+) -> Any:
+    """`_FrozenHeadDistillation` in the arithmetic the surrounding autocast (if any) would use."""
+    device = hidden.device.type
+    dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else weight.dtype
+    with torch.autocast(device, enabled=False):
+        return _FrozenHeadDistillation.apply(hidden, teacher_hidden, weight, scale, dtype)
+
+
 def labelled_cross_entropy(
     hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, scale: float | torch.Tensor
 ) -> Any:
@@ -164,6 +208,9 @@ class LabelledLogitsTrainer(Trainer):
         return_outputs: bool = False,
         num_items_in_batch: Any = None,
     ) -> Any:
+        # Rows to teach the base model's distributions (anchors under anchor_distillation): a column of the
+        # dataset, never an input of the model.
+        distill = inputs.pop("distill", None)
         causal_lm = None
         if self.labelled_logits and not return_outputs and self.args.world_size == 1 and self.model_accepts_loss_kwargs:
             causal_lm = _plain_causal_lm(model)
@@ -181,7 +228,33 @@ class LabelledLogitsTrainer(Trainer):
             head = causal_lm.lm_head
             if head.weight.requires_grad or head.bias is not None:  # full fine-tuning trains the head
                 return F.cross_entropy(head(hidden).float(), targets, reduction="sum") / count
-            return labelled_cross_entropy(hidden, head.weight, targets, 1.0 / count)
+            taught = self._distilled_positions(model, distill, inputs)
+            if taught is None:
+                return labelled_cross_entropy(hidden, head.weight, targets, 1.0 / count)
+            positions, teacher_hidden = taught
+            rest = ~positions
+            return labelled_cross_entropy(hidden[rest], head.weight, targets[rest], 1.0 / count) + (
+                labelled_distillation(hidden[positions], teacher_hidden, head.weight, 1.0 / count)
+            )
+
+    def _distilled_positions(
+        self, model: Any, distill: torch.Tensor | None, inputs: dict[str, Any]
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Which labelled positions (in the order of `_labelled_hidden`) belong to rows to distil, and the base
+        model's final hidden states there: the same decoder with the adapter off, without gradients."""
+        if distill is None or not hasattr(model, "disable_adapter"):
+            return None
+        rows = distill.bool()
+        if not bool(rows.any()):
+            return None
+        keep = inputs["labels"][:, 1:] != IGNORE_INDEX
+        mask = inputs.get("attention_mask")
+        decoder = _plain_causal_lm(model).get_decoder()
+        with torch.no_grad(), model.disable_adapter():
+            teacher = decoder(
+                input_ids=inputs["input_ids"][rows], attention_mask=None if mask is None else mask[rows]
+            ).last_hidden_state
+        return rows[keep.nonzero()[:, 0]], teacher[:, :-1][keep[rows]]
 
     def _labelled_hidden(self, causal_lm: Any, inputs: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         """The final hidden states at every labelled position of the batch, and the labels they predict."""

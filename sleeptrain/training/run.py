@@ -160,6 +160,8 @@ def train_model(
         report_to=[],
         logging_steps=recipe.logging_steps,
         include_num_input_tokens_seen="non_padding",
+        # The dataset holds only what the loss reads (a `distill` column among them), no text to drop.
+        remove_unused_columns=False,
         dataloader_pin_memory=torch.cuda.is_available(),
         train_sampling_strategy="group_by_length" if recipe.group_by_length else "random",
         disable_tqdm=quiet,

@@ -10,6 +10,7 @@ import sleeptrain.training.loss as loss_module
 from sleeptrain.training.loss import (
     LabelledLogitsTrainer,
     labelled_cross_entropy,
+    labelled_distillation,
     shared_prefix_length,
     split_by_token_budget,
 )
@@ -148,3 +149,60 @@ def test_the_chunked_frozen_head_loss_equals_the_plain_one(autocast, monkeypatch
 
     assert torch.allclose(ours, plain, atol=1e-6)
     assert torch.allclose(hidden.grad, plain_hidden.grad, atol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------ distillation
+
+
+@pytest.mark.parametrize("autocast", [False, True], ids=["fp32", "bf16-autocast"])
+def test_the_chunked_distillation_loss_equals_the_plain_kl_divergence(autocast, monkeypatch):
+    monkeypatch.setattr(loss_module, "_LOGITS_PER_CHUNK", 80)  # 3 positions of a 13-word vocabulary per chunk
+    torch.manual_seed(5)
+    weight = torch.randn(13, 16)
+    teacher_hidden = torch.randn(10, 16)
+    hidden = torch.randn(10, 16, requires_grad=True)
+    plain_hidden = hidden.detach().clone().requires_grad_(True)
+
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        ours = labelled_distillation(hidden, teacher_hidden, weight, 1 / 7)
+        student = torch.nn.functional.linear(plain_hidden, weight).float().log_softmax(-1)
+        teacher = torch.nn.functional.linear(teacher_hidden, weight).float().log_softmax(-1)
+        plain = torch.nn.functional.kl_div(student, teacher, log_target=True, reduction="sum") / 7
+    ours.backward()
+    plain.backward()
+
+    assert plain > 0
+    assert torch.allclose(ours, plain, atol=1e-6)
+    assert torch.allclose(hidden.grad, plain_hidden.grad, atol=1e-6)
+
+
+def test_distilled_rows_are_taught_the_base_models_distributions(tiny_llama, tmp_path):
+    model, trainer = lora_model_and_trainer(tiny_llama, tmp_path)
+    batch = _batch(model.config.vocab_size)
+    plain = trainer.compute_loss(model, dict(batch))
+
+    # Row 1 distilled: its loss is now the KL to the model with the adapter off, the rest unchanged.
+    distilled = trainer.compute_loss(model, dict(batch) | {"distill": torch.tensor([0, 1])})
+    only_row_0 = trainer.compute_loss(model, {k: v[:1] for k, v in batch.items()}, num_items_in_batch=torch.tensor(8))
+    assert not torch.allclose(distilled, plain)
+    with model.disable_adapter():
+        hidden = model.get_base_model().model(**{k: v[1:] for k, v in batch.items() if k != "labels"})
+    keep = batch["labels"][1:, 1:] != -100
+    base_hidden = hidden.last_hidden_state[:, :-1][keep]
+    our_hidden = (
+        model.get_base_model()
+        .model(**{k: v[1:] for k, v in batch.items() if k != "labels"})
+        .last_hidden_state[:, :-1][keep]
+    )
+    head = model.get_base_model().lm_head.weight
+    kl = torch.nn.functional.kl_div(
+        (our_hidden @ head.T).log_softmax(-1), (base_hidden @ head.T).log_softmax(-1), log_target=True, reduction="sum"
+    )
+    assert torch.allclose(distilled, only_row_0 + kl / 8, atol=1e-5)
+
+    # With the adapter at zero (LoRA's own initialisation) the distilled rows cost nothing.
+    for name, parameter in model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.zeros_(parameter)
+    only_anchors = trainer.compute_loss(model, dict(batch) | {"distill": torch.tensor([1, 1])})
+    assert abs(only_anchors.item()) < 1e-6

@@ -151,6 +151,25 @@ def test_cached_anchor_answers_do_not_depend_on_which_run_asked_first(
     assert set(caches["one anchor"][1]) == set(prompts)
 
 
+def test_anchors_can_be_taught_as_distributions(tiny_llama, make_recipe, write_jsonl, isolated_cache, monkeypatch):
+    from sleeptrain.training import loss
+
+    seen = []
+    original = loss.labelled_distillation
+    monkeypatch.setattr(loss, "labelled_distillation", lambda *args: seen.append(args[0].shape[0]) or original(*args))
+    prompts = ["What is the capital of France?", "How many legs does a spider have?"]
+    anchor_file = write_jsonl("anchors.jsonl", [{"prompt": p} for p in prompts])
+    recipe = make_recipe(
+        tiny_llama, anchor_ratio=1.0, anchor_prompts=anchor_file, anchor_distillation=True, micro_batch_size=16
+    )
+
+    result = train(recipe, quiet=True)
+
+    assert result.anchors > 0
+    assert seen and all(positions > 0 for positions in seen)  # anchor positions reached the distillation loss
+    assert result.metrics.final_loss > 0
+
+
 def test_a_missing_anchor_prompts_file_is_named(tiny_llama, make_recipe, tmp_path):
     missing = tmp_path / "no-anchors.jsonl"
     with pytest.raises(SleeptrainError, match="no-anchors.jsonl"):
