@@ -20,6 +20,7 @@ from transformers.integrations import TensorBoardCallback
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 from sleeptrain.config import Recipe
+from sleeptrain.errors import SleeptrainError
 from sleeptrain.models import LoadedModel, load_base_model, lora_target_modules, store_frozen_linears_in_bf16
 from sleeptrain.models.unsloth_backend import check_backend
 from sleeptrain.settings import load_settings
@@ -83,6 +84,13 @@ def prepare_for_training(recipe: Recipe, model: Any) -> Any:
     from peft import LoraConfig, get_peft_model
 
     model = ready_base_for_adapter(recipe, model)
+    layers = getattr(model.config, "num_hidden_layers", None)
+    if recipe.peft_layers_to_transform and layers is not None:
+        outside = sorted(i for i in recipe.peft_layers_to_transform if not 0 <= i < layers)
+        if outside:
+            raise SleeptrainError(
+                f"peft_layers_to_transform: no layer {outside[0]} in this model (its layers are 0-{layers - 1})"
+            )
     config = LoraConfig(
         r=recipe.lora_r,
         lora_alpha=recipe.lora_alpha,

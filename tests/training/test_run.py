@@ -9,6 +9,7 @@ import torch
 
 from sleeptrain.config import DatasetConfig, Recipe
 from sleeptrain.data.mixing import build_training_dataset, load_recipe_conversations
+from sleeptrain.errors import SleeptrainError
 from sleeptrain.models import load_base_model
 from sleeptrain.training import RunMetrics, prepare_for_training, train_model, use_bf16
 from tests.conftest import read_scalars
@@ -67,6 +68,14 @@ def test_lora_only_on_the_recipes_layers(tiny_llama, tmp_path):
     model = prepare_for_training(recipe, load_base_model(recipe, use_bf16=False).model)
     layers = {int(n.split(".layers.")[1].split(".")[0]) for n, p in model.named_parameters() if p.requires_grad}
     assert layers == {1}
+
+
+def test_a_layer_the_model_does_not_have_is_named(tiny_llama, tmp_path):
+    recipe = recipe_for(tiny_llama, tmp_path, peft_layers_to_transform=[0, 7])
+    with pytest.raises(
+        SleeptrainError, match=r"peft_layers_to_transform: no layer 7 in this model \(its layers are 0-1\)"
+    ):
+        prepare_for_training(recipe, load_base_model(recipe, use_bf16=False).model)
 
 
 def test_loraplus_gives_the_b_matrices_a_larger_learning_rate(tiny_llama, tmp_path):
