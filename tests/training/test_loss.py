@@ -176,33 +176,47 @@ def test_the_chunked_distillation_loss_equals_the_plain_kl_divergence(autocast, 
     assert torch.allclose(hidden.grad, plain_hidden.grad, atol=1e-6)
 
 
-def test_distilled_rows_are_taught_the_base_models_distributions(tiny_llama, tmp_path):
-    model, trainer = lora_model_and_trainer(tiny_llama, tmp_path)
-    batch = _batch(model.config.vocab_size)
-    plain = trainer.compute_loss(model, dict(batch))
+def _prefixed_batch(vocab: int) -> dict[str, torch.Tensor]:
+    """Three rows that start with the same 10 tokens (a template's system prompt), labels from position 14."""
+    torch.manual_seed(2)
+    ids = torch.randint(3, vocab, (3, 24))
+    ids[:, :10] = ids[0, :10]
+    labels = ids.clone()
+    labels[:, :14] = -100
+    labels[2, 20:] = -100
+    mask = torch.ones_like(ids)
+    mask[2, 20:] = 0
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
-    # Row 1 distilled: its loss is now the KL to the model with the adapter off, the rest unchanged.
-    distilled = trainer.compute_loss(model, dict(batch) | {"distill": torch.tensor([0, 1])})
-    only_row_0 = trainer.compute_loss(model, {k: v[:1] for k, v in batch.items()}, num_items_in_batch=torch.tensor(8))
-    assert not torch.allclose(distilled, plain)
-    with model.disable_adapter():
-        hidden = model.get_base_model().model(**{k: v[1:] for k, v in batch.items() if k != "labels"})
+
+@pytest.mark.parametrize("make_batch", [_batch, _prefixed_batch], ids=["plain", "shared-prefix"])
+def test_distilled_rows_are_taught_the_base_models_distributions(tiny_llama, tmp_path, make_batch):
+    model, trainer = lora_model_and_trainer(tiny_llama, tmp_path)
+    batch = make_batch(model.config.vocab_size)
+    rows = batch["input_ids"].shape[0]
+    count = int((batch["labels"][:, 1:] != -100).sum())
+    distill = torch.zeros(rows, dtype=torch.long)
+    distill[1:] = 1  # every row but the first is an anchor
+
+    distilled = trainer.compute_loss(model, dict(batch) | {"distill": distill})
+
+    # The first row's cross-entropy, plus the KL of the others to the model with the adapter off.
+    first_row = trainer.compute_loss(model, {k: v[:1] for k, v in batch.items()}, num_items_in_batch=count)
+    inputs = {k: v[1:] for k, v in batch.items() if k != "labels"}
     keep = batch["labels"][1:, 1:] != -100
-    base_hidden = hidden.last_hidden_state[:, :-1][keep]
-    our_hidden = (
-        model.get_base_model()
-        .model(**{k: v[1:] for k, v in batch.items() if k != "labels"})
-        .last_hidden_state[:, :-1][keep]
-    )
+    with model.disable_adapter():
+        base_hidden = model.get_base_model().model(**inputs).last_hidden_state[:, :-1][keep]
+    our_hidden = model.get_base_model().model(**inputs).last_hidden_state[:, :-1][keep]
     head = model.get_base_model().lm_head.weight
     kl = torch.nn.functional.kl_div(
         (our_hidden @ head.T).log_softmax(-1), (base_hidden @ head.T).log_softmax(-1), log_target=True, reduction="sum"
     )
-    assert torch.allclose(distilled, only_row_0 + kl / 8, atol=1e-5)
+    assert kl > 0
+    assert torch.allclose(distilled, first_row + kl / count, atol=1e-5)
 
     # With the adapter at zero (LoRA's own initialisation) the distilled rows cost nothing.
     for name, parameter in model.named_parameters():
         if "lora_B" in name:
             torch.nn.init.zeros_(parameter)
-    only_anchors = trainer.compute_loss(model, dict(batch) | {"distill": torch.tensor([1, 1])})
+    only_anchors = trainer.compute_loss(model, dict(batch) | {"distill": torch.ones(rows, dtype=torch.long)})
     assert abs(only_anchors.item()) < 1e-6
