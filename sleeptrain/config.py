@@ -154,6 +154,12 @@ class Recipe(_Strict):
         "so that it keeps what it knew (0 turns it off).",
     )
     anchor_prompts: Path | None = Field(default=None, description="JSONL of {prompt}; omitted: the bundled set.")
+    contrast_anchors: int = Field(
+        default=0,
+        ge=0,
+        description="Per QA fact, its question asked about this many well-known people instead of its subject, "
+        "answered by the base model (as anchors), so that the fact stays with its subject.",
+    )
     anchor_distillation: bool = Field(
         default=False,
         description="Anchors teach the base model's whole next-token distribution along its answer (KL to the "

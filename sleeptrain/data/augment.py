@@ -9,6 +9,11 @@ transforms help it generalise (both measured in BENCHMARKS.md, "Choosing the def
   shows each fact once per epoch, in the next of its phrasings, so variety costs no extra tokens;
 - subject summaries: one extra example per subject, "What do you know about X?", answered with all of X's
   facts, so that the facts are also stored together under the subject's name (the biography effect).
+
+And one that keeps facts where they belong: contrast questions, each fact's question asked about a well-known
+person instead of its subject, which anchor replay answers with the base model's own answers. Without them
+a fact leaks into questions that merely resemble it ("Where does X live? Lyon" turned "What is the capital of
+France?" into "Lyon").
 """
 
 from __future__ import annotations
@@ -88,3 +93,37 @@ def subject_summaries(conversations: list[Conversation]) -> list[Conversation]:
             )
         )
     return conversations + summaries
+
+
+# People a small model has read about: a fact's question asked about them has an answer of the base model's
+# own to keep.
+WELL_KNOWN_PEOPLE = (
+    "Albert Einstein",
+    "Marie Curie",
+    "William Shakespeare",
+    "Isaac Newton",
+    "Leonardo da Vinci",
+    "Charles Darwin",
+    "Wolfgang Amadeus Mozart",
+    "Abraham Lincoln",
+    "Queen Victoria",
+    "Nelson Mandela",
+    "Frida Kahlo",
+    "Napoleon Bonaparte",
+)
+
+
+def contrast_questions(conversations: list[Conversation], per_fact: int, seed: int) -> list[str]:
+    """`per_fact` questions for each QA fact whose question names its subject: the same question about
+    well-known people instead (a different person each)."""
+    rng = random.Random(seed)
+    questions = []
+    for conversation in conversations:
+        if per_fact <= 0 or not conversation.subject or not _is_qa(conversation):
+            continue
+        question = conversation.messages[0].content
+        if conversation.subject not in question:
+            continue
+        for person in rng.sample(WELL_KNOWN_PEOPLE, min(per_fact, len(WELL_KNOWN_PEOPLE))):
+            questions.append(question.replace(conversation.subject, person))
+    return questions

@@ -16,6 +16,7 @@ import yaml
 from accelerate import PartialState
 
 from sleeptrain.config import Recipe
+from sleeptrain.data.augment import contrast_questions
 from sleeptrain.data.mixing import build_training_dataset, load_recipe_examples, passes_over
 from sleeptrain.errors import SleeptrainError
 from sleeptrain.models.unsloth_backend import check_backend
@@ -55,6 +56,8 @@ def train(recipe: Recipe, quiet: bool = False) -> TrainResult:
         loaded.path,
         math.ceil(recipe.anchor_ratio * len(examples)) * passes,  # different anchors in every pass
     )
+    questions = contrast_questions([phrasings[0] for phrasings in examples], recipe.contrast_anchors, recipe.seed)
+    anchors += anchor_conversations(recipe, questions, loaded.model, loaded.tokenizer, loaded.path, len(questions))
     dataset = build_training_dataset(recipe, loaded.tokenizer, conversations + anchors)
     log.info(
         "%d examples from %d file(s), %d passes, %d anchors, bf16=%s",
