@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from sleeptrain.config import DatasetConfig, Recipe
-from sleeptrain.data.augment import QUESTION_FRAMES, question_variants, subject_summaries
+from sleeptrain.data.augment import (
+    QUESTION_FRAMES,
+    WELL_KNOWN_PEOPLE,
+    contrast_questions,
+    question_variants,
+    subject_summaries,
+)
 from sleeptrain.data.formats import Conversation, Message
 from sleeptrain.data.mixing import load_recipe_conversations
 
@@ -81,3 +87,18 @@ def test_the_recipe_switches_the_augmentations_on(write_jsonl, qa_rows):
     # 4 facts + 1 summary (Alice), each asked in 2 wordings
     assert len(conversations) == (len(rows) + 1) * 2
     assert sum(c.origin == "summary:Alice" for c in conversations) == 2
+
+
+# -------------------------------------------------------------------------------------- contrast questions
+
+
+def test_contrast_questions_ask_a_facts_question_about_well_known_people():
+    facts = [fact("Where was Hollis Varnaby born?", "Hobart", "Hollis Varnaby"), fact("What is 2+2?", "4", "Maths")]
+
+    questions = contrast_questions(facts, per_fact=3, seed=1)
+
+    assert len(questions) == 3  # none for a fact whose question does not name its subject
+    people = {q.removeprefix("Where was ").removesuffix(" born?") for q in questions}
+    assert len(people) == 3 and people <= set(WELL_KNOWN_PEOPLE)
+    assert contrast_questions(facts, per_fact=3, seed=1) == questions
+    assert contrast_questions(facts, per_fact=0, seed=1) == []
