@@ -4,7 +4,9 @@ Teaching a small model a few dozen facts at a high learning rate also teaches it
 the new names) that leaks into questions it used to answer well. Replaying its own greedy answers to a
 bundled set of general prompts pins that behaviour down at little cost (self-distillation; the same idea
 as the "dreams" of generative replay). The answers are generated once per base model and template, and
-cached in the settings' cache folder.
+cached in the settings' cache folder. Under the recipe's `anchor_distillation` an anchor teaches the base
+model's whole next-token distribution along its answer, not only the greedy tokens (training/loss.py), and
+`contrast_anchors` adds the facts' own questions asked about well-known people (data/augment.py).
 """
 
 from __future__ import annotations
