@@ -176,6 +176,7 @@ def _consolidate(
     version: int,
     quiet: bool,
 ) -> SleepResult:
+    from sleeptrain.data.augment import contrast_questions
     from sleeptrain.data.mixing import build_training_dataset
     from sleeptrain.training import load_for_training, prepare_for_training, train_model
     from sleeptrain.training.anchors import anchor_conversations, read_anchor_prompts
@@ -204,6 +205,8 @@ def _consolidate(
     anchors = anchor_conversations(
         recipe, anchor_prompts, loaded.model, tokenizer, loaded.path, math.ceil(recipe.anchor_ratio * len(new))
     )
+    questions = contrast_questions(new, recipe.contrast_anchors, seed)
+    anchors += anchor_conversations(recipe, questions, loaded.model, tokenizer, loaded.path, len(questions))
     model = _trainable_model(recipe, loaded.model, current, output_dir, prepare_for_training)
     lap("load_s")
 

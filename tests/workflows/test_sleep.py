@@ -88,6 +88,23 @@ def test_two_sleeps_write_versions_continue_the_adapter_and_mark_memories_once(t
     assert all(weights[1][n].abs().max() > 0 for n in weights[1])  # v1's B moved from zero
 
 
+def test_a_sleep_keeps_its_facts_with_their_subjects_through_contrast_anchors(
+    tiny_llama, tmp_path, store, isolated_cache
+):
+    recipe = tiny_recipe(tiny_llama, tmp_path / "out").model_copy(
+        update={"contrast_anchors": 1, "anchor_distillation": True, "question_variants": 1}
+    )
+    for fact in FACTS[:2]:
+        add_fact(store, *fact)
+
+    result = sleep(store, recipe, quiet=True)
+
+    # One question per new memory that names its subject, asked about someone else, answered by the base model.
+    assert result.slept and result.anchors == 2
+    (cache,) = (isolated_cache / "anchors").glob("*.json")
+    assert all("Alice" not in q and "Bob" not in q for q in json.loads(cache.read_text()))
+
+
 def test_nothing_pending_means_no_sleep(tiny_llama, tmp_path, store):
     result = sleep(store, tiny_recipe(tiny_llama, tmp_path / "out"), quiet=True)
     assert not result.slept and "no pending" in result.reason and result.version is None
