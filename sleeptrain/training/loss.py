@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -86,97 +87,88 @@ def split_by_token_budget(inputs: dict[str, Any], budget: int | None) -> list[di
 _LOGITS_PER_CHUNK = 8 * 2**20
 
 
-class _FrozenHeadCrossEntropy(torch.autograd.Function):
-    """Summed cross-entropy of `hidden @ weight.T` against `targets`, times `scale`, for a head that is not
+class _FrozenHeadLoss(torch.autograd.Function):
+    """A loss summed over positions of the logits `hidden @ weight.T`, times `scale`, for a head that is not
     trained. The logits are made chunk by chunk, and each chunk's gradient for `hidden` is worked out at once
-    (softmax minus the one-hot target, times the head), so no vocabulary-sized tensor outlives its chunk: a
-    batch of long answers would otherwise hold three fp32 copies of `labels × vocabulary` until the backward
-    pass (~0.5 GB for 800 labels of the default model's 49 152 words). The arithmetic is the unfused path's:
-    the matrix products in `dtype` (bf16 under autocast), softmax and loss in fp32, the scale applied before
-    the gradient is cast back, as autograd orders it. PyTorch offers no such loss for a frozen head."""
+    (the loss's gradient for the chunk's logits, times the head), so no vocabulary-sized tensor outlives its
+    chunk: a batch of long answers would otherwise hold three fp32 copies of `labels × vocabulary` until the
+    backward pass (~0.5 GB for 800 labels of the default model's 49 152 words). The arithmetic is the unfused
+    path's: the matrix products in `dtype` (bf16 under autocast), softmax and loss in fp32, the scale applied
+    before the gradient is cast back, as autograd orders it. PyTorch offers no such loss for a frozen head.
+
+    `chunk_loss(logits, rows)` gives a chunk's summed loss and its gradient for the logits (it may reuse the
+    logits' memory); `copies` is how many vocabulary-sized tensors it holds at once, which sizes the chunks."""
 
     @staticmethod
     def forward(
         ctx: Any,
         hidden: torch.Tensor,
         weight: torch.Tensor,
-        targets: torch.Tensor,
         scale: float | torch.Tensor,
         dtype: torch.dtype,
+        chunk_loss: Callable[[torch.Tensor, slice], tuple[torch.Tensor, torch.Tensor]],
+        copies: int,
     ) -> torch.Tensor:
         head = weight.to(dtype)
-        step = max(1, _LOGITS_PER_CHUNK // weight.shape[0])
+        step = max(1, _LOGITS_PER_CHUNK // (copies * weight.shape[0]))
         total = torch.zeros((), dtype=torch.float32, device=hidden.device)
         grad = torch.empty_like(hidden)
         for start in range(0, hidden.shape[0], step):
-            logits = (hidden[start : start + step].to(dtype) @ head.T).float()
-            chunk_targets = targets[start : start + step]
-            normaliser = torch.logsumexp(logits, dim=-1, keepdim=True)
-            total += (normaliser.squeeze(1) - logits.gather(1, chunk_targets[:, None]).squeeze(1)).sum()
-            probabilities = logits.sub_(normaliser).exp_()  # the softmax, in the logits' memory
-            probabilities[torch.arange(len(chunk_targets), device=logits.device), chunk_targets] -= 1
-            grad[start : start + step] = (probabilities.mul_(scale).to(dtype) @ head).to(hidden.dtype)
+            rows = slice(start, start + step)
+            loss, grad_logits = chunk_loss((hidden[rows].to(dtype) @ head.T).float(), rows)
+            total += loss
+            grad[rows] = (grad_logits.mul_(scale).to(dtype) @ head).to(hidden.dtype)
         ctx.save_for_backward(grad)
         return total * scale
 
     @staticmethod
     def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[Any, ...]:
         (grad,) = ctx.saved_tensors
-        return grad * grad_output.to(grad.dtype), None, None, None, None
+        return grad * grad_output.to(grad.dtype), None, None, None, None, None
 
 
-class _FrozenHeadDistillation(torch.autograd.Function):
-    """Summed KL(teacher ‖ student) of the next-token distributions at each position, both made by the same
-    frozen head from hidden states (the student's through the adapter, the teacher's with it off), times
-    `scale`. Chunked like _FrozenHeadCrossEntropy, with the same arithmetic; the gradient for the student's
-    hidden states is (softmax(student) - softmax(teacher)) times the head."""
-
-    @staticmethod
-    def forward(
-        ctx: Any,
-        hidden: torch.Tensor,
-        teacher_hidden: torch.Tensor,
-        weight: torch.Tensor,
-        scale: float | torch.Tensor,
-        dtype: torch.dtype,
-    ) -> torch.Tensor:
-        head = weight.to(dtype)
-        step = max(1, _LOGITS_PER_CHUNK // (2 * weight.shape[0]))  # two vocabulary-sized tensors per chunk
-        total = torch.zeros((), dtype=torch.float32, device=hidden.device)
-        grad = torch.empty_like(hidden)
-        for start in range(0, hidden.shape[0], step):
-            student = (hidden[start : start + step].to(dtype) @ head.T).float().log_softmax(dim=-1)
-            teacher = (teacher_hidden[start : start + step].to(dtype) @ head.T).float().log_softmax(dim=-1)
-            total += (teacher.exp() * (teacher - student)).sum()
-            difference = student.exp_().sub_(teacher.exp_())
-            grad[start : start + step] = (difference.mul_(scale).to(dtype) @ head).to(hidden.dtype)
-        ctx.save_for_backward(grad)
-        return total * scale
-
-    @staticmethod
-    def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[Any, ...]:
-        (grad,) = ctx.saved_tensors
-        return grad * grad_output.to(grad.dtype), None, None, None, None
+def _autocast_dtype(hidden: torch.Tensor, weight: torch.Tensor) -> torch.dtype:
+    """The dtype the surrounding autocast (if any) would give the head's matrix product."""
+    device = hidden.device.type
+    return torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else weight.dtype
 
 
 def labelled_distillation(
     hidden: torch.Tensor, teacher_hidden: torch.Tensor, weight: torch.Tensor, scale: float | torch.Tensor
 ) -> Any:
-    """`_FrozenHeadDistillation` in the arithmetic the surrounding autocast (if any) would use."""
-    device = hidden.device.type
-    dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else weight.dtype
-    with torch.autocast(device, enabled=False):
-        return _FrozenHeadDistillation.apply(hidden, teacher_hidden, weight, scale, dtype)
+    """Summed KL(teacher ‖ student) of the next-token distributions at each position, both made by the same
+    frozen head from hidden states (the student's through the adapter, the teacher's with it off), times
+    `scale`; the gradient for the student's logits is softmax(student) - softmax(teacher)."""
+    dtype = _autocast_dtype(hidden, weight)  # read before the autocast is switched off below
+    head = weight.to(dtype)
+
+    def chunk_loss(logits: torch.Tensor, rows: slice) -> tuple[torch.Tensor, torch.Tensor]:
+        student = logits.log_softmax(dim=-1)
+        teacher = (teacher_hidden[rows].to(dtype) @ head.T).float().log_softmax(dim=-1)
+        loss = (teacher.exp() * (teacher - student)).sum()
+        return loss, student.exp_().sub_(teacher.exp_())
+
+    with torch.autocast(hidden.device.type, enabled=False):
+        return _FrozenHeadLoss.apply(hidden, weight, scale, dtype, chunk_loss, 3)
 
 
 def labelled_cross_entropy(
     hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, scale: float | torch.Tensor
 ) -> Any:
-    """`_FrozenHeadCrossEntropy` in the arithmetic the surrounding autocast (if any) would use."""
-    device = hidden.device.type
-    dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else weight.dtype
-    with torch.autocast(device, enabled=False):
-        return _FrozenHeadCrossEntropy.apply(hidden, weight, targets, scale, dtype)
+    """Summed cross-entropy of the frozen head's logits against `targets`, times `scale`; the gradient for the
+    logits is the softmax minus the one-hot target."""
+
+    def chunk_loss(logits: torch.Tensor, rows: slice) -> tuple[torch.Tensor, torch.Tensor]:
+        chunk_targets = targets[rows]
+        normaliser = torch.logsumexp(logits, dim=-1, keepdim=True)
+        loss = (normaliser.squeeze(1) - logits.gather(1, chunk_targets[:, None]).squeeze(1)).sum()
+        probabilities = logits.sub_(normaliser).exp_()  # the softmax, in the logits' memory
+        probabilities[torch.arange(len(chunk_targets), device=logits.device), chunk_targets] -= 1
+        return loss, probabilities
+
+    dtype = _autocast_dtype(hidden, weight)  # read before the autocast is switched off below
+    with torch.autocast(hidden.device.type, enabled=False):
+        return _FrozenHeadLoss.apply(hidden, weight, scale, dtype, chunk_loss, 1)
 
 
 class LabelledLogitsTrainer(Trainer):

@@ -156,7 +156,7 @@ def test_the_chunked_frozen_head_loss_equals_the_plain_one(autocast, monkeypatch
 
 @pytest.mark.parametrize("autocast", [False, True], ids=["fp32", "bf16-autocast"])
 def test_the_chunked_distillation_loss_equals_the_plain_kl_divergence(autocast, monkeypatch):
-    monkeypatch.setattr(loss_module, "_LOGITS_PER_CHUNK", 80)  # 3 positions of a 13-word vocabulary per chunk
+    monkeypatch.setattr(loss_module, "_LOGITS_PER_CHUNK", 80)  # 2 positions per chunk (3 copies of 13 words)
     torch.manual_seed(5)
     weight = torch.randn(13, 16)
     teacher_hidden = torch.randn(10, 16)
