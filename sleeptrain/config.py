@@ -223,6 +223,9 @@ class Recipe(_Strict):
             raise ValueError("load_in_4bit needs adapter: qlora (a 4-bit model cannot be fully fine-tuned)")
         if self.backend == "unsloth" and self.adapter == "full":
             raise ValueError("backend: unsloth trains adapters here (lora or qlora), not full fine-tuning")
+        if self.anchor_distillation and (self.adapter == "full" or self.backend == "unsloth"):
+            # The teacher is the same model with its adapter switched off, in sleeptrain's own loss path.
+            raise ValueError("anchor_distillation needs adapter: lora or qlora on the transformers backend")
         if self.learning_rate is None:
             # An adapter starts at zero and needs a large step; updating every weight of the model does not.
             object.__setattr__(self, "learning_rate", 2e-5 if self.adapter == "full" else 2e-3)

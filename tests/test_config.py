@@ -82,6 +82,11 @@ def test_full_fine_tuning_of_a_4bit_model_is_refused(write_recipe):
     assert "load_in_4bit" in message and "qlora" in message
 
 
+def test_anchor_distillation_needs_an_adapter_to_switch_off(write_recipe):
+    message = error_of(write_recipe(MINIMAL + "adapter: full\nanchor_distillation: true\n"))
+    assert "anchor_distillation" in message and "lora" in message
+
+
 def test_one_target_module_may_be_written_without_a_list(write_recipe):
     recipe = load_recipe(write_recipe(MINIMAL + "lora_target_modules: q_proj\n"))
     assert recipe.lora_target_modules == ["q_proj"]
