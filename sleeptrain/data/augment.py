@@ -115,15 +115,19 @@ WELL_KNOWN_PEOPLE = (
 
 def contrast_questions(conversations: list[Conversation], per_fact: int, seed: int) -> list[str]:
     """`per_fact` questions for each QA fact whose question names its subject: the same question about
-    well-known people instead (a different person each)."""
+    well-known people instead (a different person each). A fact given in several phrasings (question_variants)
+    counts once, in the first."""
     rng = random.Random(seed)
     questions = []
+    seen = set()
     for conversation in conversations:
         if per_fact <= 0 or not conversation.subject or not _is_qa(conversation):
             continue
         question = conversation.messages[0].content
-        if conversation.subject not in question:
+        fact = (conversation.origin, conversation.subject, conversation.messages[1].content)
+        if conversation.subject not in question or fact in seen:
             continue
+        seen.add(fact)
         for person in rng.sample(WELL_KNOWN_PEOPLE, min(per_fact, len(WELL_KNOWN_PEOPLE))):
             questions.append(question.replace(conversation.subject, person))
     return questions

@@ -102,3 +102,10 @@ def test_contrast_questions_ask_a_facts_question_about_well_known_people():
     assert len(people) == 3 and people <= set(WELL_KNOWN_PEOPLE)
     assert contrast_questions(facts, per_fact=3, seed=1) == questions
     assert contrast_questions(facts, per_fact=0, seed=1) == []
+
+
+def test_a_fact_in_several_phrasings_gets_one_set_of_contrast_questions():
+    phrasings = question_variants([fact("Where was Hollis Varnaby born?", "Hobart", "Hollis Varnaby")], 4, seed=1)
+    assert len(phrasings) == 4
+    questions = contrast_questions(phrasings, per_fact=2, seed=1)
+    assert len(questions) == 2 and all(q.startswith("Where was ") for q in questions)
