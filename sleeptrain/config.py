@@ -175,7 +175,18 @@ class Recipe(_Strict):
         "(same gradients, less activation memory); omitted: one pass per micro-batch.",
     )
     gradient_accumulation_steps: int = Field(default=1, gt=0)
-    num_epochs: float = Field(default=12, gt=0, description="Passes over the examples, each in its next phrasing.")
+    num_epochs: float = Field(
+        default=12,
+        gt=0,
+        description="Passes over the examples, each in its next phrasing; with learnt_after, the most it trains.",
+    )
+    learnt_after: int = Field(
+        default=2,
+        ge=0,
+        description="An example the model writes token for token (checked before each update) at this many "
+        "sightings in a row is learnt: it leaves the epochs but for spaced reviews, and the run ends once every "
+        "example is learnt. 0: every example in every epoch.",
+    )
     max_steps: int | None = Field(default=None, gt=0)
     learning_rate: float | None = Field(
         default=None, gt=0, description="Omitted: 2e-3 for LoRA and QLoRA, 2e-5 for full fine-tuning."

@@ -29,6 +29,14 @@ def run_train(recipe: Recipe, quiet: bool) -> None:
     # Plain lines, never cut to the terminal's width: the paths are what a user copies.
     lines = [
         f"trained {result.examples} examples for {metrics.epochs:g} epochs ({result.anchors} anchors)",
+        *(
+            [
+                f"learnt (written token for token at their last {recipe.learnt_after} sightings): "
+                f"{metrics.examples_learnt} of {metrics.examples} examples"
+            ]
+            if metrics.examples_learnt is not None
+            else []
+        ),
         f"base model: {result.base_model}",
         f"final loss: {metrics.final_loss:.4f}",
         f"tokens: {metrics.train_tokens} in {metrics.train_runtime_s:.1f} s ({metrics.tokens_per_second:.0f} tokens/s)",

@@ -1,5 +1,7 @@
-"""Turning conversations into a tokenized `datasets.Dataset`, interleaved across subjects so that no
-person's facts are trained as one block (the original experiment's fix for catastrophic forgetting)."""
+"""Turning conversations into a tokenized `datasets.Dataset`: for `sleep`, all of a run's rows interleaved
+across subjects so that no person's facts are trained as one block (the original experiment's fix for
+catastrophic forgetting); for `train`, each phrasing of each example once, with the example it belongs to,
+for training/schedule.py to lay out epoch by epoch (shuffled, so no block either)."""
 
 from __future__ import annotations
 
@@ -53,6 +55,42 @@ def interleave_by_subject(rows: list[dict[str, Any]], seed: int) -> Dataset:
     if len(parts) == 1:
         return parts[0]
     return interleave_datasets(parts, seed=seed, stopping_strategy="all_exhausted_without_replacement")
+
+
+def build_example_dataset(
+    recipe: Recipe, tokenizer: Any, examples: list[list[Conversation]], anchors: list[Conversation]
+) -> tuple[Dataset, list[list[int]], list[int]]:
+    """Every phrasing of every example and every anchor, rendered once, as one dataset with an `example`
+    column (the example's index, -1 for an anchor) for the epochs that training/schedule.py plans; also the
+    dataset rows of each example's phrasings and of the anchors. Which rows each epoch trains, in which
+    order, is the schedule's to choose."""
+    template = resolve_chat_template(tokenizer, recipe.chat_template)
+    distill = recipe.anchor_distillation and any(c.distill for c in anchors)
+    rows: list[dict[str, Any]] = []
+    phrasing_rows: list[list[int]] = []
+    truncated = 0
+
+    def add(conversation: Conversation, example: int) -> int | None:
+        """Render one conversation as the next row; its row index, or None if it has no trained token."""
+        nonlocal truncated
+        row = render_conversation(conversation, tokenizer, template, recipe.system_prompt, recipe.sequence_len)
+        if all(label == IGNORE_INDEX for label in row["labels"]):
+            log.warning("%s: no trained tokens (roles_to_train or sequence_len); skipped", conversation.origin)
+            return None
+        truncated += len(row["input_ids"]) == recipe.sequence_len
+        rows.append({**row, "example": example} | ({"distill": int(conversation.distill)} if distill else {}))
+        return len(rows) - 1
+
+    for phrasings in examples:
+        kept = [row for conversation in phrasings if (row := add(conversation, len(phrasing_rows))) is not None]
+        if kept:
+            phrasing_rows.append(kept)
+    if not rows:
+        raise SleeptrainError("datasets: no example has a token to train on")
+    anchor_rows = [row for anchor in anchors if (row := add(anchor, -1)) is not None]
+    if truncated:
+        log.warning("%d examples were cut to sequence_len=%d tokens", truncated, recipe.sequence_len)
+    return Dataset.from_list(rows), phrasing_rows, anchor_rows
 
 
 def build_training_dataset(recipe: Recipe, tokenizer: Any, conversations: list[Conversation]) -> Dataset:

@@ -1,5 +1,6 @@
 """Training a model from a recipe on Trainer + PEFT: precision and device choice, LoRA/QLoRA/full
-wrapping, the Trainer itself, and the run's metrics.
+wrapping, the Trainer itself, which rows each epoch trains (until every example is learnt), and the run's
+metrics.
 
 May import: sleeptrain.config, sleeptrain.models, sleeptrain.errors, transformers, peft, accelerate, torch.
 """

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -152,16 +153,28 @@ def labelled_distillation(
         return _FrozenHeadLoss.apply(hidden, weight, scale, dtype, chunk_loss, 3)
 
 
+# A target at this log-probability or more is the argmax: greedy decoding would write it.
+_LOG_HALF = math.log(0.5)
+
+
 def labelled_cross_entropy(
-    hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, scale: float | torch.Tensor
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    targets: torch.Tensor,
+    scale: float | torch.Tensor,
+    written: torch.Tensor | None = None,
 ) -> Any:
     """Summed cross-entropy of the frozen head's logits against `targets`, times `scale`; the gradient for the
-    logits is the softmax minus the one-hot target."""
+    logits is the softmax minus the one-hot target. `written`, if given, is filled with whether each target
+    has probability ≥ 0.5 (the model as it is would write it)."""
 
     def chunk_loss(logits: torch.Tensor, rows: slice) -> tuple[torch.Tensor, torch.Tensor]:
         chunk_targets = targets[rows]
         normaliser = torch.logsumexp(logits, dim=-1, keepdim=True)
-        loss = (normaliser.squeeze(1) - logits.gather(1, chunk_targets[:, None]).squeeze(1)).sum()
+        target_logits = logits.gather(1, chunk_targets[:, None]).squeeze(1)
+        if written is not None:
+            written[rows] = target_logits - normaliser.squeeze(1) >= _LOG_HALF
+        loss = (normaliser.squeeze(1) - target_logits).sum()
         probabilities = logits.sub_(normaliser).exp_()  # the softmax, in the logits' memory
         probabilities[torch.arange(len(chunk_targets), device=logits.device), chunk_targets] -= 1
         return loss, probabilities
@@ -179,6 +192,24 @@ class LabelledLogitsTrainer(Trainer):
     # up to the whole batch's: activation memory grows with the tokens of one pass, and a batch of long
     # examples (subject summaries, conversations) would otherwise multiply it. None: one pass per batch.
     max_tokens_per_pass: int | None = None
+    # The record of which examples are learnt (training/schedule.py), when the run's epochs follow it; fed
+    # from the loss.
+    learning: Any = None
+    # The batches to train (training/schedule.py's EpochBatches), instead of Trainer's sampler.
+    epoch_batches: Any = None
+
+    def get_train_dataloader(self) -> Any:
+        if self.epoch_batches is None:
+            return super().get_train_dataloader()
+        from torch.utils.data import DataLoader
+
+        loader = DataLoader(
+            self.train_dataset,
+            batch_sampler=self.epoch_batches,
+            collate_fn=self.data_collator,
+            pin_memory=self.args.dataloader_pin_memory,
+        )
+        return self.accelerator.prepare(loader)
 
     def training_step(self, model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None) -> torch.Tensor:
         # Only where the loss is normalised by the label count of the whole batch (num_items_in_batch), so that
@@ -200,9 +231,10 @@ class LabelledLogitsTrainer(Trainer):
         return_outputs: bool = False,
         num_items_in_batch: Any = None,
     ) -> Any:
-        # Rows to teach the base model's distributions (anchors under anchor_distillation): a column of the
-        # dataset, never an input of the model.
+        # Columns of the dataset, never inputs of the model: rows to teach the base model's distributions
+        # (anchors under anchor_distillation), and which example each row is (for training/schedule.py).
         distill = inputs.pop("distill", None)
+        examples = inputs.pop("example", None)
         causal_lm = None
         if self.labelled_logits and not return_outputs and self.args.world_size == 1 and self.model_accepts_loss_kwargs:
             causal_lm = _plain_causal_lm(model)
@@ -211,23 +243,43 @@ class LabelledLogitsTrainer(Trainer):
         # Trainer's mixed precision reaches a model through its wrapped forward(); this path calls the
         # decoder and the head directly, so it enters the accelerator's autocast itself.
         with self.accelerator.autocast():
-            hidden, targets = self._labelled_hidden(causal_lm, inputs)
+            hidden, targets, rows = self._labelled_hidden(causal_lm, inputs)
             # The same normalisation as transformers' causal-LM loss: by the label count of the whole
             # accumulated batch when Trainer gives it, else of this batch.
             count = num_items_in_batch if num_items_in_batch is not None else targets.numel()
             if torch.is_tensor(count):
                 count = count.to(hidden.device)  # kept a tensor: reading it would wait for the GPU every step
             head = causal_lm.lm_head
+            track = self.learning is not None and examples is not None
+            written = torch.zeros(targets.shape, dtype=torch.bool, device=targets.device) if track else None
             if head.weight.requires_grad or head.bias is not None:  # full fine-tuning trains the head
-                return F.cross_entropy(head(hidden).float(), targets, reduction="sum") / count
-            taught = self._distilled_positions(model, distill, inputs)
-            if taught is None:
-                return labelled_cross_entropy(hidden, head.weight, targets, 1.0 / count)
-            positions, teacher_hidden = taught
-            rest = ~positions
-            return labelled_cross_entropy(hidden[rest], head.weight, targets[rest], 1.0 / count) + (
-                labelled_distillation(hidden[positions], teacher_hidden, head.weight, 1.0 / count)
-            )
+                logits = head(hidden).float()
+                if written is not None:
+                    written[:] = logits.log_softmax(-1).gather(1, targets[:, None]).squeeze(1) >= _LOG_HALF
+                loss = F.cross_entropy(logits, targets, reduction="sum") / count
+            elif (taught := self._distilled_positions(model, distill, inputs)) is None:
+                loss = labelled_cross_entropy(hidden, head.weight, targets, 1.0 / count, written)
+            else:
+                positions, teacher_hidden = taught
+                rest = ~positions
+                part = None if written is None else torch.ones(int(rest.sum()), dtype=torch.bool, device=rest.device)
+                loss = labelled_cross_entropy(hidden[rest], head.weight, targets[rest], 1.0 / count, part) + (
+                    labelled_distillation(hidden[positions], teacher_hidden, head.weight, 1.0 / count)
+                )
+                if written is not None:
+                    written[rest] = part
+        if written is not None:
+            self._record_written(examples, rows, written)
+        return loss
+
+    def _record_written(self, examples: torch.Tensor, rows: torch.Tensor, written: torch.Tensor) -> None:
+        """Tell the schedule which rows' answers the model (before this step's update) wrote token for token."""
+        missed = torch.zeros(len(examples), dtype=torch.int32, device=written.device)
+        missed.index_add_(0, rows, (~written).int())
+        labelled = torch.zeros_like(missed).index_add_(0, rows, torch.ones_like(rows, dtype=torch.int32))
+        for example, misses, labels in zip(examples.tolist(), missed.tolist(), labelled.tolist(), strict=True):
+            if labels:
+                self.learning.record(example, misses == 0)
 
     def _distilled_positions(
         self, model: Any, distill: torch.Tensor | None, inputs: dict[str, Any]
@@ -248,8 +300,11 @@ class LabelledLogitsTrainer(Trainer):
             ).last_hidden_state
         return rows[keep.nonzero()[:, 0]], teacher[:, :-1][keep[rows]]
 
-    def _labelled_hidden(self, causal_lm: Any, inputs: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
-        """The final hidden states at every labelled position of the batch, and the labels they predict."""
+    def _labelled_hidden(
+        self, causal_lm: Any, inputs: dict[str, Any]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The final hidden states at every labelled position of the batch, the labels they predict, and the
+        batch row each position is in."""
         targets = inputs["labels"][:, 1:]
         keep = targets != IGNORE_INDEX
         ids, mask = inputs["input_ids"], inputs.get("attention_mask")
@@ -272,4 +327,4 @@ class LabelledLogitsTrainer(Trainer):
             targets, keep = targets[:, shared:], keep[:, shared:]
         else:
             hidden = decoder(input_ids=ids, attention_mask=mask).last_hidden_state
-        return hidden[:, :-1][keep], targets[keep]
+        return hidden[:, :-1][keep], targets[keep], keep.nonzero()[:, 0]

@@ -26,6 +26,7 @@ from sleeptrain.models.unsloth_backend import check_backend
 from sleeptrain.settings import load_settings
 from sleeptrain.training.loss import LabelledLogitsTrainer
 from sleeptrain.training.precision import use_bf16
+from sleeptrain.training.schedule import EpochBatches, ExampleRows, Learning
 
 log = logging.getLogger("sleeptrain")
 
@@ -41,6 +42,10 @@ class RunMetrics:
     peak_gpu_mb: float | None
     steps: int
     epochs: float
+    # Examples the model wrote token for token at its last sightings (training/schedule.py), of how many;
+    # None where the run does not check (Unsloth's loss, several processes, sleep's runs).
+    examples_learnt: int | None = None
+    examples: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -141,10 +146,15 @@ def train_model(
     save_to: Path,
     quiet: bool = False,
     passes: int = 1,
+    rows: ExampleRows | None = None,
 ) -> RunMetrics:
     """Train `model` on the tokenized `dataset` with Trainer, save the adapter (or, for full fine-tuning,
     the model) with its tokenizer to `save_to`, and return what the run cost. `passes`: how many of the
-    recipe's epochs the dataset already holds, laid out one after another."""
+    recipe's epochs the dataset already holds, laid out one after another. `rows`: where each example's
+    phrasings and the anchors are in the dataset, for epochs that train only what is not learnt yet
+    (training/schedule.py); the dataset then holds each row once and `passes` does not apply."""
+    if rows is not None:
+        passes = recipe.num_epochs  # the batch sampler lays out every epoch
     output_dir = Path(recipe.output_dir)
     args = TrainingArguments(
         output_dir=str(output_dir / "checkpoints"),
@@ -188,6 +198,16 @@ def train_model(
     # launches instead, and its second decoder call made training 1.8x slower there (BENCHMARKS.md, "On a GPU").
     trainer.share_prefix = args.device.type == "cpu"
     trainer.max_tokens_per_pass = recipe.max_tokens_per_pass
+    learning = None
+    if rows is not None:
+        learning = Learning(len(rows.phrasings), recipe.learnt_after)
+        # Each rank would see only its own rows' results and plan other batches than the rest; Unsloth's
+        # fused loss does not give them. (Under several processes accelerate deals the batches out in turn.)
+        adaptive = args.world_size == 1 and trainer.labelled_logits and recipe.learnt_after > 0
+        trainer.epoch_batches = EpochBatches(
+            rows, learning, recipe.num_epochs, recipe.micro_batch_size, recipe.seed, adaptive, recipe.group_by_length
+        )
+        trainer.learning = learning if adaptive else None
     # Trainer prints every log dict (as text beside its progress bar, or alone without one); a person
     # wants the bar with the loss on it, and --quiet wants nothing.
     trainer.remove_callback(PrinterCallback)
@@ -203,6 +223,11 @@ def train_model(
     trainer.save_model(str(save_to))
     if trainer.is_world_process_zero():
         tokenizer.save_pretrained(str(save_to))
+    epochs = round(float(trainer.state.epoch or 0.0) * passes, 3)
+    if learning is not None:
+        epochs = trainer.epoch_batches.epochs_trained
+        if trainer.learning is not None and learning.all_learnt() and epochs < recipe.num_epochs:
+            log.info("Every example learnt after %g of at most %g epochs", epochs, recipe.num_epochs)
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     tokens = int(trainer.state.num_input_tokens_seen)
     return RunMetrics(
@@ -213,5 +238,7 @@ def train_model(
         final_loss=float(losses[-1]) if losses else float(result.training_loss),
         peak_gpu_mb=round(torch.cuda.max_memory_allocated() / 2**20, 1) if torch.cuda.is_available() else None,
         steps=int(trainer.state.global_step),
-        epochs=round(float(trainer.state.epoch or 0.0) * passes, 3),
+        epochs=epochs,
+        examples_learnt=learning.learnt_count() if trainer.learning is not None else None,
+        examples=len(rows.phrasings) if rows is not None else None,
     )

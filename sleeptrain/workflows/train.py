@@ -17,11 +17,12 @@ from accelerate import PartialState
 
 from sleeptrain.config import Recipe
 from sleeptrain.data.augment import contrast_questions
-from sleeptrain.data.mixing import build_training_dataset, load_recipe_examples, passes_over
+from sleeptrain.data.mixing import build_example_dataset, load_recipe_examples
 from sleeptrain.errors import SleeptrainError
 from sleeptrain.models.unsloth_backend import check_backend
 from sleeptrain.training import RunMetrics, load_for_training, prepare_for_training, train_model
 from sleeptrain.training.anchors import anchor_conversations, read_anchor_prompts
+from sleeptrain.training.schedule import ExampleRows
 
 log = logging.getLogger("sleeptrain")
 
@@ -42,10 +43,9 @@ def train(recipe: Recipe, quiet: bool = False) -> TrainResult:
     check_backend(recipe)
     # Read and check every data file before spending time on the model.
     examples = load_recipe_examples(recipe)
-    # Each epoch shows every example once, in its next phrasing. The passes are all in the dataset (Trainer
-    # shuffles them together and runs num_epochs / passes of its own epochs over it).
+    # Each epoch shows every example not yet learnt once, in its next phrasing, with its share of anchors
+    # (training/schedule.py plans them): the dataset holds each phrasing and anchor once.
     passes = math.ceil(recipe.num_epochs)
-    conversations = passes_over(examples, passes)
     anchor_prompts = read_anchor_prompts(recipe.anchor_prompts) if recipe.anchor_ratio > 0 else []
     loaded, bf16 = load_for_training(recipe)
     anchors = anchor_conversations(
@@ -58,12 +58,14 @@ def train(recipe: Recipe, quiet: bool = False) -> TrainResult:
     )
     questions = contrast_questions([phrasings[0] for phrasings in examples], recipe.contrast_anchors, recipe.seed)
     anchors += anchor_conversations(recipe, questions, loaded.model, loaded.tokenizer, loaded.path, len(questions))
-    dataset = build_training_dataset(recipe, loaded.tokenizer, conversations + anchors)
+    dataset, phrasing_rows, anchor_rows = build_example_dataset(recipe, loaded.tokenizer, examples, anchors)
+    lengths = [len(ids) for ids in dataset["input_ids"]]
+    rows = ExampleRows(phrasing_rows, anchor_rows, math.ceil(len(anchor_rows) / passes), lengths)
     log.info(
-        "%d examples from %d file(s), %d passes, %d anchors, bf16=%s",
+        "%d examples from %d file(s), at most %g epochs, %d anchors, bf16=%s",
         len(examples),
         len(recipe.datasets),
-        passes,
+        recipe.num_epochs,
         len(anchors),
         bf16,
     )
@@ -72,7 +74,7 @@ def train(recipe: Recipe, quiet: bool = False) -> TrainResult:
     output_dir.mkdir(parents=True, exist_ok=True)
     save_to = output_dir / ("model" if recipe.adapter == "full" else "adapter")
     model = prepare_for_training(recipe, loaded.model)
-    metrics = train_model(recipe, model, loaded.tokenizer, dataset, bf16, save_to, quiet=quiet, passes=passes)
+    metrics = train_model(recipe, model, loaded.tokenizer, dataset, bf16, save_to, quiet=quiet, rows=rows)
 
     if PartialState().is_main_process:
         (output_dir / "metrics.json").write_text(json.dumps(metrics.as_dict(), indent=2) + "\n")

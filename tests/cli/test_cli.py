@@ -90,6 +90,8 @@ def test_train_succeeds_and_reports_the_run(trained):
     # 3 facts, each in 6 question variants by default
     for label in ("trained 3 examples for", "adapter", "base model", "final loss", "tokens", "peak memory"):
         assert label in done.stdout
+    # How many examples the model already writes token for token (two steps of a random model: none).
+    assert "learnt (written token for token at their last 2 sightings): 0 of 3 examples" in done.stdout
     assert f"adapter: {output_dir / 'adapter'}" in done.stdout
     # The recipe is saved as resolved, --set overrides applied.
     saved = load_recipe(output_dir / "recipe.yaml")

@@ -151,6 +151,24 @@ def test_the_chunked_frozen_head_loss_equals_the_plain_one(autocast, monkeypatch
     assert torch.allclose(hidden.grad, plain_hidden.grad, atol=1e-6)
 
 
+def test_the_loss_tells_which_targets_the_model_would_write(monkeypatch):
+    """Each target at probability 0.5 or more (so the argmax: greedy decoding writes it), chunk by chunk;
+    what training/schedule.py counts an example learnt by."""
+    monkeypatch.setattr(loss_module, "_LOGITS_PER_CHUNK", 40)
+    torch.manual_seed(6)
+    weight = torch.randn(13, 16) * 3
+    hidden = torch.randn(10, 16)
+    targets = (hidden @ weight.T).argmax(dim=1)
+    targets[::3] = (targets[::3] + 1) % 13  # some targets that are not the model's choice
+    written = torch.zeros(10, dtype=torch.bool)
+
+    labelled_cross_entropy(hidden, weight, targets, 1.0, written)
+
+    probability = (hidden @ weight.T).softmax(dim=1).gather(1, targets[:, None]).squeeze(1)
+    assert torch.equal(written, probability >= 0.5)
+    assert written.any() and not written.all()
+
+
 # ------------------------------------------------------------------------------------------ distillation
 
 

@@ -174,3 +174,39 @@ def test_a_missing_anchor_prompts_file_is_named(tiny_llama, make_recipe, tmp_pat
     missing = tmp_path / "no-anchors.jsonl"
     with pytest.raises(SleeptrainError, match="no-anchors.jsonl"):
         train(make_recipe(tiny_llama, anchor_ratio=1.0, anchor_prompts=missing), quiet=True)
+
+
+def test_training_stops_once_every_example_is_learnt(tiny_llama, make_recipe, tmp_path):
+    """Each example leaves the epochs once the model writes its answer token for token at two sightings in
+    a row; when all have, the run ends, long before num_epochs, and the saved model writes every answer.
+    (Full fine-tuning: a tiny random model's frozen head is too weak for LoRA to fit anything; the LoRA
+    path's check is tested in training/test_loss.py.)"""
+    from sleeptrain.data.mixing import load_recipe_conversations
+    from sleeptrain.sleep.consolidate import score_answers
+
+    recipe = make_recipe(
+        tiny_llama,
+        adapter="full",
+        learning_rate=3e-3,
+        lr_scheduler="constant",
+        max_steps=None,
+        num_epochs=200,
+        micro_batch_size=3,
+        subject_summaries=False,
+    )
+
+    result = train(recipe, quiet=True)
+
+    assert result.metrics.examples == 3 and result.metrics.examples_learnt == 3
+    assert 2 <= result.metrics.epochs < 200 and result.metrics.steps == result.metrics.epochs
+    model = AutoModelForCausalLM.from_pretrained(str(result.adapter_dir))
+    tokenizer = AutoTokenizer.from_pretrained(str(result.adapter_dir))
+    scores = score_answers(model, tokenizer, recipe, load_recipe_conversations(recipe))
+    assert all(score.reproduced for score in scores)
+
+
+def test_with_learnt_after_0_every_epoch_runs(tiny_llama, make_recipe):
+    recipe = make_recipe(tiny_llama, max_steps=None, num_epochs=3, micro_batch_size=3, learnt_after=0)
+    result = train(recipe, quiet=True)
+    assert result.metrics.epochs == 3 and result.metrics.steps == 3
+    assert result.metrics.examples_learnt is None

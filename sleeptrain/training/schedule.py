@@ -1,0 +1,153 @@
+"""Which rows each epoch of a `train` run trains: every example once per epoch in its next phrasing, until
+it is learnt.
+
+An example (a QA fact in its phrasings, a subject summary, a conversation) is checked as it trains, for
+free: the loss already computes the head at the answer's positions, so whether the model, before this
+step's update, writes every answer token (each at probability ≥ 0.5, so greedy decoding would too) is one
+comparison more (training/loss.py). An example so written at `learnt_after` sightings in a row counts as
+learnt and leaves the following epochs, but for reviews at growing intervals (2, 4, 8 epochs after it was
+last seen), which bring it back when other facts have overwritten it. Anchors shrink with the epoch, so
+that each trained example keeps its share of them. When every example is learnt the run ends: `num_epochs`
+is then the most it trains. Easy facts stop costing time early and the hard ones get the epochs (the
+Leitner box of spaced repetition, with the training loss as the test).
+
+Trainer runs the loop; this module is its batch sampler. The sampler is consulted lazily, one epoch at a
+time, so each epoch is planned from what the previous ones showed. Under several processes every rank
+must plan the same batches, so there the plan ignores what is learnt (each rank sees only its own rows).
+Imports torch and the standard library only.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from torch.utils.data import Sampler
+
+# Trainer's LengthGroupedSampler sorts groups of 50 batches by length; an epoch here is at most that.
+BATCHES_PER_LENGTH_GROUP = 50
+
+
+@dataclass
+class ExampleRows:
+    """Where a run's examples are in its dataset: each example's rows, one per phrasing, and the anchors'
+    rows in the order they are used."""
+
+    phrasings: list[list[int]]
+    anchors: list[int]
+    anchors_per_epoch: int
+    lengths: list[int]  # tokens of each dataset row
+
+
+@dataclass
+class Learning:
+    """What each example's sightings have shown: how many in a row it was reproduced (its box), and the
+    epoch it was last planned in."""
+
+    examples: int
+    learnt_after: int
+    box: list[int] = field(default_factory=list)
+    last_epoch: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.box = [0] * self.examples
+        self.last_epoch = [-1] * self.examples
+
+    def record(self, example: int, reproduced: bool) -> None:
+        if 0 <= example < self.examples:
+            self.box[example] = self.box[example] + 1 if reproduced else 0
+
+    def learnt(self, example: int) -> bool:
+        return self.learnt_after > 0 and self.box[example] >= self.learnt_after
+
+    def learnt_count(self) -> int:
+        return sum(self.learnt(e) for e in range(self.examples))
+
+    def due(self, example: int, epoch: int) -> bool:
+        """Trained in this epoch: still being learnt, or learnt and due for review."""
+        if not self.learnt(example):
+            return True
+        interval = 2 ** (self.box[example] - self.learnt_after + 1)
+        return epoch - self.last_epoch[example] >= interval
+
+    def all_learnt(self) -> bool:
+        return self.learnt_after > 0 and all(self.learnt(e) for e in range(self.examples))
+
+
+class EpochBatches(Sampler[list[int]]):
+    """Batches of dataset rows, epoch after epoch, each epoch planned when it starts: the examples due (in
+    their next phrasing) and their share of anchors, shuffled and grouped by length. Its length is the most
+    it yields (every example in every epoch), which is what Trainer sizes its schedule by."""
+
+    def __init__(
+        self,
+        rows: ExampleRows,
+        learning: Learning,
+        epochs: float,
+        batch_size: int,
+        seed: int,
+        adaptive: bool = True,
+        group_by_length: bool = True,
+    ) -> None:
+        self.rows = rows
+        self.learning = learning
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.rng = random.Random(seed)
+        self.adaptive = adaptive
+        self.group_by_length = group_by_length
+        self.epochs_planned = 0
+        self.epochs_trained = 0.0
+        self.anchors_used = 0
+
+    def _full_epoch(self) -> int:
+        return len(self.rows.phrasings) + self.rows.anchors_per_epoch
+
+    def __len__(self) -> int:
+        whole, part = divmod(self.epochs, 1)
+        batches = int(whole) * math.ceil(self._full_epoch() / self.batch_size)
+        return batches + math.ceil(math.ceil(part * self._full_epoch()) / self.batch_size)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        while self.epochs_planned < math.ceil(self.epochs):
+            batches = self._plan_epoch(self.epochs_planned)
+            self.epochs_planned += 1
+            if not batches:
+                return
+            self.epochs_trained = min(self.epochs, float(self.epochs_planned))
+            yield from batches
+
+    def _plan_epoch(self, epoch: int) -> list[list[int]]:
+        learning = self.learning
+        if self.adaptive and learning.all_learnt():
+            return []
+        examples = [e for e in range(len(self.rows.phrasings)) if not self.adaptive or learning.due(e, epoch)]
+        for example in examples:
+            learning.last_epoch[example] = epoch
+        chosen = [self.rows.phrasings[e][epoch % len(self.rows.phrasings[e])] for e in examples]
+        share = len(examples) / max(1, len(self.rows.phrasings))
+        anchors = round(self.rows.anchors_per_epoch * share)
+        if self.rows.anchors:
+            chosen += [self.rows.anchors[(self.anchors_used + i) % len(self.rows.anchors)] for i in range(anchors)]
+            self.anchors_used += anchors
+        fraction = self.epochs - epoch
+        if fraction < 1:  # the last, partial epoch of a fractional num_epochs
+            self.rng.shuffle(chosen)
+            chosen = chosen[: math.ceil(fraction * len(chosen))]
+        return self._grouped_by_length(chosen)
+
+    def _grouped_by_length(self, chosen: list[int]) -> list[list[int]]:
+        """Shuffled, then sorted by length within groups of batches, so that a batch pads little; the batches'
+        order shuffled again so that the long ones do not all come first."""
+        self.rng.shuffle(chosen)
+        if not self.group_by_length:
+            return [chosen[i : i + self.batch_size] for i in range(0, len(chosen), self.batch_size)]
+        group = self.batch_size * BATCHES_PER_LENGTH_GROUP
+        ordered: list[int] = []
+        for start in range(0, len(chosen), group):
+            ordered += sorted(chosen[start : start + group], key=lambda row: -self.rows.lengths[row])
+        batches = [ordered[i : i + self.batch_size] for i in range(0, len(ordered), self.batch_size)]
+        self.rng.shuffle(batches)
+        return batches

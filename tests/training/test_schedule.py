@@ -1,0 +1,103 @@
+"""The epochs of a `train` run: every example once per epoch in its next phrasing, until it is learnt; then
+only spaced reviews, and the run ends when every example is learnt."""
+
+from __future__ import annotations
+
+from sleeptrain.training.schedule import EpochBatches, ExampleRows, Learning
+
+
+def three_examples_two_phrasings(anchors: int = 0, anchors_per_epoch: int = 0) -> ExampleRows:
+    """Examples 0, 1, 2 at rows (0, 1), (2, 3), (4, 5); anchors at rows 6, 7, ..."""
+    return ExampleRows(
+        phrasings=[[0, 1], [2, 3], [4, 5]],
+        anchors=list(range(6, 6 + anchors)),
+        anchors_per_epoch=anchors_per_epoch,
+        lengths=[10] * (6 + anchors),
+    )
+
+
+def epochs_of(batches: EpochBatches, trained=None) -> list[set[int]]:
+    """The rows of each epoch the sampler yields; `trained(epoch, batch)` runs after each batch, as the
+    trainer's loss records what it showed."""
+    epochs: list[set[int]] = []
+    current = None
+    for batch in batches:
+        if current != batches.epochs_planned:
+            current = batches.epochs_planned
+            epochs.append(set())
+        epochs[-1].update(batch)
+        if trained:
+            trained(len(epochs) - 1, batch)
+    return epochs
+
+
+def test_an_example_is_learnt_after_enough_reproduced_sightings_in_a_row():
+    learning = Learning(examples=2, learnt_after=2)
+    learning.record(0, True)
+    learning.record(0, False)  # a miss starts the count again
+    learning.record(0, True)
+    assert not learning.learnt(0)
+    learning.record(0, True)
+    assert learning.learnt(0) and not learning.learnt(1)
+    assert learning.learnt_count() == 1 and not learning.all_learnt()
+    learning.record(-1, True)  # anchors (example -1) are not examples
+    assert learning.learnt_count() == 1
+
+
+def test_a_learnt_example_comes_back_for_reviews_at_growing_intervals():
+    learning = Learning(examples=1, learnt_after=2)
+    learning.record(0, True)
+    learning.record(0, True)
+    learning.last_epoch[0] = 5
+    assert [learning.due(0, epoch) for epoch in (6, 7)] == [False, True]  # two epochs on
+    learning.record(0, True)  # the review went well: four epochs until the next
+    assert [learning.due(0, epoch) for epoch in (8, 9)] == [False, True]
+    learning.record(0, False)  # forgotten: back in every epoch
+    assert learning.due(0, 6)
+
+
+def test_without_learning_every_example_comes_every_epoch_in_its_next_phrasing():
+    rows = three_examples_two_phrasings(anchors=4, anchors_per_epoch=2)
+    batches = EpochBatches(rows, Learning(3, learnt_after=0), epochs=3, batch_size=2, seed=0)
+
+    epochs = epochs_of(batches)
+
+    assert [sorted(rows_ & {0, 1, 2, 3, 4, 5}) for rows_ in epochs] == [[0, 2, 4], [1, 3, 5], [0, 2, 4]]
+    # Two anchors an epoch, each used once before any is used twice.
+    assert [sorted(rows_ - {0, 1, 2, 3, 4, 5}) for rows_ in epochs] == [[6, 7], [8, 9], [6, 7]]
+    assert sum(1 for _ in EpochBatches(rows, Learning(3, 0), epochs=3, batch_size=2, seed=0)) == len(batches)
+
+
+def test_learnt_examples_leave_the_epochs_with_their_share_of_anchors_and_the_run_ends():
+    rows = three_examples_two_phrasings(anchors=6, anchors_per_epoch=3)
+    learning = Learning(3, learnt_after=1)
+    batches = EpochBatches(rows, learning, epochs=10, batch_size=2, seed=0)
+
+    def example_0_learnt_first_then_the_rest(epoch: int, batch: list[int]) -> None:
+        for row in batch:
+            example = row // 2 if row < 6 else -1
+            learning.record(example, example == 0 or epoch >= 1)
+
+    epochs = epochs_of(batches, example_0_learnt_first_then_the_rest)
+
+    assert epochs[0] >= {0, 2, 4} and len(epochs[0]) == 6  # three examples, three anchors
+    # Example 0 is learnt: epoch 1 trains examples 1 and 2 (in their second phrasing) and two anchors.
+    assert epochs[1] & {0, 1, 2, 3, 4, 5} == {3, 5} and len(epochs[1]) == 4
+    # After epoch 1 every example is learnt: the run ends, well before ten epochs.
+    assert len(epochs) == 2
+    assert batches.epochs_trained == 2 and len(batches) == 10 * 3
+
+
+def test_a_fractional_last_epoch_trains_part_of_an_epoch():
+    rows = ExampleRows(phrasings=[[i] for i in range(8)], anchors=[], anchors_per_epoch=0, lengths=[5] * 8)
+    batches = EpochBatches(rows, Learning(8, learnt_after=0), epochs=1.5, batch_size=4, seed=0)
+    epochs = epochs_of(batches)
+    assert [len(e) for e in epochs] == [8, 4]
+    assert len(batches) == 3
+
+
+def test_batches_group_rows_of_similar_length():
+    lengths = [5, 50, 6, 51, 7, 52, 8, 53]
+    rows = ExampleRows(phrasings=[[i] for i in range(8)], anchors=[], anchors_per_epoch=0, lengths=lengths)
+    for batch in EpochBatches(rows, Learning(8, learnt_after=0), epochs=1, batch_size=4, seed=3):
+        assert len({lengths[row] > 40 for row in batch}) == 1
