@@ -70,6 +70,10 @@ def _as_statement(subject: str, question: str, answer: str) -> str:
     return f"{question.strip()} {answer.rstrip('.')}."
 
 
+# The origin of a subject summary: "summary:" and the subject.
+SUMMARY_ORIGIN = "summary:"
+
+
 def subject_summaries(conversations: list[Conversation]) -> list[Conversation]:
     """One "What do you know about X?" example per subject with two or more QA facts."""
     facts: dict[str, list[tuple[str, str]]] = defaultdict(list)
@@ -89,7 +93,7 @@ def subject_summaries(conversations: list[Conversation]) -> list[Conversation]:
                 (Message("user", f"What do you know about {subject}?"), Message("assistant", text)),
                 roles[subject],
                 subject,
-                f"summary:{subject}",
+                f"{SUMMARY_ORIGIN}{subject}",
             )
         )
     return conversations + summaries

@@ -6,14 +6,16 @@ for training/schedule.py to lay out epoch by epoch (shuffled, so no block either
 from __future__ import annotations
 
 import logging
+import math
 import random
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 from datasets import Dataset, interleave_datasets
 
 from sleeptrain.config import Recipe
-from sleeptrain.data.augment import question_phrasings, subject_summaries
+from sleeptrain.data.augment import SUMMARY_ORIGIN, question_phrasings, subject_summaries
 from sleeptrain.data.formats import Conversation, read_conversations
 from sleeptrain.data.render import IGNORE_INDEX, render_conversation, resolve_chat_template
 from sleeptrain.errors import SleeptrainError
@@ -57,12 +59,26 @@ def interleave_by_subject(rows: list[dict[str, Any]], seed: int) -> Dataset:
     return interleave_datasets(parts, seed=seed, stopping_strategy="all_exhausted_without_replacement")
 
 
+@dataclass
+class ExampleRows:
+    """Where a run's examples are in its dataset: each example's rows (one per phrasing), the anchors' rows
+    in the order they are used, and how many anchors a whole epoch has."""
+
+    phrasings: list[list[int]]
+    anchors: list[int]
+    anchors_per_epoch: int
+    lengths: list[int]  # tokens of each dataset row
+    # Examples whose learning does not keep a run going (subject summaries: long, rarely written token for
+    # token, and there to help the facts be learnt).
+    optional: frozenset[int] = frozenset()
+
+
 def build_example_dataset(
-    recipe: Recipe, tokenizer: Any, examples: list[list[Conversation]], anchors: list[Conversation]
-) -> tuple[Dataset, list[list[int]], list[int]]:
-    """Every phrasing of every example and every anchor, rendered once, as one dataset with an `example`
-    column (the example's index, -1 for an anchor) for the epochs that training/schedule.py plans; also the
-    dataset rows of each example's phrasings and of the anchors. Which rows each epoch trains, in which
+    recipe: Recipe, tokenizer: Any, examples: list[list[Conversation]], anchors: list[Conversation], epochs: int
+) -> tuple[Dataset, ExampleRows]:
+    """Every phrasing of every example and every anchor (enough for `epochs` epochs), rendered once, as one
+    dataset with an `example` column (the example's index, -1 for an anchor) for the epochs that
+    training/schedule.py plans, and where each example's rows are. Which rows each epoch trains, in which
     order, is the schedule's to choose."""
     template = resolve_chat_template(tokenizer, recipe.chat_template)
     distill = recipe.anchor_distillation and any(c.distill for c in anchors)
@@ -81,16 +97,22 @@ def build_example_dataset(
         rows.append({**row, "example": example} | ({"distill": int(conversation.distill)} if distill else {}))
         return len(rows) - 1
 
+    optional = set()
     for phrasings in examples:
         kept = [row for conversation in phrasings if (row := add(conversation, len(phrasing_rows))) is not None]
         if kept:
+            if phrasings[0].origin.startswith(SUMMARY_ORIGIN):
+                optional.add(len(phrasing_rows))
             phrasing_rows.append(kept)
     if not rows:
         raise SleeptrainError("datasets: no example has a token to train on")
     anchor_rows = [row for anchor in anchors if (row := add(anchor, -1)) is not None]
     if truncated:
         log.warning("%d examples were cut to sequence_len=%d tokens", truncated, recipe.sequence_len)
-    return Dataset.from_list(rows), phrasing_rows, anchor_rows
+    lengths = [len(row["input_ids"]) for row in rows]
+    per_epoch = math.ceil(len(anchor_rows) / max(1, epochs))
+    layout = ExampleRows(phrasing_rows, anchor_rows, per_epoch, lengths, frozenset(optional))
+    return Dataset.from_list(rows), layout
 
 
 def build_training_dataset(recipe: Recipe, tokenizer: Any, conversations: list[Conversation]) -> Dataset:

@@ -20,13 +20,14 @@ from transformers.integrations import TensorBoardCallback
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 from sleeptrain.config import Recipe
+from sleeptrain.data.mixing import ExampleRows
 from sleeptrain.errors import SleeptrainError
 from sleeptrain.models import LoadedModel, load_base_model, lora_target_modules, store_frozen_linears_in_bf16
 from sleeptrain.models.unsloth_backend import check_backend
 from sleeptrain.settings import load_settings
 from sleeptrain.training.loss import LabelledLogitsTrainer
 from sleeptrain.training.precision import use_bf16
-from sleeptrain.training.schedule import EpochBatches, ExampleRows, Learning
+from sleeptrain.training.schedule import EpochBatches, Learning
 
 log = logging.getLogger("sleeptrain")
 
@@ -200,7 +201,7 @@ def train_model(
     trainer.max_tokens_per_pass = recipe.max_tokens_per_pass
     learning = None
     if rows is not None:
-        learning = Learning(len(rows.phrasings), recipe.learnt_after)
+        learning = Learning(len(rows.phrasings), recipe.learnt_after, rows.optional)
         # Each rank would see only its own rows' results and plan other batches than the rest; Unsloth's
         # fused loss does not give them. (Under several processes accelerate deals the batches out in turn.)
         adaptive = args.world_size == 1 and trainer.labelled_logits and recipe.learnt_after > 0

@@ -7,14 +7,15 @@ step's update, writes every answer token (each at probability ≥ 0.5, so greedy
 comparison more (training/loss.py). An example so written at `learnt_after` sightings in a row counts as
 learnt and leaves the following epochs, but for reviews at growing intervals (2, 4, 8 epochs after it was
 last seen), which bring it back when other facts have overwritten it. Anchors shrink with the epoch, so
-that each trained example keeps its share of them. When every example is learnt the run ends: `num_epochs`
-is then the most it trains. Easy facts stop costing time early and the hard ones get the epochs (the
+that each trained example keeps its share of them. When every example is learnt, one more epoch shows them
+all; if each is still written token for token the run ends (`num_epochs` is then the most it trains),
+otherwise the ones that slipped are learnt again. Easy facts stop costing time early and the hard ones get the epochs (the
 Leitner box of spaced repetition, with the training loss as the test).
 
 Trainer runs the loop; this module is its batch sampler. The sampler is consulted lazily, one epoch at a
 time, so each epoch is planned from what the previous ones showed. Under several processes every rank
 must plan the same batches, so there the plan ignores what is learnt (each rank sees only its own rows).
-Imports torch and the standard library only.
+Imports torch, sleeptrain.data (the dataset's layout) and the standard library.
 """
 
 from __future__ import annotations
@@ -26,19 +27,10 @@ from dataclasses import dataclass, field
 
 from torch.utils.data import Sampler
 
+from sleeptrain.data.mixing import ExampleRows
+
 # Trainer's LengthGroupedSampler sorts groups of 50 batches by length; an epoch here is at most that.
 BATCHES_PER_LENGTH_GROUP = 50
-
-
-@dataclass
-class ExampleRows:
-    """Where a run's examples are in its dataset: each example's rows, one per phrasing, and the anchors'
-    rows in the order they are used."""
-
-    phrasings: list[list[int]]
-    anchors: list[int]
-    anchors_per_epoch: int
-    lengths: list[int]  # tokens of each dataset row
 
 
 @dataclass
@@ -48,6 +40,7 @@ class Learning:
 
     examples: int
     learnt_after: int
+    optional: frozenset[int] = frozenset()  # examples that do not keep the run going (ExampleRows.optional)
     box: list[int] = field(default_factory=list)
     last_epoch: list[int] = field(default_factory=list)
 
@@ -73,7 +66,9 @@ class Learning:
         return epoch - self.last_epoch[example] >= interval
 
     def all_learnt(self) -> bool:
-        return self.learnt_after > 0 and all(self.learnt(e) for e in range(self.examples))
+        """Every example that keeps the run going is learnt."""
+        required = (e for e in range(self.examples) if e not in self.optional)
+        return self.learnt_after > 0 and all(self.learnt(e) for e in required)
 
 
 class EpochBatches(Sampler[list[int]]):
@@ -101,6 +96,7 @@ class EpochBatches(Sampler[list[int]]):
         self.epochs_planned = 0
         self.epochs_trained = 0.0
         self.anchors_used = 0
+        self.checked_all = False
 
     def _full_epoch(self) -> int:
         return len(self.rows.phrasings) + self.rows.anchors_per_epoch
@@ -121,9 +117,17 @@ class EpochBatches(Sampler[list[int]]):
 
     def _plan_epoch(self, epoch: int) -> list[list[int]]:
         learning = self.learning
+        everything = range(len(self.rows.phrasings))
         if self.adaptive and learning.all_learnt():
-            return []
-        examples = [e for e in range(len(self.rows.phrasings)) if not self.adaptive or learning.due(e, epoch)]
+            if self.checked_all:  # the last epoch showed every example, and each was still written
+                return []
+            # A last epoch of every example checks (and trains) the ones learnt long ago, which the rest's
+            # updates may have overwritten since.
+            self.checked_all = True
+            examples = list(everything)
+        else:
+            self.checked_all = False
+            examples = [e for e in everything if not self.adaptive or learning.due(e, epoch)]
         for example in examples:
             learning.last_epoch[example] = epoch
         chosen = [self.rows.phrasings[e][epoch % len(self.rows.phrasings[e])] for e in examples]

@@ -22,7 +22,6 @@ from sleeptrain.errors import SleeptrainError
 from sleeptrain.models.unsloth_backend import check_backend
 from sleeptrain.training import RunMetrics, load_for_training, prepare_for_training, train_model
 from sleeptrain.training.anchors import anchor_conversations, read_anchor_prompts
-from sleeptrain.training.schedule import ExampleRows
 
 log = logging.getLogger("sleeptrain")
 
@@ -58,9 +57,7 @@ def train(recipe: Recipe, quiet: bool = False) -> TrainResult:
     )
     questions = contrast_questions([phrasings[0] for phrasings in examples], recipe.contrast_anchors, recipe.seed)
     anchors += anchor_conversations(recipe, questions, loaded.model, loaded.tokenizer, loaded.path, len(questions))
-    dataset, phrasing_rows, anchor_rows = build_example_dataset(recipe, loaded.tokenizer, examples, anchors)
-    lengths = [len(ids) for ids in dataset["input_ids"]]
-    rows = ExampleRows(phrasing_rows, anchor_rows, math.ceil(len(anchor_rows) / passes), lengths)
+    dataset, rows = build_example_dataset(recipe, loaded.tokenizer, examples, anchors, passes)
     log.info(
         "%d examples from %d file(s), at most %g epochs, %d anchors, bf16=%s",
         len(examples),

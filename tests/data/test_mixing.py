@@ -119,3 +119,26 @@ def test_augmentations_apply_to_qa_facts_only(write_jsonl, qa_rows):
 
     assert sum(c.messages[0].content == "hi" for c in conversations) == 1
     assert len(conversations) == 3 * len(qa_rows) + 1
+
+
+def test_the_example_table_holds_each_phrasing_once_with_its_example(write_jsonl, qa_rows, tokenizer):
+    """What `train` trains from: each phrasing of each example rendered once, tagged with its example, the
+    anchors after them (example -1); subject summaries are marked optional (they do not keep a run going)."""
+    from sleeptrain.data.formats import Conversation, Message
+    from sleeptrain.data.mixing import build_example_dataset, load_recipe_examples
+
+    rows = qa_rows + [{"question": "Where does Alice live?", "answer": "Alice lives in Oslo.", "subject": "Alice"}]
+    recipe = Recipe(
+        datasets=[DatasetConfig(path=write_jsonl("facts.jsonl", rows))], output_dir="out", question_variants=2
+    )
+    examples = load_recipe_examples(recipe)  # four facts and Alice's summary, in two phrasings each
+    anchor = Conversation((Message("user", "Hi?"), Message("assistant", "Hello.")), ("assistant",), "__anchor__", "a")
+
+    dataset, layout = build_example_dataset(recipe, tokenizer, examples, [anchor] * 6, epochs=3)
+
+    assert [len(p) for p in layout.phrasings] == [2, 2, 2, 2, 2]
+    assert dataset["example"] == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, -1, -1, -1, -1, -1, -1]
+    assert layout.anchors == list(range(10, 16)) and layout.anchors_per_epoch == 2
+    assert layout.optional == {4}
+    assert "What do you know about Alice?" in tokenizer.decode(dataset["input_ids"][8])
+    assert layout.lengths == [len(ids) for ids in dataset["input_ids"]]

@@ -3,7 +3,8 @@ only spaced reviews, and the run ends when every example is learnt."""
 
 from __future__ import annotations
 
-from sleeptrain.training.schedule import EpochBatches, ExampleRows, Learning
+from sleeptrain.data.mixing import ExampleRows
+from sleeptrain.training.schedule import EpochBatches, Learning
 
 
 def three_examples_two_phrasings(anchors: int = 0, anchors_per_epoch: int = 0) -> ExampleRows:
@@ -83,9 +84,26 @@ def test_learnt_examples_leave_the_epochs_with_their_share_of_anchors_and_the_ru
     assert epochs[0] >= {0, 2, 4} and len(epochs[0]) == 6  # three examples, three anchors
     # Example 0 is learnt: epoch 1 trains examples 1 and 2 (in their second phrasing) and two anchors.
     assert epochs[1] & {0, 1, 2, 3, 4, 5} == {3, 5} and len(epochs[1]) == 4
-    # After epoch 1 every example is learnt: the run ends, well before ten epochs.
-    assert len(epochs) == 2
-    assert batches.epochs_trained == 2 and len(batches) == 10 * 3
+    # After epoch 1 every example is learnt: a last epoch shows them all (and its anchors) to check them; all
+    # are still written, so the run ends, well before ten epochs.
+    assert len(epochs) == 3 and epochs[2] >= {0, 2, 4} and len(epochs[2]) == 6
+    assert batches.epochs_trained == 3 and len(batches) == 10 * 3
+
+
+def test_an_example_that_slipped_since_it_was_learnt_is_learnt_again():
+    rows = three_examples_two_phrasings()
+    learning = Learning(3, learnt_after=1)
+    batches = EpochBatches(rows, learning, epochs=10, batch_size=3, seed=0)
+
+    def example_2_slips_once(epoch: int, batch: list[int]) -> None:
+        for row in batch:
+            learning.record(row // 2, not (row // 2 == 2 and epoch == 1))
+
+    epochs = epochs_of(batches, example_2_slips_once)
+
+    # Epoch 0 learns everything; the check in epoch 1 finds example 2 not written; epoch 2 trains it again,
+    # and epoch 3 checks everything once more.
+    assert epochs == [{0, 2, 4}, {1, 3, 5}, {4}, {1, 3, 5}]
 
 
 def test_a_fractional_last_epoch_trains_part_of_an_epoch():
@@ -101,3 +119,21 @@ def test_batches_group_rows_of_similar_length():
     rows = ExampleRows(phrasings=[[i] for i in range(8)], anchors=[], anchors_per_epoch=0, lengths=lengths)
     for batch in EpochBatches(rows, Learning(8, learnt_after=0), epochs=1, batch_size=4, seed=3):
         assert len({lengths[row] > 40 for row in batch}) == 1
+
+
+def test_optional_examples_do_not_keep_the_run_going():
+    """Subject summaries are there to help the facts: once the facts are learnt the run ends, learnt
+    summaries or not (they train every epoch until then)."""
+    rows = three_examples_two_phrasings()
+    rows.optional = frozenset({2})
+    learning = Learning(3, learnt_after=1, optional=rows.optional)
+    batches = EpochBatches(rows, learning, epochs=10, batch_size=3, seed=0)
+
+    def facts_learnt_summary_never(epoch: int, batch: list[int]) -> None:
+        for row in batch:
+            learning.record(row // 2, row // 2 != 2)
+
+    epochs = epochs_of(batches, facts_learnt_summary_never)
+
+    # Epoch 0 learns the two facts; epoch 1 checks everything, and the run ends.
+    assert epochs == [{0, 2, 4}, {1, 3, 5}] and learning.all_learnt() and learning.learnt_count() == 2
