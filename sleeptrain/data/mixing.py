@@ -37,12 +37,6 @@ def load_recipe_examples(recipe: Recipe) -> list[list[Conversation]]:
     return [question_phrasings(fact, recipe.question_variants, rng) for fact in facts] + [[c] for c in chats]
 
 
-def passes_over(examples: list[list[Conversation]], passes: int) -> list[Conversation]:
-    """`passes` passes over the examples, each showing every example once in its next phrasing: a fact seen
-    three times is seen in three wordings, for the tokens of one."""
-    return [phrasings[number % len(phrasings)] for number in range(passes) for phrasings in examples]
-
-
 def load_recipe_conversations(recipe: Recipe) -> list[Conversation]:
     """Every phrasing of every example of the recipe, once."""
     return [conversation for phrasings in load_recipe_examples(recipe) for conversation in phrasings]

@@ -137,3 +137,12 @@ def test_optional_examples_do_not_keep_the_run_going():
 
     # Epoch 0 learns the two facts; epoch 1 checks everything, and the run ends.
     assert epochs == [{0, 2, 4}, {1, 3, 5}] and learning.all_learnt() and learning.learnt_count() == 2
+
+
+def test_each_epoch_starts_with_its_longest_batch():
+    """So that a run takes its largest activation memory first and reuses it (as Trainer's sampler does)."""
+    lengths = [5, 50, 6, 51, 7, 52, 8, 53, 9, 10, 11, 12]
+    rows = ExampleRows(phrasings=[[i] for i in range(12)], anchors=[], anchors_per_epoch=0, lengths=lengths)
+    for seed in range(5):
+        batches = list(EpochBatches(rows, Learning(12, learnt_after=0), epochs=1, batch_size=4, seed=seed))
+        assert 53 in [lengths[row] for row in batches[0]]
