@@ -67,6 +67,27 @@ class ExampleRows:
     optional: frozenset[int] = frozenset()
 
 
+def _rendered(recipe: Recipe, tokenizer: Any, conversations: list[Conversation]) -> list[dict[str, Any] | None]:
+    """Each conversation rendered as a training row, or None (with a warning) where no token is trained. Rows
+    get a `distill` column, which the trainer reads to tell anchors taught the base model's distributions
+    from the rest, when the recipe distils anchors."""
+    template = resolve_chat_template(tokenizer, recipe.chat_template)
+    distill = recipe.anchor_distillation and any(c.distill for c in conversations)
+    rows: list[dict[str, Any] | None] = []
+    truncated = 0
+    for conversation in conversations:
+        row = render_conversation(conversation, tokenizer, template, recipe.system_prompt, recipe.sequence_len)
+        if all(label == IGNORE_INDEX for label in row["labels"]):
+            log.warning("%s: no trained tokens (roles_to_train or sequence_len); skipped", conversation.origin)
+            rows.append(None)
+            continue
+        truncated += len(row["input_ids"]) == recipe.sequence_len
+        rows.append(row | ({"distill": int(conversation.distill)} if distill else {}))
+    if truncated:
+        log.warning("%d examples were cut to sequence_len=%d tokens", truncated, recipe.sequence_len)
+    return rows
+
+
 def build_example_dataset(
     recipe: Recipe, tokenizer: Any, examples: list[list[Conversation]], anchors: list[Conversation], epochs: int
 ) -> tuple[Dataset, ExampleRows]:
@@ -74,35 +95,27 @@ def build_example_dataset(
     dataset with an `example` column (the example's index, -1 for an anchor) for the epochs that
     training/schedule.py plans, and where each example's rows are. Which rows each epoch trains, in which
     order, is the schedule's to choose."""
-    template = resolve_chat_template(tokenizer, recipe.chat_template)
-    distill = recipe.anchor_distillation and any(c.distill for c in anchors)
+    rendered = iter(_rendered(recipe, tokenizer, [c for phrasings in examples for c in phrasings] + anchors))
     rows: list[dict[str, Any]] = []
     phrasing_rows: list[list[int]] = []
-    truncated = 0
-
-    def add(conversation: Conversation, example: int) -> int | None:
-        """Render one conversation as the next row; its row index, or None if it has no trained token."""
-        nonlocal truncated
-        row = render_conversation(conversation, tokenizer, template, recipe.system_prompt, recipe.sequence_len)
-        if all(label == IGNORE_INDEX for label in row["labels"]):
-            log.warning("%s: no trained tokens (roles_to_train or sequence_len); skipped", conversation.origin)
-            return None
-        truncated += len(row["input_ids"]) == recipe.sequence_len
-        rows.append({**row, "example": example} | ({"distill": int(conversation.distill)} if distill else {}))
-        return len(rows) - 1
-
     optional = set()
     for phrasings in examples:
-        kept = [row for conversation in phrasings if (row := add(conversation, len(phrasing_rows))) is not None]
+        kept = []
+        for row in (next(rendered) for _ in phrasings):
+            if row is not None:
+                kept.append(len(rows))
+                rows.append(row | {"example": len(phrasing_rows)})
         if kept:
             if phrasings[0].origin.startswith(SUMMARY_ORIGIN):
                 optional.add(len(phrasing_rows))
             phrasing_rows.append(kept)
     if not rows:
         raise SleeptrainError("datasets: no example has a token to train on")
-    anchor_rows = [row for anchor in anchors if (row := add(anchor, -1)) is not None]
-    if truncated:
-        log.warning("%d examples were cut to sequence_len=%d tokens", truncated, recipe.sequence_len)
+    anchor_rows = []
+    for row in rendered:
+        if row is not None:
+            anchor_rows.append(len(rows))
+            rows.append(row | {"example": -1})
     lengths = [len(row["input_ids"]) for row in rows]
     per_epoch = math.ceil(len(anchor_rows) / max(1, epochs))
     layout = ExampleRows(phrasing_rows, anchor_rows, per_epoch, lengths, frozenset(optional))
@@ -111,21 +124,11 @@ def build_example_dataset(
 
 def build_training_dataset(recipe: Recipe, tokenizer: Any, conversations: list[Conversation]) -> Dataset:
     """Render every conversation, drop those with no trained token, and interleave across subjects."""
-    template = resolve_chat_template(tokenizer, recipe.chat_template)
-    # A column the trainer reads to tell anchors (taught the base model's distributions) from the rest.
-    distill = recipe.anchor_distillation and any(c.distill for c in conversations)
     rows = []
-    truncated = 0
-    for conversation in conversations:
-        row = render_conversation(conversation, tokenizer, template, recipe.system_prompt, recipe.sequence_len)
-        if all(label == IGNORE_INDEX for label in row["labels"]):
-            log.warning("%s: no trained tokens (roles_to_train or sequence_len); skipped", conversation.origin)
-            continue
-        truncated += len(row["input_ids"]) == recipe.sequence_len
-        subject = conversation.subject or conversation.origin.rsplit(":", 1)[0]
-        rows.append({**row, "subject": subject} | ({"distill": int(conversation.distill)} if distill else {}))
+    for conversation, row in zip(conversations, _rendered(recipe, tokenizer, conversations), strict=True):
+        if row is not None:
+            subject = conversation.subject or conversation.origin.rsplit(":", 1)[0]
+            rows.append(row | {"subject": subject})
     if not rows:
         raise SleeptrainError("datasets: no example has a token to train on")
-    if truncated:
-        log.warning("%d examples were cut to sequence_len=%d tokens", truncated, recipe.sequence_len)
     return interleave_by_subject(rows, recipe.seed).remove_columns("subject")
