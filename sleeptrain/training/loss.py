@@ -253,10 +253,10 @@ class LabelledLogitsTrainer(Trainer):
             track = self.learning is not None and examples is not None
             written = torch.zeros(targets.shape, dtype=torch.bool, device=targets.device) if track else None
             if head.weight.requires_grad or head.bias is not None:  # full fine-tuning trains the head
-                logits = head(hidden).float()
+                log_probabilities = head(hidden).float().log_softmax(-1)
                 if written is not None:
-                    written[:] = logits.log_softmax(-1).gather(1, targets[:, None]).squeeze(1) >= _LOG_HALF
-                loss = F.cross_entropy(logits, targets, reduction="sum") / count
+                    written[:] = log_probabilities.gather(1, targets[:, None]).squeeze(1) >= _LOG_HALF
+                loss = F.nll_loss(log_probabilities, targets, reduction="sum") / count
             elif (taught := self._distilled_positions(model, distill, inputs)) is None:
                 loss = labelled_cross_entropy(hidden, head.weight, targets, 1.0 / count, written)
             else:
@@ -273,13 +273,13 @@ class LabelledLogitsTrainer(Trainer):
         return loss
 
     def _record_written(self, examples: torch.Tensor, rows: torch.Tensor, written: torch.Tensor) -> None:
-        """Tell the schedule which rows' answers the model (before this step's update) wrote token for token."""
-        missed = torch.zeros(len(examples), dtype=torch.int32, device=written.device)
-        missed.index_add_(0, rows, (~written).int())
-        labelled = torch.zeros_like(missed).index_add_(0, rows, torch.ones_like(rows, dtype=torch.int32))
-        for example, misses, labels in zip(examples.tolist(), missed.tolist(), labelled.tolist(), strict=True):
-            if labels:
-                self.learning.record(example, misses == 0)
+        """Tell the schedule which rows' answers the model (before this step's update) wrote token for token:
+        those with no missed position among their labelled ones."""
+        # Scatter-adds, not bincount or a boolean mask, which would read sizes off a GPU (a wait every step).
+        labelled = torch.zeros(len(examples), dtype=torch.int32, device=rows.device)
+        missed = torch.zeros_like(labelled).index_add_(0, rows, (~written).int())
+        labelled.index_add_(0, rows, torch.ones_like(rows, dtype=torch.int32))
+        self.learning.record_batch(examples, missed == 0, labelled > 0)
 
     def _distilled_positions(
         self, model: Any, distill: torch.Tensor | None, inputs: dict[str, Any]

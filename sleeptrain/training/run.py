@@ -154,14 +154,13 @@ def train_model(
     recipe's epochs the dataset already holds, laid out one after another. `rows`: where each example's
     phrasings and the anchors are in the dataset, for epochs that train only what is not learnt yet
     (training/schedule.py); the dataset then holds each row once and `passes` does not apply."""
-    if rows is not None:
-        passes = recipe.num_epochs  # the batch sampler lays out every epoch
     output_dir = Path(recipe.output_dir)
     args = TrainingArguments(
         output_dir=str(output_dir / "checkpoints"),
         per_device_train_batch_size=recipe.micro_batch_size,
         gradient_accumulation_steps=recipe.gradient_accumulation_steps,
-        num_train_epochs=recipe.num_epochs / passes,
+        # With `rows`, one of Trainer's epochs: the batch sampler lays out the recipe's.
+        num_train_epochs=1 if rows is not None else recipe.num_epochs / passes,
         max_steps=recipe.max_steps or -1,
         learning_rate=recipe.learning_rate,
         lr_scheduler_type=recipe.lr_scheduler,
@@ -199,16 +198,16 @@ def train_model(
     # launches instead, and its second decoder call made training 1.8x slower there (BENCHMARKS.md, "On a GPU").
     trainer.share_prefix = args.device.type == "cpu"
     trainer.max_tokens_per_pass = recipe.max_tokens_per_pass
-    learning = None
     if rows is not None:
-        learning = Learning(len(rows.phrasings), recipe.learnt_after, rows.optional)
         # Each rank would see only its own rows' results and plan other batches than the rest; Unsloth's
-        # fused loss does not give them. (Under several processes accelerate deals the batches out in turn.)
-        adaptive = args.world_size == 1 and trainer.labelled_logits and recipe.learnt_after > 0
+        # fused loss does not give them: there every example is trained every epoch. (Under several processes
+        # accelerate deals the batches out in turn.)
+        adaptive = args.world_size == 1 and trainer.labelled_logits
+        learning = Learning(len(rows.phrasings), recipe.learnt_after if adaptive else 0, rows.optional)
         trainer.epoch_batches = EpochBatches(
-            rows, learning, recipe.num_epochs, recipe.micro_batch_size, recipe.seed, adaptive, recipe.group_by_length
+            rows, learning, recipe.num_epochs, recipe.micro_batch_size, recipe.seed, recipe.group_by_length
         )
-        trainer.learning = learning if adaptive else None
+        trainer.learning = learning if learning.learnt_after else None
     # Trainer prints every log dict (as text beside its progress bar, or alone without one); a person
     # wants the bar with the loss on it, and --quiet wants nothing.
     trainer.remove_callback(PrinterCallback)
@@ -224,10 +223,12 @@ def train_model(
     trainer.save_model(str(save_to))
     if trainer.is_world_process_zero():
         tokenizer.save_pretrained(str(save_to))
-    epochs = round(float(trainer.state.epoch or 0.0) * passes, 3)
-    if learning is not None:
+    learning = trainer.learning
+    if rows is None:
+        epochs = round(float(trainer.state.epoch or 0.0) * passes, 3)
+    else:
         epochs = trainer.epoch_batches.epochs_trained
-        if trainer.learning is not None and learning.all_learnt() and epochs < recipe.num_epochs:
+        if learning is not None and learning.all_learnt() and epochs < recipe.num_epochs:
             log.info("Every example learnt after %g of at most %g epochs", epochs, recipe.num_epochs)
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     tokens = int(trainer.state.num_input_tokens_seen)
@@ -240,6 +241,6 @@ def train_model(
         peak_gpu_mb=round(torch.cuda.max_memory_allocated() / 2**20, 1) if torch.cuda.is_available() else None,
         steps=int(trainer.state.global_step),
         epochs=epochs,
-        examples_learnt=learning.learnt_count() if trainer.learning is not None else None,
+        examples_learnt=learning.learnt_count() if learning is not None else None,
         examples=len(rows.phrasings) if rows is not None else None,
     )

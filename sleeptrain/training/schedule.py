@@ -14,7 +14,8 @@ the hard ones get the epochs (the Leitner box of spaced repetition, with the tra
 
 Trainer runs the loop; this module is its batch sampler. The sampler is consulted lazily, one epoch at a
 time, so each epoch is planned from what the previous ones showed. Under several processes every rank
-must plan the same batches, so there the plan ignores what is learnt (each rank sees only its own rows).
+must plan the same batches, so there the plan ignores what is learnt (each rank sees only its own rows):
+the run's `Learning` then has `learnt_after` 0, and nothing is ever learnt.
 Imports torch, sleeptrain.data (the dataset's layout) and the standard library.
 """
 
@@ -25,6 +26,7 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+import torch
 from torch.utils.data import Sampler
 
 from sleeptrain.data.mixing import ExampleRows
@@ -43,6 +45,7 @@ class Learning:
     optional: frozenset[int] = frozenset()  # examples that do not keep the run going (ExampleRows.optional)
     box: list[int] = field(default_factory=list)
     last_epoch: list[int] = field(default_factory=list)
+    pending: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.box = [0] * self.examples
@@ -52,7 +55,21 @@ class Learning:
         if 0 <= example < self.examples:
             self.box[example] = self.box[example] + 1 if reproduced else 0
 
+    def record_batch(self, examples: torch.Tensor, reproduced: torch.Tensor, labelled: torch.Tensor) -> None:
+        """A batch's results as the loss has them, on its device: read when the next epoch is planned, not
+        now, as reading a GPU tensor waits for the GPU (every step would)."""
+        self.pending.append((examples, reproduced, labelled))
+
+    def _settle(self) -> None:
+        pending, self.pending = self.pending, []
+        for examples, reproduced, labelled in pending:
+            for example, ok, has_labels in zip(examples.tolist(), reproduced.tolist(), labelled.tolist(), strict=True):
+                if has_labels:
+                    self.record(example, ok)
+
     def learnt(self, example: int) -> bool:
+        if self.pending:
+            self._settle()
         return self.learnt_after > 0 and self.box[example] >= self.learnt_after
 
     def learnt_count(self) -> int:
@@ -83,7 +100,6 @@ class EpochBatches(Sampler[list[int]]):
         epochs: float,
         batch_size: int,
         seed: int,
-        adaptive: bool = True,
         group_by_length: bool = True,
     ) -> None:
         self.rows = rows
@@ -91,7 +107,6 @@ class EpochBatches(Sampler[list[int]]):
         self.epochs = epochs
         self.batch_size = batch_size
         self.rng = random.Random(seed)
-        self.adaptive = adaptive
         self.group_by_length = group_by_length
         self.epochs_planned = 0
         self.epochs_trained = 0.0
@@ -118,7 +133,7 @@ class EpochBatches(Sampler[list[int]]):
     def _plan_epoch(self, epoch: int) -> list[list[int]]:
         learning = self.learning
         everything = range(len(self.rows.phrasings))
-        if self.adaptive and learning.all_learnt():
+        if learning.all_learnt():
             if self.checked_all:  # the last epoch showed every example, and each was still written
                 return []
             # A last epoch of every example checks (and trains) the ones learnt long ago, which the rest's
@@ -127,7 +142,7 @@ class EpochBatches(Sampler[list[int]]):
             examples = list(everything)
         else:
             self.checked_all = False
-            examples = [e for e in everything if not self.adaptive or learning.due(e, epoch)]
+            examples = [e for e in everything if learning.due(e, epoch)]
         for example in examples:
             learning.last_epoch[example] = epoch
         chosen = [self.rows.phrasings[e][epoch % len(self.rows.phrasings[e])] for e in examples]

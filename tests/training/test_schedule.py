@@ -146,3 +146,16 @@ def test_each_epoch_starts_with_its_longest_batch():
     for seed in range(5):
         batches = list(EpochBatches(rows, Learning(12, learnt_after=0), epochs=1, batch_size=4, seed=seed))
         assert 53 in [lengths[row] for row in batches[0]]
+
+
+def test_a_batchs_results_are_read_when_they_are_needed():
+    """The loss hands over tensors (on a GPU, reading them would wait every step); the record reads them
+    when the next epoch is planned, in order, skipping rows without a trained token."""
+    import torch
+
+    learning = Learning(3, learnt_after=1)
+    learning.record_batch(torch.tensor([0, 1, 2]), torch.tensor([True, True, False]), torch.tensor([True, False, True]))
+    learning.record_batch(torch.tensor([-1, 0]), torch.tensor([True, False]), torch.tensor([True, True]))
+    assert learning.pending  # nothing read yet
+    assert [learning.learnt(e) for e in range(3)] == [False, False, False]  # 0 learnt, then missed; 1 unlabelled
+    assert not learning.pending
