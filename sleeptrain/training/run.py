@@ -137,6 +137,14 @@ class LossOnProgressBar(ProgressCallback):
         if self.training_bar is not None and logs and "loss" in logs:
             self.training_bar.set_postfix(loss=f"{float(logs['loss']):.3f}", refresh=False)
 
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        # A run that ends early because every example is learnt (training/schedule.py) ends its bar at full,
+        # not at the step count Trainer planned for every example in every epoch.
+        if self.training_bar is not None and state.global_step < self.training_bar.total:
+            self.training_bar.total = state.global_step
+            self.training_bar.refresh()
+        super().on_train_end(args, state, control, **kwargs)
+
 
 def train_model(
     recipe: Recipe,

@@ -156,3 +156,22 @@ def test_training_memorises_three_facts(tiny_llama, tmp_path, write_jsonl, qa_ro
     # 3 examples a step, so 40 steps are 40 epochs
     assert metrics.epochs == pytest.approx(40.0)
     assert metrics.train_tokens == 40 * sum(len(ids) for ids in dataset["input_ids"])
+
+
+def test_the_progress_bar_ends_full_when_a_run_ends_early():
+    """Every example learnt before the planned steps: the bar a person watches ends at 100 %, not part-way."""
+    from transformers import TrainerControl, TrainerState, TrainingArguments
+
+    from sleeptrain.training.run import LossOnProgressBar
+
+    bar = LossOnProgressBar()
+    args = TrainingArguments(output_dir="unused", report_to=[])
+    state = TrainerState(max_steps=60)
+    bar.on_train_begin(args, state, TrainerControl())
+    state.global_step = 46
+    bar.on_step_end(args, state, TrainerControl())
+    shown = bar.training_bar
+
+    bar.on_train_end(args, state, TrainerControl())
+
+    assert shown.total == shown.n == 46
