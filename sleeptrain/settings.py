@@ -8,6 +8,8 @@
 - GEMINI_API_KEY (or GOOGLE_API_KEY): the key for the Gemini judge (`hippocampus.judge: gemini`).
 - SLEEPTRAIN_GEMINI_BASE_URL (or GOOGLE_GEMINI_BASE_URL): another endpoint for the Gemini API (a proxy, a
   local test server).
+- LRU_CACHE_CAPACITY, ONEDNN_PRIMITIVE_CACHE_CAPACITY: read by PyTorch's CPU kernels (ideep, oneDNN), not by
+  sleeptrain; `bound_cpu_kernel_caches` gives them smaller defaults for training (a value already set wins).
 """
 
 from __future__ import annotations
@@ -42,3 +44,18 @@ def load_settings() -> Settings:
         gemini_api_key=env.get("GEMINI_API_KEY") or env.get("GOOGLE_API_KEY") or None,
         gemini_base_url=env.get("SLEEPTRAIN_GEMINI_BASE_URL") or env.get("GOOGLE_GEMINI_BASE_URL") or None,
     )
+
+
+# How many compiled CPU kernels PyTorch's ideep and oneDNN keep (their defaults: 1024 each). Training sees a new
+# batch shape almost every step, and each shape compiles kernels for every kind of matrix product; at the
+# default sizes the caches held ~500 MB more at the end of a 3-epoch run than after its first step, which
+# raised the peak by as much. At these sizes the held memory stays flat, at the same speed (BENCHMARKS.md,
+# "Memory that grew with every step").
+CPU_KERNEL_CACHES = {"LRU_CACHE_CAPACITY": "16", "ONEDNN_PRIMITIVE_CACHE_CAPACITY": "128"}
+
+
+def bound_cpu_kernel_caches() -> None:
+    """Set the CPU kernel caches' sizes for this process, unless the user set them. The libraries read them
+    when they first build a kernel, so this must run before the first bf16 matrix product."""
+    for name, value in CPU_KERNEL_CACHES.items():
+        os.environ.setdefault(name, value)

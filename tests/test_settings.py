@@ -38,3 +38,18 @@ def test_threads_must_be_a_whole_number(monkeypatch):
     assert load_settings().threads is None
     monkeypatch.delenv("SLEEPTRAIN_THREADS")
     assert load_settings().threads is None
+
+
+def test_cpu_kernel_caches_get_smaller_defaults_but_a_users_value_wins(monkeypatch):
+    import os
+
+    from sleeptrain.settings import CPU_KERNEL_CACHES, bound_cpu_kernel_caches
+
+    for name in CPU_KERNEL_CACHES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "2048")
+
+    bound_cpu_kernel_caches()
+
+    assert os.environ["LRU_CACHE_CAPACITY"] == CPU_KERNEL_CACHES["LRU_CACHE_CAPACITY"]
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "2048"

@@ -9,6 +9,7 @@ from sleeptrain.models.default_model import default_model_path, gguf_to_safetens
 from sleeptrain.models.generation import generate_answers
 from sleeptrain.models.loading import (
     LoadedModel,
+    keep_lora_inputs_bf16,
     load_base_model,
     lora_target_modules,
     resolve_base_model,
@@ -23,5 +24,6 @@ __all__ = [
     "load_base_model",
     "lora_target_modules",
     "resolve_base_model",
+    "keep_lora_inputs_bf16",
     "store_frozen_linears_in_bf16",
 ]

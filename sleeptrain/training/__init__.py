@@ -9,6 +9,7 @@ accelerate, torch.
 from sleeptrain.training.precision import use_bf16
 from sleeptrain.training.run import (
     RunMetrics,
+    adapter_ready_to_train,
     load_for_training,
     prepare_for_training,
     ready_base_for_adapter,
@@ -17,6 +18,7 @@ from sleeptrain.training.run import (
 
 __all__ = [
     "RunMetrics",
+    "adapter_ready_to_train",
     "load_for_training",
     "prepare_for_training",
     "ready_base_for_adapter",

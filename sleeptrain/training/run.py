@@ -17,14 +17,20 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 from transformers import DataCollatorForSeq2Seq, TrainingArguments
 from transformers.integrations import TensorBoardCallback
-from transformers.trainer_callback import PrinterCallback, ProgressCallback
+from transformers.trainer_callback import PrinterCallback, ProgressCallback, TrainerCallback
 
 from sleeptrain.config import Recipe
 from sleeptrain.data.mixing import ExampleRows
 from sleeptrain.errors import SleeptrainError
-from sleeptrain.models import LoadedModel, load_base_model, lora_target_modules, store_frozen_linears_in_bf16
+from sleeptrain.models import (
+    LoadedModel,
+    keep_lora_inputs_bf16,
+    load_base_model,
+    lora_target_modules,
+    store_frozen_linears_in_bf16,
+)
 from sleeptrain.models.unsloth_backend import check_backend
-from sleeptrain.settings import load_settings
+from sleeptrain.settings import bound_cpu_kernel_caches, load_settings
 from sleeptrain.training.loss import LabelledLogitsTrainer
 from sleeptrain.training.precision import use_bf16
 from sleeptrain.training.schedule import EpochBatches, Learning
@@ -58,6 +64,7 @@ def load_for_training(recipe: Recipe) -> tuple[LoadedModel, bool]:
     from transformers import set_seed
 
     check_backend(recipe)
+    bound_cpu_kernel_caches()
     threads = load_settings().threads
     if threads:
         torch.set_num_threads(threads)
@@ -75,6 +82,15 @@ def ready_base_for_adapter(recipe: Recipe, model: Any) -> Any:
         store_frozen_linears_in_bf16(model)
     if recipe.adapter == "qlora" and recipe.gradient_checkpointing:
         model.enable_input_require_grads()
+    return model
+
+
+def adapter_ready_to_train(recipe: Recipe, model: Any) -> Any:
+    """A PEFT model (a new adapter or a loaded one) set up to train: no KV cache, and under bf16 LoRA, its
+    LoRA layers take their bf16 inputs as they are (see keep_lora_inputs_bf16)."""
+    if recipe.adapter == "lora" and recipe.backend == "transformers" and use_bf16(recipe.bf16):
+        keep_lora_inputs_bf16(model)
+    model.config.use_cache = False
     return model
 
 
@@ -105,8 +121,7 @@ def prepare_for_training(recipe: Recipe, model: Any) -> Any:
         layers_to_transform=recipe.peft_layers_to_transform,
         task_type="CAUSAL_LM",
     )
-    model = get_peft_model(model, config)
-    model.config.use_cache = False
+    model = adapter_ready_to_train(recipe, get_peft_model(model, config))
     trainable, total = model.get_nb_trainable_parameters()
     log.info(
         "LoRA r=%d on %s: %.2fM trainable of %.1fM", recipe.lora_r, config.target_modules, trainable / 1e6, total / 1e6
@@ -144,6 +159,27 @@ class LossOnProgressBar(ProgressCallback):
             self.training_bar.total = state.global_step
             self.training_bar.refresh()
         super().on_train_end(args, state, control, **kwargs)
+
+
+class ReturnFreedMemory(TrainerCallback):
+    """After every step on a CPU, hand the heap's free pages back to the kernel (glibc's `malloc_trim`).
+
+    glibc keeps what a step freed for later allocations, but a later step of a slightly longer batch needs
+    slightly larger blocks, which the kept ones cannot hold: the heap grew with every epoch's longest batch,
+    and the peak with it. Trimming measured no slower (BENCHMARKS.md, "Memory that grew with every step").
+    PyTorch has no caching allocator on the CPU that would do this; elsewhere than glibc this does nothing."""
+
+    def __init__(self) -> None:
+        import ctypes
+        import ctypes.util
+
+        name = ctypes.util.find_library("c")
+        library = ctypes.CDLL(name) if name else None
+        self.malloc_trim = getattr(library, "malloc_trim", None)
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.malloc_trim is not None:
+            self.malloc_trim(0)
 
 
 def train_model(
@@ -222,6 +258,8 @@ def train_model(
     trainer.remove_callback(ProgressCallback)
     if not quiet:
         trainer.add_callback(LossOnProgressBar())
+    if args.device.type == "cpu":
+        trainer.add_callback(ReturnFreedMemory())
     started = time.perf_counter()
     result = trainer.train()
     runtime = time.perf_counter() - started

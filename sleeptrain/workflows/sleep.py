@@ -360,7 +360,7 @@ def _trainable_model(recipe: Recipe, base: Any, current: int | None, output_dir:
         return prepare(recipe, base)
     from peft import PeftModel
 
-    from sleeptrain.training import ready_base_for_adapter
+    from sleeptrain.training import adapter_ready_to_train, ready_base_for_adapter
 
     base = ready_base_for_adapter(recipe, base)
     folder = version_dir(output_dir, current)
@@ -368,8 +368,7 @@ def _trainable_model(recipe: Recipe, base: Any, current: int | None, output_dir:
         model = PeftModel.from_pretrained(base, str(folder), is_trainable=True)
     except (OSError, ValueError, RuntimeError) as exc:
         raise SleeptrainError(f"{folder}: the latest adapter version does not load ({exc})") from exc
-    model.config.use_cache = False
-    return model
+    return adapter_ready_to_train(recipe, model)
 
 
 def _single_example_batches(recipe: Recipe, tokenizer: Any, conversations: list) -> list[dict[str, Any]]:
