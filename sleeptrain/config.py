@@ -142,7 +142,12 @@ class Recipe(_Strict):
     question_variants: int = Field(
         default=6,
         ge=1,
-        description="Phrasings of each QA question (neutral frames around it); each epoch shows the next one.",
+        description="Phrasings of each QA question (other wordings, neutral frames); each epoch shows the next one.",
+    )
+    question_rewrites: bool = Field(
+        default=True,
+        description="Among those phrasings, the other wordings of a question about a person (birthplace, work, "
+        "employer, a pet's name, ...) as well as frames.",
     )
     subject_summaries: bool = Field(
         default=True, description="Add one 'What do you know about X?' example per subject of QA facts."

@@ -4,9 +4,10 @@ A small model taught "Where was X born? -> Hobart" only from that exact question
 question; asked "Which city is X's birthplace?" it often answers with another person's city. Two cheap
 transforms help it generalise (both measured in BENCHMARKS.md, "Choosing the defaults"):
 
-- question phrasings: the same question inside different neutral wordings ("Quick question: ...", lower
-  case, ...), so that the answer is keyed to the question's content, not to its exact tokens. Training
-  shows each fact once per epoch, in the next of its phrasings, so variety costs no extra tokens;
+- question phrasings: the same question in the other words people use for what it asks (rewrites.py:
+  "What is X's profession?", "What does X do for a living?"), and inside neutral frames ("Quick question:
+  ...", lower case, ...), so that the answer is keyed to the question's meaning, not to its exact tokens.
+  Training shows each fact once per epoch, in the next of its phrasings, so variety costs no extra tokens;
 - subject summaries: one extra example per subject, "What do you know about X?", answered with all of X's
   facts, so that the facts are also stored together under the subject's name (the biography effect).
 
@@ -22,6 +23,7 @@ import random
 from collections import defaultdict
 
 from sleeptrain.data.formats import Conversation, Message
+from sleeptrain.data.rewrites import question_rewrites
 
 # Wrappers that change the wording around a question but never its meaning.
 QUESTION_FRAMES = (
@@ -39,25 +41,37 @@ def _is_qa(conversation: Conversation) -> bool:
     return roles == ["user", "assistant"]
 
 
-def question_phrasings(conversation: Conversation, count: int, rng: random.Random) -> list[Conversation]:
-    """A single-turn QA example in `count` phrasings: as given, then its question inside `count - 1` neutral
-    frames (at most one per frame). Any other conversation has only its own phrasing."""
+def question_phrasings(
+    conversation: Conversation, count: int, rng: random.Random, rewrite: bool = True
+) -> list[Conversation]:
+    """A single-turn QA example in `count` phrasings: as given, then (with `rewrite`) the other wordings of its
+    question that rewrites.py knows, taking turns with neutral frames around the question or one of those
+    wordings (at most one per frame). Any other conversation has only its own phrasing."""
     if count <= 1 or not _is_qa(conversation):
         return [conversation]
     question, answer = conversation.messages
     text = question.content
-    out = [conversation]
-    for frame in rng.sample(QUESTION_FRAMES, min(count - 1, len(QUESTION_FRAMES))):
-        reframed = frame.format(q=text, lower=text[:1].lower() + text[1:].rstrip("?").lower())
-        roles, subject, origin = conversation.roles_to_train, conversation.subject, conversation.origin
-        out.append(Conversation((Message("user", reframed), answer), roles, subject, origin))
-    return out
+    rewrites = question_rewrites(text, conversation.subject) if rewrite else []
+    rng.shuffle(rewrites)
+    frames = rng.sample(QUESTION_FRAMES, len(QUESTION_FRAMES))
+    wordings = [text, *rewrites]
+    questions: list[str] = []
+    while len(questions) < count - 1 and (rewrites or frames):
+        if rewrites and (len(questions) % 2 == 0 or not frames):
+            questions.append(rewrites.pop(0))
+        else:
+            framed = rng.choice(wordings)
+            questions.append(frames.pop().format(q=framed, lower=framed[:1].lower() + framed[1:].rstrip("?").lower()))
+    roles, subject, origin = conversation.roles_to_train, conversation.subject, conversation.origin
+    return [conversation] + [Conversation((Message("user", q), answer), roles, subject, origin) for q in questions]
 
 
-def question_variants(conversations: list[Conversation], variants: int, seed: int) -> list[Conversation]:
+def question_variants(
+    conversations: list[Conversation], variants: int, seed: int, rewrite: bool = True
+) -> list[Conversation]:
     """Every phrasing of every example, as one flat list: each QA example `variants` times."""
     rng = random.Random(seed)
-    phrasings = [question_phrasings(c, variants, rng) for c in conversations]
+    phrasings = [question_phrasings(c, variants, rng, rewrite) for c in conversations]
     # The examples as given first, then their reframed copies (the order of earlier versions).
     return [p[0] for p in phrasings] + [c for p in phrasings for c in p[1:]]
 

@@ -85,7 +85,7 @@ def new_conversations(
             old_question = old.question if old.is_fact else None
             if old_question and old_question.strip() != (memory.question or "").strip():
                 taught.append(memory_conversation(memory, question=old_question))
-    out = question_variants(taught, recipe.question_variants, seed)
+    out = question_variants(taught, recipe.question_variants, seed, recipe.question_rewrites)
     if recipe.subject_summaries:
         subjects = {m.subject for m in pending if m.subject and m.is_fact}
         facts = [memory_conversation(m) for m in active if m.subject in subjects and m.is_fact]
@@ -101,7 +101,9 @@ def replay_conversations(
     variants = max(recipe.sleep.replay_variants, variants_at_least)
     rehearsed: list[Conversation] = []
     if variants > 0:
-        rehearsed = question_variants([memory_conversation(m) for m in chosen], variants, seed)
+        rehearsed = question_variants(
+            [memory_conversation(m) for m in chosen], variants, seed, recipe.question_rewrites
+        )
     if recipe.sleep.replay_summaries:
         subjects = {m.subject for m in chosen if m.subject and m.is_fact}
         facts = [memory_conversation(m) for m in active if m.subject in subjects and m.is_fact]

@@ -12,6 +12,7 @@ from sleeptrain.data.augment import (
 )
 from sleeptrain.data.formats import Conversation, Message
 from sleeptrain.data.mixing import load_recipe_conversations
+from sleeptrain.data.rewrites import question_rewrites
 
 
 def fact(question: str, answer: str, subject: str | None = "Ilvana Drosk") -> Conversation:
@@ -37,17 +38,38 @@ def test_question_variants_reword_the_question_and_keep_the_answer():
     questions = [c.messages[0].content for c in varied]
     assert len(set(questions)) == 4
     for copy in varied[1:]:
-        assert "ilvana drosk born" in copy.messages[0].content.lower()
+        assert "Ilvana Drosk" in copy.messages[0].content or "ilvana drosk" in copy.messages[0].content
         assert copy.messages[1] == FACTS[0].messages[1]
         assert copy.subject == FACTS[0].subject and copy.roles_to_train == FACTS[0].roles_to_train
+
+
+def test_other_wordings_of_the_question_take_turns_with_frames():
+    questions = [c.messages[0].content for c in question_variants(FACTS[:1], 5, seed=0)]
+
+    rewrites = question_rewrites("Where was Ilvana Drosk born?", "Ilvana Drosk")
+    assert questions[1] in rewrites and questions[3] in rewrites
+    assert questions[2] not in rewrites and questions[4] not in rewrites  # framed
+    assert any(frame.split("{")[0].strip() in questions[2] or questions[2].islower() for frame in QUESTION_FRAMES)
+
+
+def test_without_rewrites_every_variant_is_a_frame_around_the_question():
+    for copy in question_variants(FACTS[:1], 4, seed=0, rewrite=False)[1:]:
+        assert "ilvana drosk born" in copy.messages[0].content.lower()
+
+
+def test_a_question_no_rule_knows_gets_frames_only():
+    questions = [c.messages[0].content for c in question_variants(FACTS[2:], 4, seed=0)]
+    assert all("what does bob like" in q.lower() for q in questions)
 
 
 def test_question_variants_are_reproducible_with_the_seed():
     assert question_variants(FACTS, 3, seed=7) == question_variants(FACTS, 3, seed=7)
 
 
-def test_variants_never_exceed_the_available_frames():
-    assert len(question_variants(FACTS[:1], 100, seed=0)) == 1 + len(QUESTION_FRAMES)
+def test_variants_never_exceed_the_available_wordings_and_frames():
+    rewrites = question_rewrites("Where was Ilvana Drosk born?", "Ilvana Drosk")
+    assert len(question_variants(FACTS[:1], 100, seed=0)) == 1 + len(rewrites) + len(QUESTION_FRAMES)
+    assert len(question_variants(FACTS[2:], 100, seed=0)) == 1 + len(QUESTION_FRAMES)
 
 
 def test_multi_turn_chats_are_not_varied():
