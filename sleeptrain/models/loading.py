@@ -128,12 +128,13 @@ def _norms_feed_bf16(model: Any) -> None:
     """Under autocast, each decoder layer's two norms hand their linears one bf16 tensor.
 
     Autocast casts an fp32 input once per linear it enters: a layer's q, k, v and their three LoRA A matrices
-    each made (and kept for the backward pass) their own bf16 copy of the same normed hidden states, the MLP's
-    gate and up four more. Casting the norm's output once gives the linears the very same bf16 values (the
-    forward pass is unchanged) and keeps one copy (BENCHMARKS.md, "Memory that grew with every step"). Only
-    the backward pass differs: the one copy's gradient sums its linears' contributions in bf16, where each cast
-    summed them in fp32, which moved LoRA's gradients on the default model by 0.6 % (bf16 autocast itself moves
-    them 3.4 % from fp32). The residual stream, which the norms do not feed, stays fp32."""
+    each made their own bf16 copy of the same normed hidden states, the MLP's gate and up four more, and each
+    LoRA A matrix kept its copy for the backward pass (the frozen weights need none). Casting the norm's
+    output once gives the linears the very same bf16 values (the forward pass is unchanged) and keeps one
+    copy (BENCHMARKS.md, "Memory that grew with every step"). Only the backward pass differs: the one copy's
+    gradient sums its linears' contributions in bf16, where each cast summed them in fp32, which moved LoRA's
+    gradients on the default model by 0.6 % (bf16 autocast itself moves them 3.4 % from fp32). The residual
+    stream, which the norms do not feed, stays fp32."""
     import torch
 
     if getattr(model.config, "model_type", None) not in _NORMS_FEEDING_LINEARS:
