@@ -146,8 +146,10 @@ def _norms_feed_bf16(model: Any) -> None:
         return output
 
     for name, module in model.named_modules():
-        if name.endswith(("input_layernorm", "post_attention_layernorm")):
+        # Once per norm, however often the base model is readied for an adapter (every sleep readies it).
+        if name.endswith(("input_layernorm", "post_attention_layernorm")) and not hasattr(module, "_feeds_bf16"):
             module.register_forward_hook(to_bf16_under_autocast)
+            module._feeds_bf16 = True
 
 
 def keep_lora_inputs_bf16(model: Any) -> None:
@@ -158,8 +160,10 @@ def keep_lora_inputs_bf16(model: Any) -> None:
     each LoRA layer then kept its own bf16 copy of its input for the backward pass, six per decoder layer.
     Left bf16, q, k and v (and gate and up) share one (see _norms_feed_bf16): with it, 17 % fewer saved
     activations (BENCHMARKS.md, "Memory that grew with every step")."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
     for module in model.modules():
-        if hasattr(module, "lora_A"):
+        if isinstance(module, BaseTunerLayer):
             module.cast_input_dtype_enabled = False
 
 

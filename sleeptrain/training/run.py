@@ -73,12 +73,17 @@ def load_for_training(recipe: Recipe) -> tuple[LoadedModel, bool]:
     return load_base_model(recipe, bf16), bf16
 
 
+def _bf16_lora(recipe: Recipe) -> bool:
+    """LoRA on transformers under bf16 autocast: the run whose frozen linears are stored in bf16."""
+    return recipe.adapter == "lora" and recipe.backend == "transformers" and use_bf16(recipe.bf16)
+
+
 def ready_base_for_adapter(recipe: Recipe, model: Any) -> Any:
     """The base model as a PEFT adapter (new or loaded) should train on it: under bf16, LoRA's frozen linear
     weights stored in bf16 (see store_frozen_linears_in_bf16); QLoRA with gradient checkpointing needs an input
     that requires grad, as the embeddings are frozen (what PEFT's prepare_model_for_kbit_training does besides
     upcasting every unquantized weight to fp32; see models/loading.py, _four_bit_rest_for_bf16)."""
-    if recipe.adapter == "lora" and recipe.backend == "transformers" and use_bf16(recipe.bf16):
+    if _bf16_lora(recipe):
         store_frozen_linears_in_bf16(model)
     if recipe.adapter == "qlora" and recipe.gradient_checkpointing:
         model.enable_input_require_grads()
@@ -88,7 +93,7 @@ def ready_base_for_adapter(recipe: Recipe, model: Any) -> Any:
 def adapter_ready_to_train(recipe: Recipe, model: Any) -> Any:
     """A PEFT model (a new adapter or a loaded one) set up to train: no KV cache, and under bf16 LoRA, its
     LoRA layers take their bf16 inputs as they are (see keep_lora_inputs_bf16)."""
-    if recipe.adapter == "lora" and recipe.backend == "transformers" and use_bf16(recipe.bf16):
+    if _bf16_lora(recipe):
         keep_lora_inputs_bf16(model)
     model.config.use_cache = False
     return model

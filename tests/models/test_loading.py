@@ -169,6 +169,8 @@ def test_the_norms_cast_only_under_autocast(tiny_llama):
         assert norm(hidden).dtype == torch.bfloat16
         # The final norm feeds the LM head and the residual stream is not a norm's output: both stay fp32.
         assert model.model.norm(hidden).dtype == torch.float32
+    store_frozen_linears_in_bf16(model)  # as every sleep readies its base model again
+    assert len(norm._forward_hooks) == 1
 
 
 def test_a_hub_id_that_cannot_be_loaded_offline_is_a_one_line_error():
