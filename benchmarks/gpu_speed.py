@@ -2,7 +2,7 @@
 Qwen2.5-0.5B's and Qwen2.5-1.5B's sizes.
 
 usage: python benchmarks/gpu_speed.py OUT [--sizes 0.5b 1.5b] [--modes lora qlora] [--epochs 10]
-           [--rounds 1] [--contenders sleeptrain trl unsloth sleeptrain-unsloth sleeptrain-noprefix] [--tokenizer DIR]
+           [--rounds 1] [--contenders sleeptrain trl unsloth sleeptrain-unsloth sleeptrain-noprefix sleeptrain-gc] [--tokenizer DIR]
            [--results FILE] [--budget SECONDS]
 
 The models are the real configurations with random weights (what speed depends on), written once under OUT
@@ -11,7 +11,8 @@ chat-formatted facts (`benchmarks/data/heldout_facts.jsonl`), batch 8, for the s
 
 - sleeptrain: `sleeptrain train` on the same data (no question variants, summaries or anchors), its
   default backend; sleeptrain-unsloth: the same with `backend: unsloth`; sleeptrain-noprefix: the default
-  backend without the shared-prefix pass;
+  backend without the shared-prefix pass; sleeptrain-gc: the default backend with `gradient_checkpointing:
+  true` (what TRL does by default);
 - trl, unsloth: the scripts a user would write (`benchmarks/gpu_contenders.py`).
 
 Each run is a whole process, timed from start to exit; it also reports its own training time, tokens and
@@ -79,6 +80,7 @@ def command(contender: str, model: Path, mode: str, epochs: int, work: Path) -> 
             f"backend: {'unsloth' if contender == 'sleeptrain-unsloth' else 'transformers'}\n"
             f"datasets:\n  - path: {FACTS}\n    type: qa\noutput_dir: {work}\nnum_epochs: {epochs}\n"
             "learning_rate: 2e-4\nquestion_variants: 1\nsubject_summaries: false\nanchor_ratio: 0\n"
+            + ("gradient_checkpointing: true\n" if contender == "sleeptrain-gc" else "")
         )
         if contender == "sleeptrain-noprefix":
             # The same run with the shared-prefix pass off (the trainer's class attribute; no recipe key):
@@ -167,14 +169,14 @@ def main() -> None:
     log = args.results or args.out / "results.jsonl"
     results = []
     for size in args.sizes:
-        if args.budget and time.perf_counter() - started > args.budget - 20:
+        if args.budget and time.perf_counter() - started > args.budget - 45:
             break
         model = make_model(size, args.tokenizer, args.out / f"qwen2.5-{size}-random")
         for mode in args.modes:
             for round_number in range(args.rounds):
                 for contender in args.contenders:
                     left = args.budget - (time.perf_counter() - started) if args.budget else args.timeout
-                    if left < 20:
+                    if left < 45:  # no contender finishes in less; a run cut short tells nothing
                         print(f"budget spent: {size} {mode} {contender} not run", flush=True)
                         continue
                     work = args.out / "runs" / f"{size}-{mode}-{contender}-{round_number}"
