@@ -2,7 +2,8 @@
 Qwen2.5-0.5B's and Qwen2.5-1.5B's sizes.
 
 usage: python benchmarks/gpu_speed.py OUT [--sizes 0.5b 1.5b] [--modes lora qlora] [--epochs 10]
-           [--rounds 1] [--contenders sleeptrain trl unsloth sleeptrain-unsloth sleeptrain-noprefix sleeptrain-gc] [--tokenizer DIR]
+           [--rounds 1] [--contenders sleeptrain trl unsloth sleeptrain-unsloth sleeptrain-noprefix sleeptrain-gc]
+           [--tokenizer DIR]
            [--results FILE] [--budget SECONDS]
 
 The models are the real configurations with random weights (what speed depends on), written once under OUT

@@ -183,7 +183,9 @@ class Recipe(_Strict):
     num_epochs: float = Field(
         default=12,
         gt=0,
-        description="Passes over the examples, each in its next phrasing; with learnt_after, the most it trains.",
+        description="Passes over the examples, each in its next phrasing. With learnt_after, the run's length "
+        "in steps (every example in every epoch): examples learnt early leave, and those still not learnt after "
+        "num_epochs get more epochs while those steps last.",
     )
     learnt_after: int = Field(
         default=2,

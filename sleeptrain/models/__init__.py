@@ -1,5 +1,6 @@
 """Base models: the embedded default (SmolLM2-135M-Instruct from a PyPI wheel), local folders, hub ids,
-GGUF files, 4-bit loading, and the LoRA target modules of each family.
+GGUF files, 4-bit loading, the LoRA target modules of each family, and what their layers keep for the
+backward pass.
 
 May import: sleeptrain.config, sleeptrain.settings, sleeptrain.errors, sleeptrain.data (rendering),
 transformers, peft, torch.
@@ -7,6 +8,7 @@ transformers, peft, torch.
 
 from sleeptrain.models.default_model import default_model_path, gguf_to_safetensors
 from sleeptrain.models.generation import generate_answers
+from sleeptrain.models.lean_mlp import keep_fewer_mlp_activations
 from sleeptrain.models.loading import (
     LoadedModel,
     keep_lora_inputs_bf16,
@@ -24,6 +26,7 @@ __all__ = [
     "load_base_model",
     "lora_target_modules",
     "resolve_base_model",
+    "keep_fewer_mlp_activations",
     "keep_lora_inputs_bf16",
     "store_frozen_linears_in_bf16",
 ]

@@ -24,6 +24,7 @@ from sleeptrain.data.mixing import ExampleRows
 from sleeptrain.errors import SleeptrainError
 from sleeptrain.models import (
     LoadedModel,
+    keep_fewer_mlp_activations,
     keep_lora_inputs_bf16,
     load_base_model,
     lora_target_modules,
@@ -80,11 +81,13 @@ def _bf16_lora(recipe: Recipe) -> bool:
 
 def ready_base_for_adapter(recipe: Recipe, model: Any) -> Any:
     """The base model as a PEFT adapter (new or loaded) should train on it: under bf16, LoRA's frozen linear
-    weights stored in bf16 (see store_frozen_linears_in_bf16); QLoRA with gradient checkpointing needs an input
+    weights stored in bf16 (see store_frozen_linears_in_bf16); gated MLPs that keep half the activations
+    (models/lean_mlp.py; gradient checkpointing keeps fewer still); QLoRA with gradient checkpointing needs an input
     that requires grad, as the embeddings are frozen (what PEFT's prepare_model_for_kbit_training does besides
     upcasting every unquantized weight to fp32; see models/loading.py, _four_bit_rest_for_bf16)."""
     if _bf16_lora(recipe):
         store_frozen_linears_in_bf16(model)
+    keep_fewer_mlp_activations(model, enabled=not recipe.gradient_checkpointing)
     if recipe.adapter == "qlora" and recipe.gradient_checkpointing:
         model.enable_input_require_grads()
     return model
@@ -281,6 +284,9 @@ def train_model(
         epochs = trainer.epoch_batches.epochs_trained
         if learning is not None and learning.all_learnt() and epochs < recipe.num_epochs:
             log.info("Every example learnt after %g of at most %g epochs", epochs, recipe.num_epochs)
+        elif epochs > recipe.num_epochs:
+            extra = epochs - recipe.num_epochs
+            log.info("%g more epochs for the examples not learnt after %g", extra, recipe.num_epochs)
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     tokens = int(trainer.state.num_input_tokens_seen)
     return RunMetrics(

@@ -8,8 +8,10 @@ comparison more (training/loss.py). An example so written at `learnt_after` sigh
 learnt and leaves the following epochs, but for reviews at growing intervals (2, 4, 8 epochs after it was
 last seen), which bring it back when other facts have overwritten it. Anchors shrink with the epoch, so
 that each trained example keeps its share of them. When every example (subject summaries aside) is learnt,
-one more epoch shows them all; if each is still written token for token the run ends (`num_epochs` is then
-the most it trains), otherwise the ones that slipped are learnt again. Easy facts stop costing time early and
+one more epoch shows them all; if each is still written token for token the run ends, otherwise the ones
+that slipped are learnt again. Examples still not learnt after `num_epochs` get more epochs of their own (with
+the reviews then due, and their share of anchors) while the batches the easy ones left unused last: a run
+never takes more steps than `num_epochs` epochs of every example would. Easy facts stop costing time early and
 the hard ones get the epochs (the Leitner box of spaced repetition, with the training loss as the test).
 
 Trainer runs the loop; this module is its batch sampler. The sampler is consulted lazily, one epoch at a
@@ -112,6 +114,7 @@ class EpochBatches(Sampler[list[int]]):
         self.epochs_trained = 0.0
         self.anchors_used = 0
         self.checked_all = False
+        self.extending = False
 
     def _full_epoch(self) -> int:
         return len(self.rows.phrasings) + self.rows.anchors_per_epoch
@@ -122,13 +125,25 @@ class EpochBatches(Sampler[list[int]]):
         return batches + math.ceil(math.ceil(part * self._full_epoch()) / self.batch_size)
 
     def __iter__(self) -> Iterator[list[int]]:
-        while self.epochs_planned < math.ceil(self.epochs):
+        budget, yielded = len(self), 0
+        while self.epochs_planned < math.ceil(self.epochs) or self._extend(yielded, budget):
             batches = self._plan_epoch(self.epochs_planned)
             self.epochs_planned += 1
             if not batches:
                 return
-            self.epochs_trained = min(self.epochs, float(self.epochs_planned))
+            planned = float(self.epochs_planned)
+            self.epochs_trained = planned if self.extending else min(self.epochs, planned)
+            batches = batches[: budget - yielded]  # never more than the run's length, which Trainer sizes by
+            yielded += len(batches)
             yield from batches
+
+    def _extend(self, yielded: int, budget: int) -> bool:
+        """After the recipe's epochs: one more epoch for the examples still not learnt, while the batches the
+        easy examples left unused (the run's length counts every example in every epoch) last."""
+        if self.epochs != math.floor(self.epochs) or not self.learning.learnt_after:
+            return False
+        self.extending = not self.learning.all_learnt() and yielded < budget
+        return self.extending
 
     def _plan_epoch(self, epoch: int) -> list[list[int]]:
         learning = self.learning
@@ -143,6 +158,8 @@ class EpochBatches(Sampler[list[int]]):
         else:
             self.checked_all = False
             examples = [e for e in everything if learning.due(e, epoch)]
+            if self.extending:  # only what keeps the run going, and the reviews that protect the rest
+                examples = [e for e in examples if e not in learning.optional]
         for example in examples:
             learning.last_epoch[example] = epoch
         chosen = [self.rows.phrasings[e][epoch % len(self.rows.phrasings[e])] for e in examples]
@@ -152,7 +169,7 @@ class EpochBatches(Sampler[list[int]]):
             chosen += [self.rows.anchors[(self.anchors_used + i) % len(self.rows.anchors)] for i in range(anchors)]
             self.anchors_used += anchors
         fraction = self.epochs - epoch
-        if fraction < 1:  # the last, partial epoch of a fractional num_epochs
+        if 0 < fraction < 1:  # the last, partial epoch of a fractional num_epochs
             self.rng.shuffle(chosen)
             chosen = chosen[: math.ceil(fraction * len(chosen))]
         return self._grouped_by_length(chosen)

@@ -63,6 +63,13 @@ def test_bf16_lora_stores_the_frozen_linears_in_bf16_when_the_adapter_goes_on(ti
     assert {p.dtype for p in weights.values() if p.requires_grad} == {torch.float32}
 
 
+def test_an_adapters_mlps_keep_half_their_activations_unless_checkpointing_keeps_fewer(tiny_llama, tmp_path):
+    for checkpointing in (False, True):
+        recipe = recipe_for(tiny_llama, tmp_path, gradient_checkpointing=checkpointing)
+        model = prepare_for_training(recipe, load_base_model(recipe, use_bf16=False).model)
+        assert model.base_model.model.model.layers[0].mlp._lean_backward is not checkpointing
+
+
 def test_lora_only_on_the_recipes_layers(tiny_llama, tmp_path):
     recipe = recipe_for(tiny_llama, tmp_path, peft_layers_to_transform=[1])
     model = prepare_for_training(recipe, load_base_model(recipe, use_bf16=False).model)

@@ -159,3 +159,39 @@ def test_a_batchs_results_are_read_when_they_are_needed():
     assert learning.pending  # nothing read yet
     assert [learning.learnt(e) for e in range(3)] == [False, False, False]  # 0 learnt, then missed; 1 unlabelled
     assert not learning.pending
+
+
+def test_an_example_not_learnt_after_the_epochs_gets_more_while_the_unused_batches_last():
+    """Easy examples leave batches unused: a hard one gets them, with the reviews then due."""
+    rows = three_examples_two_phrasings()
+    learning = Learning(3, learnt_after=1)
+    batches = EpochBatches(rows, learning, epochs=3, batch_size=1, seed=0)
+
+    def example_2_learnt_only_in_epoch_3(epoch: int, batch: list[int]) -> None:
+        for row in batch:
+            learning.record(row // 2, row // 2 != 2 or epoch >= 3)
+
+    epochs = epochs_of(batches, example_2_learnt_only_in_epoch_3)
+
+    # Epoch 1 trains example 2 alone; epoch 2 brings the others back for review; the recipe's three epochs
+    # leave example 2 unlearnt, so a fourth trains it (5 of the run's 9 batches: 3 examples x 3 epochs).
+    assert epochs == [{0, 2, 4}, {5}, {0, 2, 4}, {5}]
+    assert learning.all_learnt() and batches.epochs_trained == 4
+
+
+def test_extra_epochs_skip_optional_examples_and_stop_at_the_runs_length():
+    rows = three_examples_two_phrasings()
+    rows.optional = frozenset({1})  # a subject summary, say
+    learning = Learning(3, learnt_after=1, optional=rows.optional)
+    batches = EpochBatches(rows, learning, epochs=2, batch_size=1, seed=0)
+
+    def only_example_0_ever_learnt(epoch: int, batch: list[int]) -> None:
+        for row in batch:
+            learning.record(row // 2, row // 2 == 0)
+
+    epochs = epochs_of(batches, only_example_0_ever_learnt)
+
+    # Epochs 0 and 1 take 5 of the 6 batches; the third epoch would train example 2 and example 0's review,
+    # but one batch is left. The summary (example 1, rows 2 and 3) gets no extra epoch.
+    assert [len(e) for e in epochs] == [3, 2, 1] and not epochs[2] & {2, 3}
+    assert len(batches) == 6 and batches.epochs_trained == 3
