@@ -114,7 +114,6 @@ class EpochBatches(Sampler[list[int]]):
         self.epochs_trained = 0.0
         self.anchors_used = 0
         self.checked_all = False
-        self.extending = False
 
     def _full_epoch(self) -> int:
         return len(self.rows.phrasings) + self.rows.anchors_per_epoch
@@ -126,24 +125,23 @@ class EpochBatches(Sampler[list[int]]):
 
     def __iter__(self) -> Iterator[list[int]]:
         budget, yielded = len(self), 0
-        while self.epochs_planned < math.ceil(self.epochs) or self._extend(yielded, budget):
-            batches = self._plan_epoch(self.epochs_planned)
+        while self.epochs_planned < math.ceil(self.epochs) or self._extra_epoch_due(yielded, budget):
+            epoch = self.epochs_planned
+            batches = self._plan_epoch(epoch)
             self.epochs_planned += 1
             if not batches:
                 return
             planned = float(self.epochs_planned)
-            self.epochs_trained = planned if self.extending else min(self.epochs, planned)
+            self.epochs_trained = planned if epoch >= self.epochs else min(self.epochs, planned)
             batches = batches[: budget - yielded]  # never more than the run's length, which Trainer sizes by
             yielded += len(batches)
             yield from batches
 
-    def _extend(self, yielded: int, budget: int) -> bool:
-        """After the recipe's epochs: one more epoch for the examples still not learnt, while the batches the
-        easy examples left unused (the run's length counts every example in every epoch) last."""
-        if self.epochs != math.floor(self.epochs) or not self.learning.learnt_after:
-            return False
-        self.extending = not self.learning.all_learnt() and yielded < budget
-        return self.extending
+    def _extra_epoch_due(self, yielded: int, budget: int) -> bool:
+        """After the recipe's (whole) epochs: one more epoch for the examples still not learnt, while the
+        batches the easy examples left unused (the run's length counts every example in every epoch) last."""
+        whole = self.epochs == math.floor(self.epochs)
+        return whole and self.learning.learnt_after > 0 and not self.learning.all_learnt() and yielded < budget
 
     def _plan_epoch(self, epoch: int) -> list[list[int]]:
         learning = self.learning
@@ -158,7 +156,7 @@ class EpochBatches(Sampler[list[int]]):
         else:
             self.checked_all = False
             examples = [e for e in everything if learning.due(e, epoch)]
-            if self.extending:  # only what keeps the run going, and the reviews that protect the rest
+            if epoch >= self.epochs:  # an extra epoch: what keeps the run going, and the reviews that protect it
                 examples = [e for e in examples if e not in learning.optional]
         for example in examples:
             learning.last_epoch[example] = epoch
