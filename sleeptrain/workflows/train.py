@@ -59,7 +59,7 @@ def train(recipe: Recipe, quiet: bool = False) -> TrainResult:
     anchors += anchor_conversations(recipe, questions, loaded.model, loaded.tokenizer, loaded.path, len(questions))
     dataset, rows = build_example_dataset(recipe, loaded.tokenizer, examples, anchors, passes)
     log.info(
-        "%d examples from %d file(s), at most %g epochs, %d anchors, bf16=%s",
+        "%d examples from %d file(s), %g epochs' steps at most, %d anchors, bf16=%s",
         len(examples),
         len(recipe.datasets),
         recipe.num_epochs,
