@@ -11,6 +11,7 @@ from typing import Any
 from sleeptrain.config import Recipe
 from sleeptrain.errors import SleeptrainError
 from sleeptrain.models.default_model import default_model_path, gguf_to_safetensors
+from sleeptrain.models.lean_norm import norms_feed_low_precision
 from sleeptrain.settings import load_settings
 
 log = logging.getLogger("sleeptrain")
@@ -116,40 +117,7 @@ def store_frozen_linears_in_bf16(model: Any) -> None:
     for parameter in model.parameters():
         if parameter.dtype == torch.float32:
             parameter.data = parameter.data.clone()
-    _norms_feed_bf16(model)
-
-
-# Decoder layers whose two norms feed only linear layers (attention's q/k/v, the MLP's gate/up), never the
-# residual stream. Gemma-style layers, whose extra norms feed the residual, are not among them.
-_NORMS_FEEDING_LINEARS = {"llama", "mistral", "qwen2", "qwen3", "phi3"}
-
-
-def _norms_feed_bf16(model: Any) -> None:
-    """Under autocast, each decoder layer's two norms hand their linears one bf16 tensor.
-
-    Autocast casts an fp32 input once per linear it enters: a layer's q, k, v and their three LoRA A matrices
-    each made their own bf16 copy of the same normed hidden states, the MLP's gate and up four more, and each
-    LoRA A matrix kept its copy for the backward pass (the frozen weights need none). Casting the norm's
-    output once gives the linears the very same bf16 values (the forward pass is unchanged) and keeps one
-    copy (BENCHMARKS.md, "Memory that grew with every step"). Only the backward pass differs: the one copy's
-    gradient sums its linears' contributions in bf16, where each cast summed them in fp32, which moved LoRA's
-    gradients on the default model by 0.6 % (bf16 autocast itself moves them 3.4 % from fp32). The residual
-    stream, which the norms do not feed, stays fp32."""
-    import torch
-
-    if getattr(model.config, "model_type", None) not in _NORMS_FEEDING_LINEARS:
-        return
-
-    def to_bf16_under_autocast(module: Any, inputs: Any, output: torch.Tensor) -> torch.Tensor:
-        if torch.is_autocast_enabled(output.device.type) and output.dtype == torch.float32:
-            return output.to(torch.bfloat16)
-        return output
-
-    for name, module in model.named_modules():
-        # Once per norm, however often the base model is readied for an adapter (every sleep readies it).
-        if name.endswith(("input_layernorm", "post_attention_layernorm")) and not hasattr(module, "_feeds_bf16"):
-            module.register_forward_hook(to_bf16_under_autocast)
-            module._feeds_bf16 = True
+    norms_feed_low_precision(model)
 
 
 def keep_lora_inputs_bf16(model: Any) -> None:
@@ -158,7 +126,7 @@ def keep_lora_inputs_bf16(model: Any) -> None:
 
     Under autocast that cast is undone at once (the A matrix computes in bf16), so it changes no value; but
     each LoRA layer then kept its own bf16 copy of its input for the backward pass, six per decoder layer.
-    Left bf16, q, k and v (and gate and up) share one (see _norms_feed_bf16): with it, 17 % fewer saved
+    Left bf16, q, k and v (and gate and up) share one (see models/lean_norm.py): with it, 17 % fewer saved
     activations (BENCHMARKS.md, "Memory that grew with every step")."""
     from peft.tuners.tuners_utils import BaseTunerLayer
 

@@ -10,7 +10,6 @@ from sleeptrain.config import DatasetConfig, Recipe
 from sleeptrain.errors import SleeptrainError
 from sleeptrain.models import (
     LoadedModel,
-    keep_lora_inputs_bf16,
     load_base_model,
     lora_target_modules,
     resolve_base_model,
@@ -105,72 +104,6 @@ def test_bf16_lora_loading_lets_go_of_the_checkpoints_memory_map(tiny_llama):
     assert mapped == []
     assert loaded.model.get_input_embeddings().weight.dtype == torch.float32
     assert loaded.model.model.layers[0].mlp.down_proj.weight.dtype == torch.bfloat16
-
-
-def _loss_grads_and_saved_bytes(folder: str, one_bf16_input: bool) -> tuple[torch.Tensor, list, int]:
-    """One bf16-autocast forward and backward of a LoRA model on fixed tokens: the loss, LoRA's gradients, and
-    the bytes the autograd graph kept for the backward pass (weights aside)."""
-    from peft import LoraConfig, get_peft_model
-    from torch.autograd.graph import saved_tensors_hooks
-
-    model = load_base_model(recipe(folder), use_bf16=True).model
-    store_frozen_linears_in_bf16(model)
-    torch.manual_seed(0)
-    model = get_peft_model(model, LoraConfig(r=4, target_modules="all-linear", init_lora_weights=False))
-    if one_bf16_input:
-        keep_lora_inputs_bf16(model)
-    else:  # as PEFT and autocast do by themselves: every linear casts its own input
-        for module in model.modules():
-            module._forward_hooks.clear()
-    weights = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    kept: dict[int, int] = {}
-
-    def pack(tensor: torch.Tensor) -> torch.Tensor:
-        if tensor.untyped_storage().data_ptr() not in weights:
-            kept[tensor.untyped_storage().data_ptr()] = tensor.untyped_storage().nbytes()
-        return tensor
-
-    ids = torch.arange(2, 26).reshape(2, 12)
-    with saved_tensors_hooks(pack, lambda tensor: tensor), torch.autocast("cpu", dtype=torch.bfloat16):
-        loss = model(input_ids=ids, labels=ids).loss
-    loss.backward()
-    grads = [p.grad.clone() for p in model.parameters() if p.requires_grad]
-    return loss.detach(), grads, sum(kept.values())
-
-
-def test_bf16_lora_hands_its_linears_one_bf16_copy_of_each_input_with_the_same_forward(tiny_model_dir):
-    # Autocast computes every linear in bf16 anyway; each linear casting the same fp32 input for itself kept a
-    # copy per linear for the backward pass. One cast at the norm (and none back to fp32 in PEFT) gives the
-    # linears the very same values.
-    loss, grads, saved = _loss_grads_and_saved_bytes(tiny_model_dir, one_bf16_input=True)
-    loss_before, grads_before, saved_before = _loss_grads_and_saved_bytes(tiny_model_dir, one_bf16_input=False)
-
-    assert torch.equal(loss, loss_before)
-    # The one copy's gradient sums its linears' contributions in bf16, not each cast back to fp32 first: a
-    # small change next to what bf16 autocast itself moves (on the default model 0.6 % against 3.4 %).
-    flat, flat_before = torch.cat([g.flatten() for g in grads]), torch.cat([g.flatten() for g in grads_before])
-    assert (flat - flat_before).norm() < 0.02 * flat_before.norm()
-    # Only LoRA's A matrices keep their input (the frozen weights need none for their gradient): with separate
-    # q, k, v (and gate, up), at least two bf16 copies of the normed input fewer per layer (2 layers, 24 tokens);
-    # Phi3's fused qkv and gate_up had one copy each already.
-    config = load_base_model(recipe(tiny_model_dir), use_bf16=True).model.config
-    fewer = 0 if config.model_type == "phi3" else 2 * 2 * 24 * config.hidden_size * 2
-    assert saved_before - saved >= fewer
-
-
-def test_the_norms_cast_only_under_autocast(tiny_llama):
-    model = load_base_model(recipe(tiny_llama), use_bf16=True).model
-    store_frozen_linears_in_bf16(model)
-    norm = model.model.layers[0].input_layernorm
-    hidden = torch.randn(1, 3, model.config.hidden_size)
-
-    assert norm(hidden).dtype == torch.float32
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert norm(hidden).dtype == torch.bfloat16
-        # The final norm feeds the LM head and the residual stream is not a norm's output: both stay fp32.
-        assert model.model.norm(hidden).dtype == torch.float32
-    store_frozen_linears_in_bf16(model)  # as every sleep readies its base model again
-    assert len(norm._forward_hooks) == 1
 
 
 def test_a_hub_id_that_cannot_be_loaded_offline_is_a_one_line_error():
