@@ -65,12 +65,14 @@ def shared_prefix_length(input_ids: torch.Tensor, attention_mask: torch.Tensor |
 
 def split_by_token_budget(inputs: dict[str, Any], budget: int | None) -> list[dict[str, Any]]:
     """The batch as consecutive groups of rows of at most `budget` padded tokens each (at least one row per
-    group), each cut to its own longest row; the whole batch when it fits."""
+    group), each cut to its own longest row; the whole batch when it fits. As few groups as the budget allows,
+    with the rows dealt evenly among them: the largest group sets the memory a step takes."""
     ids = inputs["input_ids"]
     rows, length = ids.shape
     if not budget or rows * length <= budget:
         return [inputs]
-    per_pass = max(1, budget // length)
+    passes = math.ceil(rows / max(1, budget // length))
+    per_pass = math.ceil(rows / passes)
     mask = inputs.get("attention_mask")
     chunks = []
     for start in range(0, rows, per_pass):
@@ -84,8 +86,8 @@ def split_by_token_budget(inputs: dict[str, Any], budget: int | None) -> list[di
     return chunks
 
 
-# Positions per chunk of the head's logits: chunk × vocabulary fp32 values, ~32 MB.
-_LOGITS_PER_CHUNK = 8 * 2**20
+# Positions per chunk of the head's logits: chunk × vocabulary fp32 values, ~8 MB.
+_LOGITS_PER_CHUNK = 2 * 2**20
 
 
 class _FrozenHeadLoss(torch.autograd.Function):

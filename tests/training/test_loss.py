@@ -125,6 +125,18 @@ def test_a_batch_over_the_token_budget_trains_in_passes_with_the_same_gradients(
     assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(whole, split, strict=True))
 
 
+def test_rows_over_the_budget_are_dealt_evenly_among_as_few_passes_as_it_allows():
+    # The largest pass sets the step's memory: 8 rows of 10 tokens under a budget of 50 (5 rows) train as
+    # 4 + 4, not 5 + 3; 9 rows as 3 + 3 + 3 under a budget of 30.
+    def rows_per_pass(rows, budget):
+        batch = {"input_ids": torch.ones(rows, 10, dtype=torch.long)}
+        return [part["input_ids"].shape[0] for part in split_by_token_budget(batch, budget)]
+
+    assert rows_per_pass(8, 50) == [4, 4]
+    assert rows_per_pass(9, 30) == [3, 3, 3]
+    assert rows_per_pass(8, 80) == [8]
+
+
 @pytest.mark.parametrize("autocast", [False, True], ids=["fp32", "bf16-autocast"])
 def test_the_chunked_frozen_head_loss_equals_the_plain_one(autocast, monkeypatch):
     # The head's logits are made a few positions at a time (here 3: 40 values of a 13-word vocabulary), with the
