@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -173,11 +173,11 @@ class Recipe(_Strict):
 
     # The schedule
     micro_batch_size: int = Field(default=8, gt=0)
-    max_tokens_per_pass: int | None = Field(
-        default=None,
-        gt=0,
+    max_tokens_per_pass: Annotated[int, Field(gt=0)] | Literal["auto"] | None = Field(
+        default="auto",
         description="A micro-batch of more padded tokens than this trains in several forward/backward passes "
-        "(same gradients, less activation memory); omitted: one pass per micro-batch.",
+        "(same gradients, less activation memory). auto: 640 on a CPU, one pass per micro-batch on a GPU; "
+        "null: always one pass.",
     )
     gradient_accumulation_steps: int = Field(default=1, gt=0)
     num_epochs: float = Field(

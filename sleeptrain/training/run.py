@@ -169,6 +169,21 @@ class LossOnProgressBar(ProgressCallback):
         super().on_train_end(args, state, control, **kwargs)
 
 
+# On a CPU the peak memory of a run is the activations of its longest micro-batches (subject summaries,
+# anchors, long conversations): at 640 padded tokens a pass, the defaults' 3-epoch run peaks at about two
+# thirds of what TRL's takes, at the cost of a second pass for batches of 8 examples over 80 tokens
+# (BENCHMARKS.md, "Passes of at most 640 tokens"). A GPU has the memory to spare, and a pass costs it kernel
+# launches, so there each micro-batch stays one pass.
+CPU_TOKENS_PER_PASS = 640
+
+
+def tokens_per_pass(recipe: Recipe, device_type: str) -> int | None:
+    """The most padded tokens one forward/backward pass takes (None: a micro-batch is one pass)."""
+    if recipe.max_tokens_per_pass == "auto":
+        return CPU_TOKENS_PER_PASS if device_type == "cpu" else None
+    return recipe.max_tokens_per_pass
+
+
 class ReturnFreedMemory(TrainerCallback):
     """After every step on a CPU, hand the heap's free pages back to the kernel (glibc's `malloc_trim`).
 
@@ -249,7 +264,7 @@ def train_model(
     # The shared-prefix pass saves FLOPs, which bound a CPU; a GPU at these batch sizes waits on kernel
     # launches instead, and its second decoder call made training 1.8x slower there (BENCHMARKS.md, "On a GPU").
     trainer.share_prefix = args.device.type == "cpu"
-    trainer.max_tokens_per_pass = recipe.max_tokens_per_pass
+    trainer.max_tokens_per_pass = tokens_per_pass(recipe, args.device.type)
     if rows is not None:
         # Each rank would see only its own rows' results and plan other batches than the rest; Unsloth's
         # fused loss does not give them: there every example is trained every epoch. (Under several processes

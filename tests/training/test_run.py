@@ -205,3 +205,15 @@ def test_a_cpu_run_hands_the_memory_a_step_freed_back_to_the_system():
 
     assert kept.sum() == 16 * 1024
     assert process.memory_info().rss < before - 128 * 2**20
+
+
+def test_passes_hold_at_most_640_tokens_on_a_cpu_by_default_and_what_a_recipe_says_elsewhere():
+    from sleeptrain.training.run import CPU_TOKENS_PER_PASS, tokens_per_pass
+
+    def recipe(**keys):
+        return Recipe(datasets=[DatasetConfig(path="facts.jsonl")], output_dir="out", **keys)
+
+    assert tokens_per_pass(recipe(), "cpu") == CPU_TOKENS_PER_PASS == 640
+    assert tokens_per_pass(recipe(), "cuda") is None  # a GPU has the memory, and a pass costs it launches
+    assert tokens_per_pass(recipe(max_tokens_per_pass=None), "cpu") is None
+    assert tokens_per_pass(recipe(max_tokens_per_pass=300), "cuda") == 300
