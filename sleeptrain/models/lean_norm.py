@@ -13,7 +13,8 @@ unit, twice per layer, a quarter of what a layer keeps. The backward pass needs 
 each token's 1/rms, and the low-precision output the linears keep already holds the normed values times the
 norm's weight; so that output and 1/rms are kept instead. The normed values then come back to the backward
 pass rounded to bf16 (2^-9 relative), in one of its two terms (BENCHMARKS.md, "Norms that keep no fp32
-copy"). Only for frozen norms (LoRA, QLoRA) whose weight has no zero, and only while gradients are taken.
+copy"). Only for frozen norms (a LoRA run in bf16) whose weight has no zero, and only while gradients are
+taken.
 
 Written by hand because no library used here offers it on a CPU (Liger's fused RMSNorm needs Triton and a
 GPU). Imports torch only.
