@@ -80,8 +80,9 @@ def norms_feed_low_precision(model: Any, enabled: bool = True) -> bool:
             continue
         if not hasattr(module, "_can_keep_no_input"):
             module.forward = functools.partial(_forward, module, module.forward)
-        # The backward pass divides by the weight to get the normed values back.
-        module._can_keep_no_input = weight.dtype == torch.float32 and bool((weight != 0).all())
+        # The backward pass divides by the weight to get the normed values back. A weight not loaded yet (on
+        # the meta device, as FSDP's ranks but the first may hold it) cannot be checked: that norm keeps its input.
+        module._can_keep_no_input = weight.dtype == torch.float32 and not weight.is_meta and bool((weight != 0).all())
         module._low_precision_output = enabled
         found = True
     return found

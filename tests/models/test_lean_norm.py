@@ -126,3 +126,13 @@ def test_a_model_without_such_norms_is_left_alone():
 
     model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=50))
     assert not norms_feed_low_precision(model)
+
+
+def test_a_model_whose_weights_are_not_loaded_yet_keeps_its_norms_inputs(tiny_llama):
+    # FSDP's ranks but the first may hold the weights on the meta device until they are sharded out.
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(tiny_llama))
+    assert norms_feed_low_precision(model)
+    assert not model.model.layers[0].input_layernorm._can_keep_no_input
