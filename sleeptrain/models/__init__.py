@@ -9,6 +9,7 @@ transformers, peft, torch.
 from sleeptrain.models.default_model import default_model_path, gguf_to_safetensors
 from sleeptrain.models.generation import generate_answers
 from sleeptrain.models.lean_mlp import keep_fewer_mlp_activations
+from sleeptrain.models.lean_norm import norms_feed_low_precision
 from sleeptrain.models.loading import (
     LoadedModel,
     keep_lora_inputs_bf16,
@@ -28,5 +29,6 @@ __all__ = [
     "resolve_base_model",
     "keep_fewer_mlp_activations",
     "keep_lora_inputs_bf16",
+    "norms_feed_low_precision",
     "store_frozen_linears_in_bf16",
 ]

@@ -11,7 +11,6 @@ from typing import Any
 from sleeptrain.config import Recipe
 from sleeptrain.errors import SleeptrainError
 from sleeptrain.models.default_model import default_model_path, gguf_to_safetensors
-from sleeptrain.models.lean_norm import norms_feed_low_precision
 from sleeptrain.settings import load_settings
 
 log = logging.getLogger("sleeptrain")
@@ -117,7 +116,6 @@ def store_frozen_linears_in_bf16(model: Any) -> None:
     for parameter in model.parameters():
         if parameter.dtype == torch.float32:
             parameter.data = parameter.data.clone()
-    norms_feed_low_precision(model)
 
 
 def keep_lora_inputs_bf16(model: Any) -> None:

@@ -28,6 +28,7 @@ from sleeptrain.models import (
     keep_lora_inputs_bf16,
     load_base_model,
     lora_target_modules,
+    norms_feed_low_precision,
     store_frozen_linears_in_bf16,
 )
 from sleeptrain.models.unsloth_backend import check_backend
@@ -81,12 +82,14 @@ def _bf16_lora(recipe: Recipe) -> bool:
 
 def ready_base_for_adapter(recipe: Recipe, model: Any) -> Any:
     """The base model as a PEFT adapter (new or loaded) should train on it: under bf16, LoRA's frozen linear
-    weights stored in bf16 (see store_frozen_linears_in_bf16); gated MLPs that keep half the activations
+    weights stored in bf16 (see store_frozen_linears_in_bf16) and norms that hand them one bf16 copy and keep
+    no fp32 input (models/lean_norm.py); gated MLPs that keep half the activations
     (models/lean_mlp.py; gradient checkpointing keeps fewer still); QLoRA with gradient checkpointing needs an input
     that requires grad, as the embeddings are frozen (what PEFT's prepare_model_for_kbit_training does besides
     upcasting every unquantized weight to fp32; see models/loading.py, _four_bit_rest_for_bf16)."""
     if _bf16_lora(recipe):
         store_frozen_linears_in_bf16(model)
+        norms_feed_low_precision(model)
     keep_fewer_mlp_activations(model, enabled=not recipe.gradient_checkpointing)
     if recipe.adapter == "qlora" and recipe.gradient_checkpointing:
         model.enable_input_require_grads()

@@ -7,15 +7,14 @@ from __future__ import annotations
 import torch
 
 from sleeptrain.config import DatasetConfig, Recipe
-from sleeptrain.models import keep_lora_inputs_bf16, load_base_model, store_frozen_linears_in_bf16
+from sleeptrain.models import keep_lora_inputs_bf16, load_base_model
 from sleeptrain.models.lean_norm import _NormToLowPrecision, norms_feed_low_precision
+from sleeptrain.training.run import ready_base_for_adapter
 
 
 def _base_model(folder: str):
     recipe = Recipe(base_model=folder, datasets=[DatasetConfig(path="facts.jsonl")], output_dir="out")
-    model = load_base_model(recipe, use_bf16=True).model
-    store_frozen_linears_in_bf16(model)  # installs the norms' forward
-    return model
+    return ready_base_for_adapter(recipe, load_base_model(recipe, use_bf16=True).model)
 
 
 def _lora_model(folder: str):
@@ -117,7 +116,7 @@ def test_a_norm_being_trained_keeps_its_input_and_gets_its_gradient(tiny_llama):
 def test_installed_once_however_often_the_model_is_readied(tiny_llama):
     model = _base_model(tiny_llama)
     forward = model.model.layers[0].input_layernorm.forward
-    store_frozen_linears_in_bf16(model)  # as every sleep readies its base model again
+    norms_feed_low_precision(model)  # as every sleep readies its base model again
     assert model.model.layers[0].input_layernorm.forward is forward
 
 
