@@ -371,12 +371,47 @@ def _validate(data: dict, path: Path, lines: dict[tuple, int], overridden: dict[
     try:
         return Recipe.model_validate(data)
     except ValidationError as exc:
-        error = exc.errors()[0]
+        errors = exc.errors()
+        error = errors[0]
         loc = _field_path(tuple(error["loc"]))
-        raise SleeptrainError(_describe(error, loc, path, lines, overridden)) from None
+        message = _describe(error, loc, path, lines, overridden, _other_forms(errors, loc))
+        raise SleeptrainError(message) from None
 
 
-def _describe(error: dict, loc: tuple, path: Path, lines: dict[tuple, int], overridden: dict[tuple, str]) -> str:
+def _other_forms(errors: list, loc: tuple) -> list[str]:
+    """For a key whose type is a union (`max_tokens_per_pass`: a number, 'auto' or null), the forms besides
+    the one pydantic's first error describes: without them the message would offer only the number."""
+    forms = [
+        str(error["ctx"]["expected"])
+        for error in errors[1:]
+        if error["type"] == "literal_error" and _field_path(tuple(error["loc"])) == loc and "ctx" in error
+    ]
+    if forms and _accepts_none(loc):
+        forms.append("null")
+    return forms
+
+
+def _accepts_none(loc: tuple) -> bool:
+    model: type[BaseModel] | None = Recipe
+    field = None
+    for part in loc:
+        if isinstance(part, int) or model is None:
+            continue
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return False
+        model = _model_in(field.annotation)
+    return field is not None and type(None) in getattr(field.annotation, "__args__", ())
+
+
+def _describe(
+    error: dict,
+    loc: tuple,
+    path: Path,
+    lines: dict[tuple, int],
+    overridden: dict[tuple, str],
+    other_forms: list[str] = (),
+) -> str:
     dotted = ".".join(str(p) for p in loc) or "recipe"
     source = next((f"--set {item}" for key, item in overridden.items() if loc[: len(key)] == key), None)
     if source is None:
@@ -393,6 +428,8 @@ def _describe(error: dict, loc: tuple, path: Path, lines: dict[tuple, int], over
     message = error["msg"]
     if message.startswith("Value error, "):
         message = message[len("Value error, ") :]
+    if other_forms:
+        message = f"{message}; or {', or '.join(other_forms)}"
     given = error.get("input")
     shown = "" if isinstance(given, dict | list) or given is None else f" (got {given!r})"
     return f"{source}: '{dotted}': {message}{shown}"
