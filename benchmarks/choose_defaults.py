@@ -2,7 +2,8 @@
 set of overrides, then check the saved adapter independently with plain transformers + peft.
 
 usage: python benchmarks/choose_defaults.py OUT_DIR [key=value ...]
-Prints one JSON line: the overrides, direct and paraphrase recall, general-knowledge questions lost, time.
+Prints one JSON line: the overrides, direct and paraphrase recall, general-knowledge questions lost, the drift
+from the base model on them (mean KL per answer token, sleeptrain/evaluation/drift.py), time.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from sleeptrain.config import load_recipe
-from sleeptrain.evaluation.recall import accuracy_by_kind, read_probes, score_probes
+from sleeptrain.evaluation import accuracy_by_kind, answer_drift, read_probes, score_probes
 from sleeptrain.models import default_model_path
 from sleeptrain.workflows import train
 
@@ -50,6 +51,10 @@ def main() -> None:
     after = score_probes(model, tokenizer, probes + general)
     scores = accuracy_by_kind(after)
     after_general = after[len(probes) :]
+    # How far the general answers' distributions moved (evaluation/drift.py): the count lost is noisy. Against
+    # a fresh copy of the base: merging the adapter changed `base` itself.
+    untouched = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    drift = answer_drift(model, tokenizer, [p.question for p in general], base=untouched)
     lost = [b.probe.question for b, a in zip(before, after_general, strict=True) if b.correct and not a.correct]
     wrong = [(r.probe.question, r.answer) for r in after[: len(probes)] if not r.correct]
     print(
@@ -60,6 +65,7 @@ def main() -> None:
                 "paraphrase": scores.get("paraphrase"),
                 "general_base": sum(b.correct for b in before),
                 "general_lost": len(lost),
+                "general_kl": round(drift.mean_kl, 4),
                 "train_s": result.metrics.train_runtime_s,
                 "wall_s": round(wall, 1),
                 "tokens_per_s": result.metrics.tokens_per_second,

@@ -1,9 +1,11 @@
-"""Evaluation: asking a model questions and scoring its answers (keyword scoring for now; the suites,
-Gemini rescoring and the HTML report build on this).
+"""Evaluation: asking a model questions and scoring its answers (keyword scoring), and how far training moved
+a model from its base on general questions (drift); the suites, Gemini rescoring and the HTML report build
+on this.
 
-May import: sleeptrain.models (generation), sleeptrain.errors, transformers, peft, torch.
+May import: sleeptrain.models (generation), sleeptrain.data (render), sleeptrain.errors, transformers, peft, torch.
 """
 
+from sleeptrain.evaluation.drift import Drift, answer_drift
 from sleeptrain.evaluation.recall import (
     Probe,
     ProbeResult,
@@ -14,6 +16,8 @@ from sleeptrain.evaluation.recall import (
 )
 
 __all__ = [
+    "Drift",
+    "answer_drift",
     "Probe",
     "accuracy_by_kind",
     "ProbeResult",
