@@ -308,3 +308,19 @@ def test_recipes_can_be_built_in_python_too():
     assert recipe.load_in_4bit is True
     with pytest.raises(ValueError):
         Recipe(datasets=[], output_dir="out")
+
+
+# ------------------------------------------------------------------------------------- bundled recipes
+
+
+def test_every_bundled_recipe_loads():
+    recipes = Path(__file__).resolve().parents[1] / "recipes"
+    found = sorted(recipes.glob("*.yaml"))
+    assert len(found) >= 5
+    for path in found:
+        # sleep.yaml is for `sleeptrain sleep`, whose memories come from the store, not from datasets.
+        recipe = load_recipe(path, require_datasets=path.name != "sleep.yaml")
+        for dataset in recipe.datasets or []:
+            assert (recipes.parent / dataset.path).is_file() or Path(dataset.path).is_file(), (path, dataset.path)
+    gentle = load_recipe(recipes / "gentle.yaml")
+    assert gentle.anchor_distillation and gentle.num_epochs == 14
