@@ -44,17 +44,17 @@ def main() -> None:
     base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
     general = read_probes(ROOT / "data" / "general_knowledge.jsonl", kind="general")
     before = score_probes(base, tokenizer, general)
+    adapted = PeftModel.from_pretrained(base, str(result.adapter_dir))
+    # How far the general answers' distributions moved (evaluation/drift.py), against the same model with the
+    # adapter off: the count of answers lost is too noisy to rank recipes by.
+    drift = answer_drift(adapted, tokenizer, [p.question for p in general])
     # Merged for speed: generation through unmerged LoRA layers is several times slower on a CPU.
-    model = PeftModel.from_pretrained(base, str(result.adapter_dir)).merge_and_unload()
+    model = adapted.merge_and_unload()
     model.eval()
     probes = read_probes(HERE / "data" / "heldout_probes.jsonl")
     after = score_probes(model, tokenizer, probes + general)
     scores = accuracy_by_kind(after)
     after_general = after[len(probes) :]
-    # How far the general answers' distributions moved (evaluation/drift.py): the count lost is noisy. Against
-    # a fresh copy of the base: merging the adapter changed `base` itself.
-    untouched = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
-    drift = answer_drift(model, tokenizer, [p.question for p in general], base=untouched)
     lost = [b.probe.question for b, a in zip(before, after_general, strict=True) if b.correct and not a.correct]
     wrong = [(r.probe.question, r.answer) for r in after[: len(probes)] if not r.correct]
     print(

@@ -9,6 +9,7 @@ file, line and key. Imports only pydantic, yaml and the standard library.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -392,15 +393,8 @@ def _other_forms(errors: list, loc: tuple) -> list[str]:
 
 
 def _accepts_none(loc: tuple) -> bool:
-    model: type[BaseModel] | None = Recipe
-    field = None
-    for part in loc:
-        if isinstance(part, int) or model is None:
-            continue
-        field = model.model_fields.get(str(part))
-        if field is None:
-            return False
-        model = _model_in(field.annotation)
+    model = _model_at(loc[:-1])
+    field = model.model_fields.get(str(loc[-1])) if model is not None and loc else None
     return field is not None and type(None) in getattr(field.annotation, "__args__", ())
 
 
@@ -410,7 +404,7 @@ def _describe(
     path: Path,
     lines: dict[tuple, int],
     overridden: dict[tuple, str],
-    other_forms: list[str] = (),
+    other_forms: Sequence[str] = (),
 ) -> str:
     dotted = ".".join(str(p) for p in loc) or "recipe"
     source = next((f"--set {item}" for key, item in overridden.items() if loc[: len(key)] == key), None)
@@ -456,6 +450,12 @@ def _field_path(loc: tuple) -> tuple:
 
 
 def _valid_keys(parent: tuple) -> list[str]:
+    model = _model_at(parent)
+    return list(model.model_fields) if model is not None else []
+
+
+def _model_at(parent: tuple) -> type[BaseModel] | None:
+    """The recipe section a key path leads to (list items skipped); None where it leads to no section."""
     model: type[BaseModel] = Recipe
     for part in parent:
         if isinstance(part, int):
@@ -463,9 +463,9 @@ def _valid_keys(parent: tuple) -> list[str]:
         field = model.model_fields.get(str(part))
         inner = _model_in(field.annotation) if field else None
         if inner is None:
-            return []
+            return None
         model = inner
-    return list(model.model_fields)
+    return model
 
 
 def _model_in(annotation: Any) -> type[BaseModel] | None:
