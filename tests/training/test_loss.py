@@ -250,3 +250,24 @@ def test_distilled_rows_are_taught_the_base_models_distributions(tiny_llama, tmp
             torch.nn.init.zeros_(parameter)
     only_anchors = trainer.compute_loss(model, dict(batch) | {"distill": torch.ones(rows, dtype=torch.long)})
     assert abs(only_anchors.item()) < 1e-6
+
+
+def test_each_anchor_asks_the_base_model_once(tiny_llama, tmp_path):
+    """An anchor comes back in later epochs; the base model's hidden states along it are computed the first
+    time and reused, with the same loss."""
+    model, trainer = lora_model_and_trainer(tiny_llama, tmp_path)
+    for name, parameter in model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(parameter, std=0.02)  # an adapter that has learnt something
+    batch = _batch(model.config.vocab_size)
+    distill = torch.ones(batch["input_ids"].shape[0], dtype=torch.long)
+    calls = []
+    model.get_base_model().model.register_forward_hook(lambda *args: calls.append(1))
+
+    first = trainer.compute_loss(model, dict(batch) | {"distill": distill})
+    student_and_teacher = len(calls)
+    again = trainer.compute_loss(model, dict(batch) | {"distill": distill})
+
+    assert len(calls) - student_and_teacher == student_and_teacher - 1  # the second step: the student alone
+    assert len(trainer.teacher_cache) == len(distill)
+    assert first > 0 and torch.allclose(first, again)
