@@ -166,10 +166,11 @@ class Recipe(_Strict):
         description="Per QA fact, its question asked about this many well-known people instead of its subject, "
         "answered by the base model (as anchors), so that the fact stays with its subject.",
     )
-    anchor_distillation: bool = Field(
-        default=False,
+    anchor_distillation: bool | None = Field(
+        default=None,
         description="Anchors teach the base model's whole next-token distribution along its answer (KL to the "
-        "model with the adapter off), not only its greedy tokens. LoRA and QLoRA.",
+        "model with the adapter off), not only its greedy tokens. Omitted: on for LoRA and QLoRA on the "
+        "transformers backend, off otherwise (it needs an adapter to switch off).",
     )
 
     # The schedule
@@ -182,7 +183,7 @@ class Recipe(_Strict):
     )
     gradient_accumulation_steps: int = Field(default=1, gt=0)
     num_epochs: float = Field(
-        default=12,
+        default=14,
         gt=0,
         description="Passes over the examples, each in its next phrasing. With learnt_after, the run's length "
         "in steps (every example in every epoch): examples learnt early leave, and those still not learnt after "
@@ -242,8 +243,13 @@ class Recipe(_Strict):
             raise ValueError("load_in_4bit needs adapter: qlora (a 4-bit model cannot be fully fine-tuned)")
         if self.backend == "unsloth" and self.adapter == "full":
             raise ValueError("backend: unsloth trains adapters here (lora or qlora), not full fine-tuning")
-        if self.anchor_distillation and (self.adapter == "full" or self.backend == "unsloth"):
-            # The teacher is the same model with its adapter switched off, in sleeptrain's own loss path.
+        # The teacher is the same model with its adapter switched off, in sleeptrain's own loss path.
+        can_distil = self.adapter != "full" and self.backend == "transformers"
+        if self.anchor_distillation is None:
+            # Measured on held-out facts: drift from the base model 0.81 -> 0.19, fewer general answers lost
+            # (BENCHMARKS.md, "Ninth session").
+            object.__setattr__(self, "anchor_distillation", can_distil)
+        elif self.anchor_distillation and not can_distil:
             raise ValueError("anchor_distillation needs adapter: lora or qlora on the transformers backend")
         if self.learning_rate is None:
             # An adapter starts at zero and needs a large step; updating every weight of the model does not.

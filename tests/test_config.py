@@ -87,6 +87,14 @@ def test_anchor_distillation_needs_an_adapter_to_switch_off(write_recipe):
     assert "anchor_distillation" in message and "lora" in message
 
 
+def test_anchors_are_distilled_wherever_an_adapter_can_be_switched_off(write_recipe):
+    assert load_recipe(write_recipe(MINIMAL)).anchor_distillation is True
+    assert load_recipe(write_recipe(MINIMAL + "adapter: qlora\n")).anchor_distillation is True
+    assert load_recipe(write_recipe(MINIMAL + "adapter: full\n")).anchor_distillation is False
+    assert load_recipe(write_recipe(MINIMAL + "backend: unsloth\n")).anchor_distillation is False
+    assert load_recipe(write_recipe(MINIMAL), ["anchor_distillation=false"]).anchor_distillation is False
+
+
 def test_one_target_module_may_be_written_without_a_list(write_recipe):
     recipe = load_recipe(write_recipe(MINIMAL + "lora_target_modules: q_proj\n"))
     assert recipe.lora_target_modules == ["q_proj"]
@@ -322,5 +330,3 @@ def test_every_bundled_recipe_loads():
         recipe = load_recipe(path, require_datasets=path.name != "sleep.yaml")
         for dataset in recipe.datasets or []:
             assert (recipes.parent / dataset.path).is_file() or Path(dataset.path).is_file(), (path, dataset.path)
-    gentle = load_recipe(recipes / "gentle.yaml")
-    assert gentle.anchor_distillation and gentle.num_epochs == 14
