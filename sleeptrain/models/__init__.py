@@ -16,7 +16,7 @@ from sleeptrain.models.loading import (
     load_base_model,
     lora_target_modules,
     resolve_base_model,
-    store_frozen_linears_in_bf16,
+    store_frozen_weights_in_bf16,
 )
 
 __all__ = [
@@ -30,5 +30,5 @@ __all__ = [
     "keep_fewer_mlp_activations",
     "keep_lora_inputs_bf16",
     "norms_feed_low_precision",
-    "store_frozen_linears_in_bf16",
+    "store_frozen_weights_in_bf16",
 ]

@@ -94,21 +94,27 @@ def load_base_model(recipe: Recipe, use_bf16: bool) -> LoadedModel:
     return LoadedModel(model=model, tokenizer=tokenizer, path=path)
 
 
-def store_frozen_linears_in_bf16(model: Any) -> None:
-    """Store the decoder's linear weights in bf16 for a LoRA run under bf16 autocast.
+def store_frozen_weights_in_bf16(model: Any) -> None:
+    """Store the decoder's frozen weights in bf16 for a LoRA run under bf16 autocast.
 
     Autocast computes every linear layer in bf16 anyway, by casting its fp32 weight at every step; a LoRA
     run never updates those weights, so casting them once gives the same arithmetic without the per-step
-    casts, and half their memory. Embeddings (tied to the LM head in many small models) and norms stay fp32,
-    so the residual stream keeps fp32 precision, as it has under autocast: with the whole model in bf16 the
-    default model learnt measurably worse (BENCHMARKS.md, "Speed"). LoRA's own weights stay fp32 (PEFT's
-    default). Done when the adapter goes on (training.prepare_for_training), not at loading: the base model's
-    anchor answers are recorded first, in the precision the model is stored and will be used in."""
+    casts, and half their memory. The embeddings (tied to the LM head in many small models, which the loss
+    also used as a bf16 copy made at every step) go to bf16 too, with their output cast back to fp32, as for
+    QLoRA: the residual stream keeps fp32 precision as it has under autocast (with the whole model in bf16
+    the default model learnt measurably worse, BENCHMARKS.md, "Speed"), and only the looked-up values are
+    rounded to bf16, as every linear layer's input already is. Norms stay fp32, LoRA's own weights too
+    (PEFT's default). Done when the adapter goes on (training.prepare_for_training), not at loading: the
+    base model's anchor answers are recorded first, in the precision the model is stored and will be used
+    in."""
     import torch
 
-    embeddings = model.get_input_embeddings().weight
+    embeddings = model.get_input_embeddings()
+    if embeddings.weight.dtype == torch.float32:
+        embeddings.to(torch.bfloat16)
+        embeddings.register_forward_hook(lambda module, inputs, output: output.float())
     for module in model.modules():
-        if isinstance(module, torch.nn.Linear) and module.weight is not embeddings:
+        if isinstance(module, torch.nn.Linear):
             module.to(torch.bfloat16)
     # transformers loads a safetensors checkpoint zero-copy: the fp32 tensors kept here still point into the
     # file's memory map, which keeps every page the conversion read counted in the process's memory (about
@@ -120,7 +126,7 @@ def store_frozen_linears_in_bf16(model: Any) -> None:
 
 def keep_lora_inputs_bf16(model: Any) -> None:
     """Stop PEFT casting each LoRA layer's input to the adapter's fp32 before its A matrix (for a LoRA run
-    whose frozen linears are bf16 under autocast, see store_frozen_linears_in_bf16).
+    whose frozen linears are bf16 under autocast, see store_frozen_weights_in_bf16).
 
     Under autocast that cast is undone at once (the A matrix computes in bf16), so it changes no value; but
     each LoRA layer then kept its own bf16 copy of its input for the backward pass, six per decoder layer.
@@ -149,7 +155,7 @@ def _four_bit_rest_for_bf16(model: Any) -> None:
 
 def inference_context(model: Any) -> Any:
     """`torch.inference_mode()`, with bf16 autocast when some of the model's linear weights are bf16 (see
-    `store_frozen_linears_in_bf16`): a forward pass outside training needs it to mix them with fp32 activations."""
+    `store_frozen_weights_in_bf16`): a forward pass outside training needs it to mix them with fp32 activations."""
     import contextlib
 
     import torch

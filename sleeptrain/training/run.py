@@ -29,7 +29,7 @@ from sleeptrain.models import (
     load_base_model,
     lora_target_modules,
     norms_feed_low_precision,
-    store_frozen_linears_in_bf16,
+    store_frozen_weights_in_bf16,
 )
 from sleeptrain.models.unsloth_backend import check_backend
 from sleeptrain.settings import bound_cpu_kernel_caches, load_settings
@@ -38,6 +38,14 @@ from sleeptrain.training.precision import use_bf16
 from sleeptrain.training.schedule import EpochBatches, Learning
 
 log = logging.getLogger("sleeptrain")
+
+# transformers 5 renamed TrainingArguments' gradient_checkpointing (the recipe keeps Axolotl's name) and warns
+# on the old one; older releases know only the old one.
+_CHECKPOINTING_ARGUMENT = (
+    "activation_checkpointing"
+    if "activation_checkpointing" in TrainingArguments.__dataclass_fields__
+    else "gradient_checkpointing"
+)
 
 
 @dataclass
@@ -76,19 +84,19 @@ def load_for_training(recipe: Recipe) -> tuple[LoadedModel, bool]:
 
 
 def _bf16_lora(recipe: Recipe) -> bool:
-    """LoRA on transformers under bf16 autocast: the run whose frozen linears are stored in bf16."""
+    """LoRA on transformers under bf16 autocast: the run whose frozen weights are stored in bf16."""
     return recipe.adapter == "lora" and recipe.backend == "transformers" and use_bf16(recipe.bf16)
 
 
 def ready_base_for_adapter(recipe: Recipe, model: Any) -> Any:
-    """The base model as a PEFT adapter (new or loaded) should train on it: under bf16, LoRA's frozen linear
-    weights stored in bf16 (see store_frozen_linears_in_bf16) and norms that hand them one bf16 copy and keep
+    """The base model as a PEFT adapter (new or loaded) should train on it: under bf16, LoRA's frozen
+    weights stored in bf16 (see store_frozen_weights_in_bf16) and norms that hand them one bf16 copy and keep
     no fp32 input (models/lean_norm.py); gated MLPs that keep half the activations
     (models/lean_mlp.py; gradient checkpointing keeps fewer still); QLoRA with gradient checkpointing needs an input
     that requires grad, as the embeddings are frozen (what PEFT's prepare_model_for_kbit_training does besides
     upcasting every unquantized weight to fp32; see models/loading.py, _four_bit_rest_for_bf16)."""
     if _bf16_lora(recipe):
-        store_frozen_linears_in_bf16(model)
+        store_frozen_weights_in_bf16(model)
         norms_feed_low_precision(model)
     keep_fewer_mlp_activations(model, enabled=not recipe.gradient_checkpointing)
     if recipe.adapter == "qlora" and recipe.gradient_checkpointing:
@@ -241,7 +249,7 @@ def train_model(
         data_seed=recipe.seed,
         bf16=bf16,
         use_cpu=not torch.cuda.is_available(),
-        gradient_checkpointing=recipe.gradient_checkpointing,
+        **{_CHECKPOINTING_ARGUMENT: recipe.gradient_checkpointing},
         deepspeed=recipe.deepspeed,
         fsdp=recipe.fsdp or "",
         save_strategy="no",
@@ -264,6 +272,10 @@ def train_model(
         optimizers=(_loraplus_optimizer(recipe, model), None),
     )
     trainer.labelled_logits = recipe.backend != "unsloth"
+    if recipe.anchor_distillation and args.world_size > 1:
+        # The distillation lives in the labelled-logits path, which calls the decoder past DDP's or FSDP's
+        # wrapper and so runs on one process only.
+        log.info("anchor_distillation: %d processes, so anchors are replayed as plain answers", args.world_size)
     # The shared-prefix pass saves FLOPs, which bound a CPU; a GPU at these batch sizes waits on kernel
     # launches instead, and its second decoder call made training 1.8x slower there (BENCHMARKS.md, "On a GPU").
     trainer.share_prefix = args.device.type == "cpu"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from sleeptrain.config import DatasetConfig, Recipe
-from sleeptrain.models import load_base_model, store_frozen_linears_in_bf16
+from sleeptrain.models import load_base_model, store_frozen_weights_in_bf16
 from sleeptrain.models.lean_mlp import keep_fewer_mlp_activations
 
 
@@ -15,7 +15,7 @@ def _lora_model(folder: str):
 
     recipe = Recipe(base_model=folder, datasets=[DatasetConfig(path="facts.jsonl")], output_dir="out")
     model = load_base_model(recipe, use_bf16=True).model
-    store_frozen_linears_in_bf16(model)
+    store_frozen_weights_in_bf16(model)
     torch.manual_seed(0)
     return get_peft_model(model, LoraConfig(r=4, target_modules="all-linear", init_lora_weights=False))
 

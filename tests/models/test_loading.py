@@ -13,7 +13,7 @@ from sleeptrain.models import (
     load_base_model,
     lora_target_modules,
     resolve_base_model,
-    store_frozen_linears_in_bf16,
+    store_frozen_weights_in_bf16,
 )
 
 EXPECTED_TARGETS = {
@@ -98,12 +98,28 @@ def test_bf16_lora_loading_lets_go_of_the_checkpoints_memory_map(tiny_llama):
     # The fp32 weights kept (embeddings, norms) must not point into the safetensors file's memory map: the map
     # would keep every page the bf16 conversion read counted against the process (~400 MB for the default model).
     loaded = load_base_model(recipe(tiny_llama), use_bf16=True)
-    store_frozen_linears_in_bf16(loaded.model)
+    store_frozen_weights_in_bf16(loaded.model)
 
     mapped = [line for line in open("/proc/self/maps") if tiny_llama in line and "safetensors" in line]
     assert mapped == []
-    assert loaded.model.get_input_embeddings().weight.dtype == torch.float32
+    assert loaded.model.model.norm.weight.dtype == torch.float32
     assert loaded.model.model.layers[0].mlp.down_proj.weight.dtype == torch.bfloat16
+
+
+def test_bf16_lora_keeps_the_residual_stream_in_fp32(tiny_llama):
+    # The embeddings (and the head tied to them) are stored in bf16, like the frozen linears, but what they
+    # hand the decoder is fp32: the residual stream accumulates in fp32.
+    loaded = load_base_model(recipe(tiny_llama), use_bf16=True)
+    embeddings = loaded.model.get_input_embeddings()
+    before = embeddings(torch.tensor([[1, 2, 3]]))
+    store_frozen_weights_in_bf16(loaded.model)
+    store_frozen_weights_in_bf16(loaded.model)  # a second call changes nothing
+
+    after = embeddings(torch.tensor([[1, 2, 3]]))
+    assert embeddings.weight.dtype == torch.bfloat16
+    assert after.dtype == torch.float32
+    assert torch.equal(after, before.bfloat16().float())
+    assert len(embeddings._forward_hooks) == 1
 
 
 def test_a_hub_id_that_cannot_be_loaded_offline_is_a_one_line_error():

@@ -59,7 +59,8 @@ def test_bf16_lora_stores_the_frozen_linears_in_bf16_when_the_adapter_goes_on(ti
     model = prepare_for_training(recipe, load_base_model(recipe, use_bf16=True).model)
     weights = dict(model.named_parameters())
     assert weights["base_model.model.model.layers.0.mlp.down_proj.base_layer.weight"].dtype == torch.bfloat16
-    assert weights["base_model.model.model.embed_tokens.weight"].dtype == torch.float32
+    assert weights["base_model.model.model.embed_tokens.weight"].dtype == torch.bfloat16
+    assert weights["base_model.model.model.norm.weight"].dtype == torch.float32
     assert {p.dtype for p in weights.values() if p.requires_grad} == {torch.float32}
 
 
