@@ -110,9 +110,8 @@ def store_frozen_weights_in_bf16(model: Any) -> None:
     import torch
 
     embeddings = model.get_input_embeddings()
-    if embeddings.weight.dtype == torch.float32:
-        embeddings.to(torch.bfloat16)
-        embeddings.register_forward_hook(lambda module, inputs, output: output.float())
+    embeddings.to(torch.bfloat16)
+    _hand_the_residual_stream_fp32(embeddings)
     for module in model.modules():
         if isinstance(module, torch.nn.Linear):
             module.to(torch.bfloat16)
@@ -150,7 +149,14 @@ def _four_bit_rest_for_bf16(model: Any) -> None:
     for name, module in model.named_modules():
         if name.endswith("norm") or type(module).__name__.endswith(("RMSNorm", "LayerNorm")):
             module.to(torch.float32)
-    model.get_input_embeddings().register_forward_hook(lambda module, inputs, output: output.float())
+    _hand_the_residual_stream_fp32(model.get_input_embeddings())
+
+
+def _hand_the_residual_stream_fp32(embeddings: Any) -> None:
+    """Cast what bf16-stored embeddings look up to fp32, once per module however often it is asked."""
+    if not getattr(embeddings, "_sleeptrain_fp32_output", False):
+        embeddings.register_forward_hook(lambda module, inputs, output: output.float())
+        embeddings._sleeptrain_fp32_output = True
 
 
 def inference_context(model: Any) -> Any:
