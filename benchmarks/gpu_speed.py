@@ -2,7 +2,8 @@
 Qwen2.5-0.5B's and Qwen2.5-1.5B's sizes.
 
 usage: python benchmarks/gpu_speed.py OUT [--sizes 0.5b 1.5b] [--modes lora qlora] [--epochs 10]
-           [--rounds 1] [--contenders sleeptrain trl unsloth sleeptrain-unsloth sleeptrain-noprefix sleeptrain-gc]
+           [--rounds 1] [--contenders sleeptrain trl unsloth sleeptrain-unsloth sleeptrain-noprefix sleeptrain-gc
+           sleeptrain-recipe]
            [--tokenizer DIR]
            [--results FILE] [--budget SECONDS]
 
@@ -13,7 +14,8 @@ chat-formatted facts (`benchmarks/data/heldout_facts.jsonl`), batch 8, for the s
 - sleeptrain: `sleeptrain train` on the same data (no question variants, summaries or anchors), its
   default backend; sleeptrain-unsloth: the same with `backend: unsloth`; sleeptrain-noprefix: the default
   backend without the shared-prefix pass; sleeptrain-gc: the default backend with `gradient_checkpointing:
-  true` (what TRL does by default);
+  true` (what TRL does by default); sleeptrain-recipe: the default recipe's data and training (question
+  variants, subject summaries, distilled anchors: more tokens than the others train, so compare tokens/s);
 - trl, unsloth: the scripts a user would write (`benchmarks/gpu_contenders.py`).
 
 Each run is a whole process, timed from start to exit; it also reports its own training time, tokens and
@@ -80,7 +82,11 @@ def command(contender: str, model: Path, mode: str, epochs: int, work: Path) -> 
             f"base_model: {model}\nadapter: {mode}\n"
             f"backend: {'unsloth' if contender == 'sleeptrain-unsloth' else 'transformers'}\n"
             f"datasets:\n  - path: {FACTS}\n    type: qa\noutput_dir: {work}\nnum_epochs: {epochs}\n"
-            "learning_rate: 2e-4\nquestion_variants: 1\nsubject_summaries: false\nanchor_ratio: 0\n"
+            + (
+                ""  # sleeptrain-recipe: the default recipe (question variants, summaries, distilled anchors)
+                if contender == "sleeptrain-recipe"
+                else "learning_rate: 2e-4\nquestion_variants: 1\nsubject_summaries: false\nanchor_ratio: 0\n"
+            )
             + ("gradient_checkpointing: true\n" if contender == "sleeptrain-gc" else "")
         )
         if contender == "sleeptrain-noprefix":
