@@ -87,6 +87,31 @@ def test_4bit_under_bf16_keeps_embeddings_in_bf16_and_the_residual_stream_in_fp3
     assert model.get_input_embeddings()(torch.tensor([[1, 2]])).dtype == torch.float32
 
 
+@pytest.mark.parametrize("family", ["llama", "qwen2"])
+def test_a_4bit_model_that_generated_still_trains_every_layer(tiny_models, family):
+    # On a CPU with AVX-512-BF16, bitsandbytes repacks a 4-bit layer for faster inference the first time it runs
+    # outside training, and that layout has no backward pass: after the anchors' answers, no gradient would pass
+    # through a frozen layer, silently (with Qwen2's biases, an in-place error instead).
+    pytest.importorskip("bitsandbytes")
+    from sleeptrain.models.loading import inference_context
+    from sleeptrain.training.run import prepare_for_training
+
+    qlora = recipe(tiny_models(family, hidden=64), adapter="qlora")  # bitsandbytes packs 32 rows at a time
+    model = load_base_model(qlora, use_bf16=True).model.eval()
+    with inference_context(model):
+        model.generate(torch.tensor([[5, 6, 7]]), max_new_tokens=3, do_sample=False)
+    model = prepare_for_training(qlora, model).train()
+
+    ids = torch.tensor([[5, 6, 7, 8, 9, 10]])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        model(input_ids=ids, labels=ids).loss.backward()
+
+    # LoRA's B starts at zero, so A gets no gradient yet; B's in the first layer needs the whole way back.
+    first_layer = [p for n, p in model.named_parameters() if ".layers.0." in n and "lora_B" in n]
+    assert len(first_layer) == len(EXPECTED_TARGETS[family])
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in first_layer)
+
+
 def test_a_lora_base_model_loads_in_its_stored_precision(tiny_llama):
     # Its anchor answers are recorded before the adapter goes on, from the model as it will be used afterwards;
     # the frozen linears go to bf16 only then (training.prepare_for_training).
