@@ -24,6 +24,15 @@ memory_app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+@memory_app.callback()
+def _quiet_libraries() -> None:
+    # Before a command imports the workflows: bitsandbytes, imported through peft, logs a hint at import time.
+    from sleeptrain.cli.app import debug_enabled
+
+    configure_output(debug=debug_enabled(), quiet=True)
+
+
 StoreOption = Annotated[Path, typer.Option("--store", help="The memory store (an SQLite file).")]
 JsonOption = Annotated[bool, typer.Option("--json", help="One JSON object per line on stdout.")]
 
@@ -52,7 +61,6 @@ def ingest(
     from sleeptrain.workflows.memory import ingest as ingest_file
     from sleeptrain.workflows.memory import open_store
 
-    configure_output(quiet=True)
     if judge is not None and judge not in ("local", "gemini"):
         raise SleeptrainError(f"--judge {judge!r}: choose local or gemini")
     if recipe is not None:

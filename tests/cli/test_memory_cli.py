@@ -46,6 +46,7 @@ def test_ingest_json_reports_each_line_and_names_broken_ones(tmp_path, write_jso
 
     listed = sleeptrain("memory", "list", "--store", str(store), "--status", "pending", "--json", cwd=tmp_path)
     assert [json.loads(line)["id"] for line in listed.stdout.splitlines()] == [answers[2]["id"]]
+    assert listed.stderr == ""  # no library's import-time hints (bitsandbytes' kernels) without --debug
     shown = sleeptrain("memory", "show", answers[0]["id"], "--store", str(store), "--json", cwd=tmp_path)
     assert [e["kind"] for e in json.loads(shown.stdout)["events"]] == ["decision", "superseded"]
     forgot = sleeptrain("memory", "forget", answers[2]["id"], "--store", str(store), cwd=tmp_path)
