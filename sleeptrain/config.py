@@ -386,14 +386,15 @@ def _validate(data: dict, path: Path, lines: dict[tuple, int], overridden: dict[
 
 
 def _other_forms(errors: list, loc: tuple) -> list[str]:
-    """For a key whose type is a union (`max_tokens_per_pass`: a number, 'auto' or null), the forms besides
-    the one pydantic's first error describes: without them the message would offer only the number."""
+    """For a key whose type is a union (`max_tokens_per_pass`: a number, 'auto' or null;
+    `anchor_distillation`: true, false or null), the forms besides the one pydantic's first error describes:
+    without them the message would offer only the number or the boolean."""
     forms = [
         str(error["ctx"]["expected"])
         for error in errors[1:]
         if error["type"] == "literal_error" and _field_path(tuple(error["loc"])) == loc and "ctx" in error
     ]
-    if forms and _accepts_none(loc):
+    if _accepts_none(loc):
         forms.append("null")
     return forms
 

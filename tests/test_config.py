@@ -171,12 +171,15 @@ def test_set_of_a_wrong_type_names_the_set_not_the_file(write_recipe):
 
 
 def test_a_key_of_several_forms_names_every_form_it_takes(write_recipe):
-    # max_tokens_per_pass is a number of tokens, 'auto' or null; bf16 is true/false or 'auto'.
+    # max_tokens_per_pass is a number of tokens, 'auto' or null; bf16 is true/false or 'auto'; anchor_distillation
+    # is true/false or null.
     message = error_of(write_recipe(MINIMAL), ["max_tokens_per_pass=abc"])
     assert message.startswith("--set max_tokens_per_pass=abc: 'max_tokens_per_pass': Input should be a valid integer")
     assert message.endswith("; or 'auto', or null (got 'abc')")
     assert "or 'auto', or null" in error_of(write_recipe(MINIMAL), ["max_tokens_per_pass=0"])
     assert error_of(write_recipe(MINIMAL), ["bf16=maybe"]).endswith("; or 'auto' (got 'maybe')")
+    # anchor_distillation: true, false, or null for the adapter's own choice.
+    assert error_of(write_recipe(MINIMAL), ["anchor_distillation=maybe"]).endswith("; or null (got 'maybe')")
     assert " or " not in error_of(write_recipe(MINIMAL), ["lora_r=abc"])
 
 
