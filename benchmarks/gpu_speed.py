@@ -3,7 +3,7 @@ Qwen2.5-0.5B's and Qwen2.5-1.5B's sizes.
 
 usage: python benchmarks/gpu_speed.py OUT [--sizes 0.5b 1.5b] [--modes lora qlora] [--epochs 10]
            [--rounds 1] [--contenders sleeptrain trl unsloth sleeptrain-unsloth sleeptrain-noprefix sleeptrain-gc
-           sleeptrain-recipe]
+           sleeptrain-recipe sleeptrain-sleep]
            [--tokenizer DIR]
            [--results FILE] [--budget SECONDS]
 
@@ -16,6 +16,8 @@ chat-formatted facts (`benchmarks/data/heldout_facts.jsonl`), batch 8, for the s
   backend without the shared-prefix pass; sleeptrain-gc: the default backend with `gradient_checkpointing:
   true` (what TRL does by default); sleeptrain-recipe: the default recipe's data and training (question
   variants, subject summaries, distilled anchors: more tokens than the others train, so compare tokens/s);
+  sleeptrain-sleep: the facts ingested as memories (untimed), then `sleeptrain sleep` on them (timed), with
+  the default sleep recipe (its own wordings, summaries and anchors: compare tokens/s here too);
 - trl, unsloth: the scripts a user would write (`benchmarks/gpu_contenders.py`).
 
 Each run is a whole process, timed from start to exit; it also reports its own training time, tokens and
@@ -75,7 +77,21 @@ def make_model(size: str, tokenizer_dir: str, target: Path) -> Path:
     return target
 
 
+def sleep_commands(model: Path, mode: str, epochs: int, work: Path) -> tuple[list[str], list[str]]:
+    """sleeptrain-sleep: the memories go into a fresh store first (untimed; the hippocampus judges them with
+    the same base model, the default model being out of reach on a leased machine), then `sleeptrain sleep`
+    consolidates them with the default sleep recipe, timed."""
+    recipe = work / "sleep.yaml"
+    recipe.write_text(f"base_model: {model}\nadapter: {mode}\noutput_dir: {work}\nnum_epochs: {epochs}\n")
+    store = str(work / "memories.db")
+    ingest = [sys.executable, "-m", "sleeptrain", "memory", "ingest", str(FACTS), "--store", store]
+    ingest += ["--recipe", str(recipe), "--json"]
+    return ingest, [sys.executable, "-m", "sleeptrain", "sleep", "--store", store, "--recipe", str(recipe), "--quiet"]
+
+
 def command(contender: str, model: Path, mode: str, epochs: int, work: Path) -> list[str]:
+    if contender == "sleeptrain-sleep":
+        return sleep_commands(model, mode, epochs, work)[1]
     if contender.startswith("sleeptrain"):
         recipe = work / "recipe.yaml"
         recipe.write_text(
@@ -106,6 +122,11 @@ def run_one(contender: str, model: Path, mode: str, epochs: int, work: Path, tim
     work.mkdir(parents=True, exist_ok=True)
     cmd = command(contender, model, mode, epochs, work)
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    if contender == "sleeptrain-sleep":
+        ingest = sleep_commands(model, mode, epochs, work)[0]
+        judged = subprocess.run(ingest, env=env, capture_output=True, text=True, timeout=timeout, cwd=HERE.parent)
+        if judged.returncode != 0:
+            return {"ok": False, "error": "memory ingest: " + (judged.stderr or judged.stdout)[-3000:]}
     started = time.perf_counter()
     try:
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=HERE.parent)
@@ -114,7 +135,9 @@ def run_one(contender: str, model: Path, mode: str, epochs: int, work: Path, tim
     wall = time.perf_counter() - started
     if done.returncode != 0:
         return {"ok": False, "wall_s": round(wall, 2), "error": (done.stderr or done.stdout)[-3000:]}
-    if contender.startswith("sleeptrain"):
+    if contender == "sleeptrain-sleep":
+        report = json.loads((work / "adapters" / "latest" / "sleep.json").read_text())["metrics"]
+    elif contender.startswith("sleeptrain"):
         report = json.loads((work / "metrics.json").read_text())
     else:
         report = json.loads([line for line in done.stdout.splitlines() if line.startswith("{")][-1])
