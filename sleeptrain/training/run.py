@@ -48,6 +48,14 @@ _CHECKPOINTING_ARGUMENT = (
 )
 
 
+def _sampling_arguments(group_by_length: bool) -> dict[str, Any]:
+    """TrainingArguments' batch ordering: `train_sampling_strategy` in newer transformers, the
+    `group_by_length` flag it replaced in older ones."""
+    if "train_sampling_strategy" in TrainingArguments.__dataclass_fields__:
+        return {"train_sampling_strategy": "group_by_length" if group_by_length else "random"}
+    return {"group_by_length": group_by_length}
+
+
 @dataclass
 class RunMetrics:
     train_tokens: int
@@ -259,7 +267,7 @@ def train_model(
         # The dataset holds only what the loss reads (a `distill` column among them), no text to drop.
         remove_unused_columns=False,
         dataloader_pin_memory=torch.cuda.is_available(),
-        train_sampling_strategy="group_by_length" if recipe.group_by_length else "random",
+        **_sampling_arguments(recipe.group_by_length),
         disable_tqdm=quiet,
     )
     writer = SummaryWriter(log_dir=str(output_dir / "logs"))

@@ -122,6 +122,9 @@ def test_a_lora_base_model_loads_in_its_stored_precision(tiny_llama):
 def test_bf16_lora_loading_lets_go_of_the_checkpoints_memory_map(tiny_llama):
     # The fp32 weights kept (embeddings, norms) must not point into the safetensors file's memory map: the map
     # would keep every page the bf16 conversion read counted against the process (~400 MB for the default model).
+    import gc
+
+    gc.collect()  # models of earlier tests that only a reference cycle keeps would still map the same file
     loaded = load_base_model(recipe(tiny_llama), use_bf16=True)
     store_frozen_weights_in_bf16(loaded.model)
 

@@ -218,3 +218,17 @@ def test_passes_hold_at_most_640_tokens_on_a_cpu_by_default_and_what_a_recipe_sa
     assert tokens_per_pass(recipe(), "cuda") is None  # a GPU has the memory, and a pass costs it launches
     assert tokens_per_pass(recipe(max_tokens_per_pass=None), "cpu") is None
     assert tokens_per_pass(recipe(max_tokens_per_pass=300), "cuda") == 300
+
+
+@pytest.mark.parametrize("grouped", [True, False])
+def test_group_by_length_reaches_trainer_in_the_installed_transformers_spelling(grouped, tmp_path):
+    # transformers 5.x replaced the group_by_length flag with train_sampling_strategy; the recipe key keeps
+    # Axolotl's name and must mean the same under either.
+    from transformers import TrainingArguments
+
+    from sleeptrain.training.run import _sampling_arguments
+
+    args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, **_sampling_arguments(grouped))
+    strategy = getattr(args, "train_sampling_strategy", None)
+    by_length = strategy == "group_by_length" if strategy is not None else args.group_by_length
+    assert by_length is grouped
