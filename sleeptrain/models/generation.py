@@ -30,8 +30,11 @@ def generate_answers(
                 prompts[start : start + batch_size], return_tensors="pt", padding=True, add_special_tokens=False
             ).to(model.device)
             with inference_context(model):
+                # Only the ids and their mask: some tokenizers also return token_type_ids, which a causal
+                # language model's generate() refuses.
                 output = model.generate(
-                    **batch,
+                    input_ids=batch["input_ids"],
+                    attention_mask=batch["attention_mask"],
                     max_new_tokens=max_new_tokens,
                     do_sample=False,
                     pad_token_id=tokenizer.pad_token_id,
