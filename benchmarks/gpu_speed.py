@@ -90,8 +90,6 @@ def sleep_commands(model: Path, mode: str, epochs: int, work: Path) -> tuple[lis
 
 
 def command(contender: str, model: Path, mode: str, epochs: int, work: Path) -> list[str]:
-    if contender == "sleeptrain-sleep":
-        return sleep_commands(model, mode, epochs, work)[1]
     if contender.startswith("sleeptrain"):
         recipe = work / "recipe.yaml"
         recipe.write_text(
@@ -120,10 +118,11 @@ def command(contender: str, model: Path, mode: str, epochs: int, work: Path) -> 
 
 def run_one(contender: str, model: Path, mode: str, epochs: int, work: Path, timeout: float) -> dict:
     work.mkdir(parents=True, exist_ok=True)
-    cmd = command(contender, model, mode, epochs, work)
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    if contender == "sleeptrain-sleep":
-        ingest = sleep_commands(model, mode, epochs, work)[0]
+    if contender != "sleeptrain-sleep":
+        cmd = command(contender, model, mode, epochs, work)
+    else:
+        ingest, cmd = sleep_commands(model, mode, epochs, work)
         judged = subprocess.run(ingest, env=env, capture_output=True, text=True, timeout=timeout, cwd=HERE.parent)
         if judged.returncode != 0:
             return {"ok": False, "error": "memory ingest: " + (judged.stderr or judged.stdout)[-3000:]}
