@@ -13,7 +13,8 @@ from sleeptrain.training.run import ready_base_for_adapter
 
 
 def _base_model(folder: str):
-    recipe = Recipe(base_model=folder, datasets=[DatasetConfig(path="facts.jsonl")], output_dir="out")
+    # bf16 named, not "auto": these tests are about the bf16 path, whatever this CPU does natively.
+    recipe = Recipe(base_model=folder, datasets=[DatasetConfig(path="facts.jsonl")], output_dir="out", bf16=True)
     return ready_base_for_adapter(recipe, load_base_model(recipe, use_bf16=True).model)
 
 
