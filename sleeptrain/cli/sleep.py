@@ -21,10 +21,12 @@ def load_sleep_recipe(recipe_path: Path, overrides: list[str]) -> Recipe:
 
 def run_sleep(store: Path, recipe: Recipe, if_needed: bool, quiet: bool) -> None:
     from sleeptrain.errors import SleeptrainError
-    from sleeptrain.workflows.sleep import sleep
 
+    # Before the workflow's import (transformers, peft: seconds), so that a mistyped path fails at once.
     if not store.is_file():
         raise SleeptrainError(f"--store {store}: no such memory store")
+    from sleeptrain.workflows.sleep import sleep
+
     result = sleep(store, recipe, if_needed=if_needed, quiet=quiet)
     lines = [f"recovered: {note}" for note in result.recovered]
     if not result.slept:

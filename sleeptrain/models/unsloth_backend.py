@@ -1,9 +1,9 @@
 """The Unsloth backend (`backend: unsloth`): Unsloth's model loading and LoRA patching, on a CUDA GPU.
 
 Unsloth replaces attention, MLP and loss kernels with its own Triton ones, so it needs CUDA; everywhere
-else sleeptrain says so before anything is loaded (`check_backend`). QLoRA does not need Unsloth: the
-default backend runs it through bitsandbytes on any device. Imports unsloth lazily: importing it patches
-transformers, which must not happen in a run that does not ask for it.
+else sleeptrain says so before anything is loaded (`sleeptrain.backends.check_backend`). QLoRA does not
+need Unsloth: the default backend runs it through bitsandbytes on any device. Imports unsloth lazily:
+importing it patches transformers, which must not happen in a run that does not ask for it.
 """
 
 from __future__ import annotations
@@ -12,26 +12,8 @@ import logging
 from typing import Any
 
 from sleeptrain.config import Recipe
-from sleeptrain.errors import SleeptrainError
 
 log = logging.getLogger("sleeptrain")
-
-
-def check_backend(recipe: Recipe) -> None:
-    """Raise a one-line SleeptrainError if the recipe's backend cannot run here."""
-    if recipe.backend != "unsloth":
-        return
-    import importlib.util
-
-    import torch
-
-    if not torch.cuda.is_available():
-        raise SleeptrainError(
-            "backend: unsloth needs a CUDA GPU and none is available here; use backend: transformers (the "
-            "default), which runs LoRA and QLoRA on any device"
-        )
-    if importlib.util.find_spec("unsloth") is None:
-        raise SleeptrainError("backend: unsloth needs the unsloth package: pip install 'sleeptrain[unsloth]'")
 
 
 def load_with_unsloth(recipe: Recipe, path: str, use_bf16: bool) -> tuple[Any, Any]:

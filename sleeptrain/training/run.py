@@ -19,6 +19,7 @@ from transformers import DataCollatorForSeq2Seq, TrainingArguments
 from transformers.integrations import TensorBoardCallback
 from transformers.trainer_callback import PrinterCallback, ProgressCallback, TrainerCallback
 
+from sleeptrain.backends import check_backend
 from sleeptrain.config import Recipe
 from sleeptrain.data.mixing import ExampleRows
 from sleeptrain.errors import SleeptrainError
@@ -31,7 +32,6 @@ from sleeptrain.models import (
     norms_feed_low_precision,
     store_frozen_weights_in_bf16,
 )
-from sleeptrain.models.unsloth_backend import check_backend
 from sleeptrain.settings import bound_cpu_kernel_caches, load_settings
 from sleeptrain.training.loss import LabelledLogitsTrainer
 from sleeptrain.training.precision import use_bf16

@@ -15,11 +15,12 @@ from pathlib import Path
 import yaml
 from accelerate import PartialState
 
+from sleeptrain.backends import check_backend
 from sleeptrain.config import Recipe
 from sleeptrain.data.augment import contrast_questions
+from sleeptrain.data.formats import Conversation
 from sleeptrain.data.mixing import build_example_dataset, load_recipe_examples
 from sleeptrain.errors import SleeptrainError
-from sleeptrain.models.unsloth_backend import check_backend
 from sleeptrain.training import RunMetrics, load_for_training, prepare_for_training, train_model
 from sleeptrain.training.anchors import anchor_conversations, read_anchor_prompts
 
@@ -36,12 +37,15 @@ class TrainResult:
     anchors: int
 
 
-def train(recipe: Recipe, quiet: bool = False) -> TrainResult:
+def train(recipe: Recipe, quiet: bool = False, examples: list[list[Conversation]] | None = None) -> TrainResult:
+    """Train the recipe's adapter. `examples` are its datasets as `load_recipe_examples` reads them, where the
+    caller has read them already."""
     if not recipe.datasets:
         raise SleeptrainError("recipe: missing required key 'datasets'")
     check_backend(recipe)
     # Read and check every data file before spending time on the model.
-    examples = load_recipe_examples(recipe)
+    if examples is None:
+        examples = load_recipe_examples(recipe)
     # Each epoch shows every example not yet learnt once, in its next phrasing, with its share of anchors
     # (training/schedule.py plans them): the dataset holds each phrasing and anchor once.
     passes = math.ceil(recipe.num_epochs)

@@ -196,6 +196,31 @@ def test_bad_input_is_one_error_line_without_traceback(spoil, args, expected, tm
         assert part in lines[0]
 
 
+DATA_ERRORS = ["broken-jsonl-line", "empty-dataset", "missing-field", "non-utf8-data", "qa-declared-as-chat"]
+
+
+@pytest.mark.parametrize("name", DATA_ERRORS)
+def test_bad_data_is_reported_before_the_training_libraries_load(name, tmp_path, tiny_llama, isolated_cache):
+    write_project(tmp_path, tiny_llama)
+    spoil, args, expected = BAD_INPUTS[name]
+    spoil(tmp_path)
+
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "sleeptrain", "train", "recipe.yaml", *args],
+        cwd=tmp_path,
+        env=cli_env(isolated_cache),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert done.returncode == 1
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and all(part in errors[0] for part in expected), done.stderr[-2000:]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    assert not {"torch", "peft"} & imported  # seconds of imports a mistyped file need not wait for
+
+
 def test_debug_shows_the_traceback(tmp_path, tiny_llama, isolated_cache):
     recipe = write_project(tmp_path, tiny_llama)
     _broken_json(tmp_path)

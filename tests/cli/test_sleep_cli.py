@@ -121,6 +121,26 @@ def test_bad_input_is_one_error_line(tiny_llama, tmp_path, isolated_cache, setup
     assert "Traceback" not in done.stderr
 
 
+def test_a_missing_store_fails_before_the_training_libraries_load(tiny_llama, tmp_path, isolated_cache):
+    recipe = write_sleep_recipe(tmp_path, tiny_llama)
+
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "sleeptrain", "sleep", "--store", "missing.db"]
+        + ["--recipe", str(recipe)],
+        cwd=tmp_path,
+        env=cli_env(isolated_cache),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert done.returncode == 1
+    assert "error: --store missing.db: no such memory store" in done.stderr
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    assert "sleeptrain.config" in imported  # the recipe was read and checked first
+    assert not {"torch", "peft"} & imported
+
+
 @pytest.mark.timeout(600)
 def test_a_sleep_killed_mid_training_loses_nothing_and_the_next_sleep_finishes_it(tiny_llama, tmp_path, isolated_cache):
     recipe = write_sleep_recipe(tmp_path, tiny_llama)
