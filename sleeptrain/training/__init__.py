@@ -2,8 +2,8 @@
 wrapping, the Trainer itself, which rows each epoch trains (until every example is learnt), and the run's
 metrics.
 
-May import: sleeptrain.config, sleeptrain.data, sleeptrain.models, sleeptrain.errors, transformers, peft,
-accelerate, torch.
+May import: sleeptrain.config, sleeptrain.backends, sleeptrain.data, sleeptrain.models, sleeptrain.errors,
+transformers, peft, accelerate, torch.
 """
 
 from sleeptrain.training.precision import use_bf16
