@@ -41,6 +41,20 @@ def sleeptrain(*args: str, cwd: Path, cache_dir: Path) -> subprocess.CompletedPr
     )
 
 
+def sleeptrain_import_times(*args: str, cwd: Path, cache_dir: Path) -> tuple[subprocess.CompletedProcess, set[str]]:
+    """The command run under `python -X importtime`: its result and the modules it imported."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "sleeptrain", *args],
+        cwd=cwd,
+        env=cli_env(cache_dir),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    timings = (line for line in done.stderr.splitlines() if line.startswith("import time:"))
+    return done, {line.rsplit("|", 1)[-1].strip() for line in timings}
+
+
 def write_project(folder: Path, base_model: str, output_dir: str = "run") -> Path:
     """facts.jsonl and recipe.yaml (base_model, datasets, output_dir) in folder; returns the recipe."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -205,19 +219,11 @@ def test_bad_data_is_reported_before_the_training_libraries_load(name, tmp_path,
     spoil, args, expected = BAD_INPUTS[name]
     spoil(tmp_path)
 
-    done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "sleeptrain", "train", "recipe.yaml", *args],
-        cwd=tmp_path,
-        env=cli_env(isolated_cache),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done, imported = sleeptrain_import_times("train", "recipe.yaml", *args, cwd=tmp_path, cache_dir=isolated_cache)
 
     assert done.returncode == 1
     errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and all(part in errors[0] for part in expected), done.stderr[-2000:]
-    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
     assert not {"torch", "peft"} & imported  # seconds of imports a mistyped file need not wait for
 
 

@@ -16,7 +16,7 @@ from peft import PeftModel
 from transformers import AutoModelForCausalLM
 
 from sleeptrain.hippocampus import Memory, MemoryStore, Verdict
-from tests.cli.test_cli import cli_env, sleeptrain
+from tests.cli.test_cli import cli_env, sleeptrain, sleeptrain_import_times
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -124,19 +124,12 @@ def test_bad_input_is_one_error_line(tiny_llama, tmp_path, isolated_cache, setup
 def test_a_missing_store_fails_before_the_training_libraries_load(tiny_llama, tmp_path, isolated_cache):
     recipe = write_sleep_recipe(tmp_path, tiny_llama)
 
-    done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "sleeptrain", "sleep", "--store", "missing.db"]
-        + ["--recipe", str(recipe)],
-        cwd=tmp_path,
-        env=cli_env(isolated_cache),
-        capture_output=True,
-        text=True,
-        timeout=120,
+    done, imported = sleeptrain_import_times(
+        "sleep", "--store", "missing.db", "--recipe", str(recipe), cwd=tmp_path, cache_dir=isolated_cache
     )
 
     assert done.returncode == 1
     assert "error: --store missing.db: no such memory store" in done.stderr
-    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
     assert "sleeptrain.config" in imported  # the recipe was read and checked first
     assert not {"torch", "peft"} & imported
 
