@@ -22,7 +22,7 @@ def run_train(recipe: Recipe, quiet: bool) -> None:
 
     # The data read and checked before the training libraries load (torch, transformers, peft: about 10 s on
     # 2 cores), so that a broken line or a missing file is reported at once.
-    examples = load_recipe_examples(recipe) if recipe.datasets else None
+    examples = load_recipe_examples(recipe)  # load_recipe has required at least one dataset
     from accelerate import PartialState
 
     from sleeptrain.workflows import train
