@@ -4,7 +4,30 @@ tests all call. They compose the concept packages and own the files a run writes
 May import: every concept package (config, models, data, training, evaluation); never the CLI.
 """
 
-from sleeptrain.workflows.quickstart import QuickstartResult, quickstart
-from sleeptrain.workflows.train import TrainResult, train
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sleeptrain.workflows.quickstart import QuickstartResult, quickstart
+    from sleeptrain.workflows.train import TrainResult, train
 
 __all__ = ["QuickstartResult", "TrainResult", "quickstart", "train"]
+
+_HOMES = {
+    "QuickstartResult": "sleeptrain.workflows.quickstart",
+    "quickstart": "sleeptrain.workflows.quickstart",
+    "TrainResult": "sleeptrain.workflows.train",
+    "train": "sleeptrain.workflows.train",
+}
+
+
+def __getattr__(name: str) -> Any:
+    # Loaded on first use (PEP 562): `sleeptrain memory list` imports sleeptrain.workflows.memory, and with
+    # eager imports here it paid for torch, transformers and peft (~6 s) to read an SQLite file.
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_HOMES[name]), name)
+    globals()[name] = value
+    return value

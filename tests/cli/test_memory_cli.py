@@ -53,6 +53,28 @@ def test_ingest_json_reports_each_line_and_names_broken_ones(tmp_path, write_jso
     assert forgot.returncode == 0 and "forgot" in forgot.stdout
 
 
+def test_inspecting_a_store_loads_no_training_library(tmp_path):
+    from sleeptrain.hippocampus import Memory, MemoryStore, Verdict
+
+    store = tmp_path / "m.sqlite"
+    with MemoryStore(store) as opened:
+        memory = Memory(opened.new_id(), "Ada lives in Bergen.", "Where does Ada live?", "Bergen")
+        opened.add(memory, Verdict("store", 0.7, ["test"]))
+
+    for args in (["list", "--json"], ["show", memory.id, "--json"]):
+        done = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "sleeptrain", "memory", *args, "--store", str(store)],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "Bergen" in done.stdout
+        imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if "import time:" in line}
+        assert "sqlite3" in imported and not {"torch", "peft"} & imported, args
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
