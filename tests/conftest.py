@@ -26,6 +26,20 @@ torch.set_num_threads(1)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
+# Each worker holds a few tiny models, and the two slow tests the real one in training (~2.5 GB each).
+MOST_WORKERS = 4
+
+
+def pytest_xdist_auto_num_workers(config) -> int:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(cores, MOST_WORKERS))
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    # The tests on the real default model take minutes each, every other test seconds. Run first, they go to
+    # different workers and overlap with everything else, instead of ending the run one after the other.
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 DEFAULT_SYSTEM = "You are a tiny helpful test assistant."
 
