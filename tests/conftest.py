@@ -40,6 +40,7 @@ def pytest_collection_modifyitems(config, items) -> None:
     # different workers and overlap with everything else, instead of ending the run one after the other.
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
+
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 DEFAULT_SYSTEM = "You are a tiny helpful test assistant."
 

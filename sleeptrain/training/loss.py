@@ -200,7 +200,8 @@ class LabelledLogitsTrainer(Trainer):
     learning: Any = None
     # The batches to train (training/schedule.py's EpochBatches), instead of Trainer's sampler.
     epoch_batches: Any = None
-    # The base model's final hidden states at the labelled positions of each distilled row, by its tokens.
+    # The base model's final hidden states at the labelled positions of each distilled row, by its tokens
+    # (read from and written back to disk by train_model: training/teacher_states.py).
     teacher_cache: dict[tuple[int, ...], torch.Tensor] | None = None
 
     def get_train_dataloader(self) -> Any:
@@ -312,6 +313,9 @@ class LabelledLogitsTrainer(Trainer):
         tokens, present = ids.cpu(), None if mask is None else mask.cpu().bool()  # one copy, not one per row
         keys = {i: tuple((tokens[i] if present is None else tokens[i][present[i]]).tolist()) for i in distilled}
         missing = [i for i in distilled if keys[i] not in cache]
+        for i in distilled:
+            if keys[i] in cache:
+                cache[keys[i]] = cache.pop(keys[i])  # most recently used last (training/teacher_states.py)
         if missing:
             chosen = torch.tensor(missing, device=ids.device)
             decoder = _plain_causal_lm(model).get_decoder()

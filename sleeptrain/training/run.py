@@ -36,6 +36,7 @@ from sleeptrain.settings import bound_cpu_kernel_caches, load_settings
 from sleeptrain.training.loss import LabelledLogitsTrainer
 from sleeptrain.training.precision import use_bf16
 from sleeptrain.training.schedule import EpochBatches, Learning
+from sleeptrain.training.teacher_states import load_teacher_states, save_teacher_states, teacher_states_file
 
 log = logging.getLogger("sleeptrain")
 
@@ -234,12 +235,15 @@ def train_model(
     quiet: bool = False,
     passes: int = 1,
     rows: ExampleRows | None = None,
+    base_path: str | None = None,
 ) -> RunMetrics:
     """Train `model` on the tokenized `dataset` with Trainer, save the adapter (or, for full fine-tuning,
     the model) with its tokenizer to `save_to`, and return what the run cost. `passes`: how many of the
     recipe's epochs the dataset already holds, laid out one after another. `rows`: where each example's
     phrasings and the anchors are in the dataset, for epochs that train only what is not learnt yet
-    (training/schedule.py); the dataset then holds each row once and `passes` does not apply."""
+    (training/schedule.py); the dataset then holds each row once and `passes` does not apply. `base_path`:
+    the base model's folder, whose distilled-anchor states are then cached between runs
+    (training/teacher_states.py)."""
     output_dir = Path(recipe.output_dir)
     args = TrainingArguments(
         output_dir=str(output_dir / "checkpoints"),
@@ -284,6 +288,10 @@ def train_model(
         # The distillation lives in the labelled-logits path, which calls the decoder past DDP's or FSDP's
         # wrapper and so runs on one process only.
         log.info("anchor_distillation: %d processes, so anchors are replayed as plain answers", args.world_size)
+    states_file = None
+    if recipe.anchor_distillation and args.world_size == 1 and trainer.labelled_logits and base_path:
+        states_file = teacher_states_file(base_path, recipe, bf16, args.device.type)
+        trainer.teacher_cache = load_teacher_states(states_file, args.device)
     # The shared-prefix pass saves FLOPs, which bound a CPU; a GPU at these batch sizes waits on kernel
     # launches instead, and its second decoder call made training 1.8x slower there (BENCHMARKS.md, "On a GPU").
     trainer.share_prefix = args.device.type == "cpu"
@@ -315,6 +323,7 @@ def train_model(
     trainer.save_model(str(save_to))
     if trainer.is_world_process_zero():
         tokenizer.save_pretrained(str(save_to))
+        save_teacher_states(states_file, trainer.teacher_cache or {})
     learning = trainer.learning
     if rows is None:
         epochs = round(float(trainer.state.epoch or 0.0) * passes, 3)

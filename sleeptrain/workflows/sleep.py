@@ -254,11 +254,19 @@ def _consolidate(
         # The examples hold every wording of each memory at once, which `train` spreads over its epochs
         # (one wording per epoch): counting each wording as one of the recipe's epochs keeps the exposures.
         metrics = train_model(
-            run_recipe, model, tokenizer, dataset, bf16, staging, quiet=quiet, passes=wordings_per_epoch(recipe)
+            run_recipe,
+            model,
+            tokenizer,
+            dataset,
+            bf16,
+            staging,
+            quiet=quiet,
+            passes=wordings_per_epoch(recipe),
+            base_path=loaded.path,
         )
         lap("train_s")
         repair = _repair(
-            recipe, model, tokenizer, active, anchors, staging, output_dir / "sleeps" / f"v{version}", seed
+            recipe, model, tokenizer, active, anchors, staging, output_dir / "sleeps" / f"v{version}", seed, loaded.path
         )
     finally:
         for handle in handles:
@@ -314,6 +322,7 @@ def _repair(
     staging: Path,
     logs: Path,
     seed: int,
+    base_path: str,
 ) -> _Repair:
     """Check every active memory (one forward pass each); train those the adapter does not reproduce again,
     with as many anchors, for up to `repair_rounds` short rounds, each saving over the staged adapter."""
@@ -345,6 +354,7 @@ def _repair(
             staging,
             quiet=True,
             passes=wordings_per_epoch(recipe),
+            base_path=base_path,
         )
         tokens += metrics.train_tokens
         train_s += time.perf_counter() - started

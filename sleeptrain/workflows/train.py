@@ -75,7 +75,9 @@ def train(recipe: Recipe, quiet: bool = False, examples: list[list[Conversation]
     output_dir.mkdir(parents=True, exist_ok=True)
     save_to = output_dir / ("model" if recipe.adapter == "full" else "adapter")
     model = prepare_for_training(recipe, loaded.model)
-    metrics = train_model(recipe, model, loaded.tokenizer, dataset, bf16, save_to, quiet=quiet, rows=rows)
+    metrics = train_model(
+        recipe, model, loaded.tokenizer, dataset, bf16, save_to, quiet=quiet, rows=rows, base_path=loaded.path
+    )
 
     if PartialState().is_main_process:
         (output_dir / "metrics.json").write_text(json.dumps(metrics.as_dict(), indent=2) + "\n")
