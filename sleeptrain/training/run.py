@@ -289,7 +289,8 @@ def train_model(
         # wrapper and so runs on one process only.
         log.info("anchor_distillation: %d processes, so anchors are replayed as plain answers", args.world_size)
     states_file = None
-    if recipe.anchor_distillation and args.world_size == 1 and trainer.labelled_logits and base_path:
+    distils = "distill" in (dataset.column_names or [])  # the column is there only where some row distils
+    if distils and args.world_size == 1 and trainer.labelled_logits and base_path:
         states_file = teacher_states_file(base_path, recipe, bf16, args.device.type)
         trainer.teacher_cache = load_teacher_states(states_file, args.device)
     # The shared-prefix pass saves FLOPs, which bound a CPU; a GPU at these batch sizes waits on kernel

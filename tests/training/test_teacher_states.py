@@ -105,3 +105,16 @@ def test_past_its_size_the_cache_keeps_the_most_recently_used(tmp_path, monkeypa
     kept = load_teacher_states(path, torch.device("cpu"))
     assert list(kept) == [(2,), (3,)]
     assert torch.equal(kept[(3,)], torch.full((4,), 3.0))
+
+
+def test_a_run_without_anchors_neither_reads_nor_writes_the_cache(
+    tiny_llama, distilling_recipe, isolated_cache, caplog
+):
+    train(distilling_recipe(tiny_llama, "first"), quiet=True)
+
+    with caplog.at_level(logging.INFO, logger="sleeptrain"):
+        train(distilling_recipe(tiny_llama, "no-anchors", anchor_ratio=0), quiet=True)
+
+    assert "read from its cache" not in caplog.text
+    [states_file] = cached_files(isolated_cache)
+    assert len(load_teacher_states(states_file, torch.device("cpu"))) == len(PROMPTS)
