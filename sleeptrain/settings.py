@@ -10,6 +10,9 @@
   local test server).
 - LRU_CACHE_CAPACITY, ONEDNN_PRIMITIVE_CACHE_CAPACITY: read by PyTorch's CPU kernels (ideep, oneDNN), not by
   sleeptrain; `bound_cpu_kernel_caches` gives them smaller defaults for training (a value already set wins).
+- TRANSFORMERS_VERBOSITY, HF_HUB_DISABLE_PROGRESS_BARS, HF_DATASETS_DISABLE_PROGRESS_BARS,
+  TOKENIZERS_PARALLELISM: read by the Hugging Face libraries; `quiet_libraries_at_import` gives the CLI's
+  quiet defaults (a value already set wins).
 """
 
 from __future__ import annotations
@@ -58,4 +61,21 @@ def bound_cpu_kernel_caches() -> None:
     """Set the CPU kernel caches' sizes for this process, unless the user set them. The libraries read them
     when they first build a kernel, so this must run before the first bf16 matrix product."""
     for name, value in CPU_KERNEL_CACHES.items():
+        os.environ.setdefault(name, value)
+
+
+# Read by the Hugging Face libraries when they are imported, not by sleeptrain: transformers' warnings and
+# "Loading weights" bars (which follow huggingface_hub's setting), datasets' bars, and the tokenizers' fork
+# warning. Set here, before those imports, so that the CLI need not import the libraries to quiet them.
+QUIET_LIBRARIES = {
+    "TRANSFORMERS_VERBOSITY": "error",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}
+
+
+def quiet_libraries_at_import() -> None:
+    """Give the Hugging Face libraries quiet defaults for this process (a value the user set wins)."""
+    for name, value in QUIET_LIBRARIES.items():
         os.environ.setdefault(name, value)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import warnings
 
 from rich.console import Console
 from rich.logging import RichHandler
+
+from sleeptrain.settings import quiet_libraries_at_import
 
 console = Console()
 errors = Console(stderr=True)
@@ -24,17 +25,14 @@ def configure_output(debug: bool = False, quiet: bool = False) -> None:
         for name in ("transformers", "datasets", "peft", "accelerate", "bitsandbytes", "torch", "httpx"):
             logging.getLogger(name).setLevel(logging.ERROR)
         _quiet_hugging_face_libraries()
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 def _quiet_hugging_face_libraries() -> None:
     """transformers' warnings and "Loading weights" bars, and datasets' bars, off (the training bar is
-    Trainer's own tqdm and stays). Both libraries read these settings when they are imported: set them in the
-    environment, rather than import the two (~1.5 s) for a command that may never use them, and call their
-    setters only where they are already loaded."""
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # transformers' bars follow huggingface_hub's
-    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    Trainer's own tqdm and stays). Both libraries read their settings when they are imported: those are set
+    now (sleeptrain.settings), rather than the two imported (~1.5 s) for a command that may never use them,
+    and their setters run only where they are already loaded."""
+    quiet_libraries_at_import()
     if "transformers" in sys.modules or "huggingface_hub" in sys.modules:
         from transformers.utils import logging as hf_logging
 
