@@ -312,10 +312,12 @@ class LabelledLogitsTrainer(Trainer):
         distilled = rows.nonzero()[:, 0].tolist()
         tokens, present = ids.cpu(), None if mask is None else mask.cpu().bool()  # one copy, not one per row
         keys = {i: tuple((tokens[i] if present is None else tokens[i][present[i]]).tolist()) for i in distilled}
-        missing = [i for i in distilled if keys[i] not in cache]
+        missing = []
         for i in distilled:
             if keys[i] in cache:
                 cache[keys[i]] = cache.pop(keys[i])  # most recently used last (training/teacher_states.py)
+            else:
+                missing.append(i)
         if missing:
             chosen = torch.tensor(missing, device=ids.device)
             decoder = _plain_causal_lm(model).get_decoder()

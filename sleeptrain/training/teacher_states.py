@@ -44,7 +44,7 @@ def _fingerprint(folder: Path) -> list[Any] | None:
     files = sorted(p for p in folder.iterdir() if p.suffix in {".safetensors", ".bin", ".json"})
     if not any(p.suffix in {".safetensors", ".bin"} for p in files):
         return None
-    return [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in files]
+    return [[p.name, (info := p.stat()).st_size, info.st_mtime_ns] for p in files]
 
 
 def teacher_states_file(base_path: str, recipe: Recipe, bf16: bool, device_type: str) -> Path | None:

@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+from tests.cli.test_cli import sleeptrain_import_times
+
 
 def sleeptrain(*args: str, cwd) -> subprocess.CompletedProcess:
     env = {**os.environ, "SLEEPTRAIN_CACHE_DIR": str(cwd / "cache")}
@@ -53,7 +55,7 @@ def test_ingest_json_reports_each_line_and_names_broken_ones(tmp_path, write_jso
     assert forgot.returncode == 0 and "forgot" in forgot.stdout
 
 
-def test_inspecting_a_store_loads_no_training_library(tmp_path):
+def test_inspecting_a_store_loads_no_training_library(tmp_path, isolated_cache):
     from sleeptrain.hippocampus import Memory, MemoryStore, Verdict
 
     store = tmp_path / "m.sqlite"
@@ -62,16 +64,11 @@ def test_inspecting_a_store_loads_no_training_library(tmp_path):
         opened.add(memory, Verdict("store", 0.7, ["test"]))
 
     for args in (["list", "--json"], ["show", memory.id, "--json"]):
-        done = subprocess.run(
-            [sys.executable, "-X", "importtime", "-m", "sleeptrain", "memory", *args, "--store", str(store)],
-            capture_output=True,
-            text=True,
-            cwd=tmp_path,
-            timeout=120,
+        done, imported = sleeptrain_import_times(
+            "memory", *args, "--store", str(store), cwd=tmp_path, cache_dir=isolated_cache
         )
         assert done.returncode == 0, done.stderr
         assert "Bergen" in done.stdout
-        imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if "import time:" in line}
         assert "sqlite3" in imported and not {"torch", "transformers", "datasets", "peft"} & imported, args
 
 
