@@ -79,7 +79,8 @@ def load_teacher_states(path: Path | None, device: torch.device) -> TeacherState
     except Exception as error:  # a torn or foreign file: the cache is rebuilt, never trusted
         log.info("Ignoring the unreadable cache %s (%s)", path, type(error).__name__)
         return {}
-    log.info("The base model's states along %d anchors read from its cache", len(states))
+    # The count is the file's, not this run's: it says how much was kept, and where, so it can be deleted.
+    log.info("Cached base-model states for %d anchors loaded from %s", len(states), path)
     return states
 
 

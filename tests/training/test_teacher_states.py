@@ -59,7 +59,7 @@ def test_a_second_run_reads_the_states_and_trains_the_same_adapter(
     with caplog.at_level(logging.INFO, logger="sleeptrain"):
         second = train(distilling_recipe(tiny_llama, "second"), quiet=True)
 
-    assert f"states along {len(PROMPTS)} anchors read from its cache" in caplog.text
+    assert f"Cached base-model states for {len(PROMPTS)} anchors loaded from {states_file}" in caplog.text
     # Every anchor was found by its tokens: the base model computed nothing new to add.
     assert len(load_teacher_states(states_file, torch.device("cpu"))) == len(PROMPTS)
     one = load_file(first.adapter_dir / "adapter_model.safetensors")
@@ -115,6 +115,6 @@ def test_a_run_without_anchors_neither_reads_nor_writes_the_cache(
     with caplog.at_level(logging.INFO, logger="sleeptrain"):
         train(distilling_recipe(tiny_llama, "no-anchors", anchor_ratio=0), quiet=True)
 
-    assert "read from its cache" not in caplog.text
+    assert "Cached base-model states" not in caplog.text
     [states_file] = cached_files(isolated_cache)
     assert len(load_teacher_states(states_file, torch.device("cpu"))) == len(PROMPTS)
