@@ -218,6 +218,12 @@ class Recipe(_Strict):
     # The machine
     output_dir: Path
     bf16: bool | Literal["auto"] = "auto"
+    bf16_storage: bool | Literal["auto"] = Field(
+        default="auto",
+        description="Where a LoRA run computes in fp32 (bf16 off or unsupported), store its frozen weights in bf16 "
+        "and cast them back inside each product: 0.83x the peak memory on a Qwen2.5-0.5B-shaped model, the same "
+        "speed. auto: on a CPU (on a GPU without bf16 it is not measured yet).",
+    )
     gradient_checkpointing: bool = False
     deepspeed: str | None = Field(default=None, description="A DeepSpeed JSON config, as in Axolotl.")
     fsdp: str | None = Field(default=None, description="FSDP options, e.g. 'full_shard auto_wrap'.")
@@ -251,6 +257,8 @@ class Recipe(_Strict):
             object.__setattr__(self, "anchor_distillation", can_distil)
         elif self.anchor_distillation and not can_distil:
             raise ValueError("anchor_distillation needs adapter: lora or qlora on the transformers backend")
+        if self.bf16_storage is True and (self.adapter != "lora" or self.backend != "transformers"):
+            raise ValueError("bf16_storage needs adapter: lora on the transformers backend")
         if self.learning_rate is None:
             # An adapter starts at zero and needs a large step; updating every weight of the model does not.
             object.__setattr__(self, "learning_rate", 2e-5 if self.adapter == "full" else 2e-3)

@@ -82,6 +82,12 @@ def test_full_fine_tuning_of_a_4bit_model_is_refused(write_recipe):
     assert "load_in_4bit" in message and "qlora" in message
 
 
+def test_bf16_storage_is_for_lora_on_transformers(write_recipe):
+    message = error_of(write_recipe(MINIMAL + "adapter: full\nbf16_storage: true\n"))
+    assert "bf16_storage" in message and "lora" in message
+    assert load_recipe(write_recipe(MINIMAL)).bf16_storage == "auto"
+
+
 def test_anchor_distillation_needs_an_adapter_to_switch_off(write_recipe):
     message = error_of(write_recipe(MINIMAL + "adapter: full\nanchor_distillation: true\n"))
     assert "anchor_distillation" in message and "lora" in message

@@ -96,8 +96,10 @@ def load_base_model(recipe: Recipe, use_bf16: bool) -> LoadedModel:
     return LoadedModel(model=model, tokenizer=tokenizer, path=path)
 
 
-def store_frozen_weights_in_bf16(model: Any) -> None:
-    """Store the decoder's frozen weights in bf16 for a LoRA run under bf16 autocast.
+def store_frozen_weights_in_bf16(model: Any, fp32_arithmetic: bool = False) -> None:
+    """Store the decoder's frozen weights in bf16 for a LoRA run under bf16 autocast, or, with
+    `fp32_arithmetic`, for one without autocast whose linear layers then cast their weight back to fp32 at
+    each use (models/bf16_storage.py: CPUs without native bf16).
 
     Autocast computes every linear layer in bf16 anyway, by casting its fp32 weight at every step; a LoRA
     run never updates those weights, so casting them once gives the same arithmetic without the per-step
@@ -114,9 +116,14 @@ def store_frozen_weights_in_bf16(model: Any) -> None:
     embeddings = model.get_input_embeddings()
     embeddings.to(torch.bfloat16)
     _hand_the_residual_stream_fp32(embeddings)
-    for module in model.modules():
-        if isinstance(module, torch.nn.Linear):
-            module.to(torch.bfloat16)
+    if fp32_arithmetic:
+        from sleeptrain.models.bf16_storage import compute_linears_from_bf16
+
+        compute_linears_from_bf16(model)
+    else:
+        for module in model.modules():
+            if isinstance(module, torch.nn.Linear):
+                module.to(torch.bfloat16)
     # transformers loads a safetensors checkpoint zero-copy: the fp32 tensors kept here still point into the
     # file's memory map, which keeps every page the conversion read counted in the process's memory (about
     # 400 MB for the default model). Copying them into ordinary memory lets the map go.
@@ -185,8 +192,12 @@ def inference_context(model: Any) -> Any:
 
     import torch
 
+    from sleeptrain.models.bf16_storage import computes_linears_from_bf16
+
     stack = contextlib.ExitStack()
     stack.enter_context(torch.inference_mode())
+    if computes_linears_from_bf16(model):
+        return stack  # its linear layers cast their bf16 weights themselves
     if any(p.dtype == torch.bfloat16 for p in model.parameters()) and any(
         p.dtype == torch.float32 for p in model.parameters()
     ):

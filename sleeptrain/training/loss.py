@@ -133,7 +133,10 @@ class _FrozenHeadLoss(torch.autograd.Function):
 def _autocast_dtype(hidden: torch.Tensor, weight: torch.Tensor) -> torch.dtype:
     """The dtype the surrounding autocast (if any) would give the head's matrix product."""
     device = hidden.device.type
-    return torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else weight.dtype
+    if torch.is_autocast_enabled(device):
+        return torch.get_autocast_dtype(device)
+    # Without autocast, the wider of the two: a bf16-stored head under fp32 arithmetic computes in fp32.
+    return torch.promote_types(hidden.dtype, weight.dtype)
 
 
 def labelled_distillation(

@@ -32,6 +32,7 @@ from sleeptrain.models import (
     norms_feed_low_precision,
     store_frozen_weights_in_bf16,
 )
+from sleeptrain.models.bf16_storage import computes_linears_from_bf16
 from sleeptrain.settings import bound_cpu_kernel_caches, load_settings
 from sleeptrain.training.loss import LabelledLogitsTrainer
 from sleeptrain.training.precision import use_bf16
@@ -97,6 +98,14 @@ def _bf16_lora(recipe: Recipe) -> bool:
     return recipe.adapter == "lora" and recipe.backend == "transformers" and use_bf16(recipe.bf16)
 
 
+def _fp32_lora_stored_in_bf16(recipe: Recipe) -> bool:
+    """LoRA on transformers in fp32 arithmetic whose frozen weights and saved activations are stored in bf16
+    (models/bf16_storage.py); `bf16_storage: auto` is on where no GPU runs it."""
+    if recipe.adapter != "lora" or recipe.backend != "transformers" or use_bf16(recipe.bf16):
+        return False
+    return recipe.bf16_storage is True or (recipe.bf16_storage == "auto" and not torch.cuda.is_available())
+
+
 def ready_base_for_adapter(recipe: Recipe, model: Any) -> Any:
     """The base model as a PEFT adapter (new or loaded) should train on it: under bf16, LoRA's frozen
     weights stored in bf16 (see store_frozen_weights_in_bf16) and norms that hand them one bf16 copy and keep
@@ -107,6 +116,8 @@ def ready_base_for_adapter(recipe: Recipe, model: Any) -> Any:
     if _bf16_lora(recipe):
         store_frozen_weights_in_bf16(model)
         norms_feed_low_precision(model)
+    elif _fp32_lora_stored_in_bf16(recipe):
+        store_frozen_weights_in_bf16(model, fp32_arithmetic=True)
     keep_fewer_mlp_activations(model, enabled=not recipe.gradient_checkpointing)
     if recipe.adapter == "qlora" and recipe.gradient_checkpointing:
         model.enable_input_require_grads()
@@ -291,7 +302,7 @@ def train_model(
     states_file = None
     distils = "distill" in (dataset.column_names or [])  # the column is there only where some row distils
     if distils and args.world_size == 1 and trainer.labelled_logits and base_path:
-        states_file = teacher_states_file(base_path, recipe, bf16, args.device.type)
+        states_file = teacher_states_file(base_path, recipe, bf16, args.device.type, computes_linears_from_bf16(model))
         trainer.teacher_cache = load_teacher_states(states_file, args.device)
     # The shared-prefix pass saves FLOPs, which bound a CPU; a GPU at these batch sizes waits on kernel
     # launches instead, and its second decoder call made training 1.8x slower there (BENCHMARKS.md, "On a GPU").

@@ -47,8 +47,11 @@ def _fingerprint(folder: Path) -> list[Any] | None:
     return [[p.name, (info := p.stat()).st_size, info.st_mtime_ns] for p in files]
 
 
-def teacher_states_file(base_path: str, recipe: Recipe, bf16: bool, device_type: str) -> Path | None:
-    """Where this run's base-model states are cached, or None where they cannot be (a hub id)."""
+def teacher_states_file(
+    base_path: str, recipe: Recipe, bf16: bool, device_type: str, weights_in_bf16: bool = False
+) -> Path | None:
+    """Where this run's base-model states are cached, or None where they cannot be (a hub id).
+    `weights_in_bf16`: an fp32 run's frozen weights are stored rounded to bf16 (models/bf16_storage.py)."""
     import transformers
 
     files = _fingerprint(Path(base_path))
@@ -61,6 +64,7 @@ def teacher_states_file(base_path: str, recipe: Recipe, bf16: bool, device_type:
         "adapter": recipe.adapter,
         "backend": recipe.backend,
         "bf16": bf16,
+        "weights_in_bf16": weights_in_bf16,
         "device": device_type,
         "torch": torch.__version__,
         "transformers": transformers.__version__,

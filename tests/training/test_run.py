@@ -64,6 +64,19 @@ def test_bf16_lora_stores_the_frozen_linears_in_bf16_when_the_adapter_goes_on(ti
     assert {p.dtype for p in weights.values() if p.requires_grad} == {torch.float32}
 
 
+def test_an_fp32_lora_on_a_cpu_stores_its_frozen_weights_in_bf16_unless_the_recipe_says_not(tiny_llama, tmp_path):
+    # bf16_storage: auto, on a CPU without bf16 arithmetic (bf16: false here): the weights in bf16, the
+    # arithmetic fp32 (models/bf16_storage.py); false keeps the fp32 weights as loaded.
+    name = "base_model.model.model.layers.0.mlp.down_proj.base_layer.weight"
+    for setting, dtype in (("auto", torch.bfloat16), (True, torch.bfloat16), (False, torch.float32)):
+        recipe = recipe_for(tiny_llama, tmp_path, bf16_storage=setting)
+        model = prepare_for_training(recipe, load_base_model(recipe, use_bf16=False).model)
+        weights = dict(model.named_parameters())
+        assert weights[name].dtype == dtype, setting
+        assert weights["base_model.model.model.norm.weight"].dtype == torch.float32
+        assert {p.dtype for p in weights.values() if p.requires_grad} == {torch.float32}
+
+
 def test_an_adapters_mlps_keep_half_their_activations_unless_checkpointing_keeps_fewer(tiny_llama, tmp_path):
     for checkpointing in (False, True):
         recipe = recipe_for(tiny_llama, tmp_path, gradient_checkpointing=checkpointing)

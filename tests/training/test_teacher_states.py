@@ -76,6 +76,7 @@ def test_the_cache_belongs_to_the_model_files_and_how_the_run_computes(tiny_llam
 
     assert here == teacher_states_file(str(model), recipe, False, "cpu")
     assert here != teacher_states_file(str(model), recipe, True, "cpu")  # bf16
+    assert here != teacher_states_file(str(model), recipe, False, "cpu", True)  # fp32 on bf16-stored weights
     assert here != teacher_states_file(str(model), recipe, False, "cuda")
     assert here != teacher_states_file(str(model), recipe.model_copy(update={"adapter": "qlora"}), False, "cpu")
     weights = next(model.glob("*.safetensors"))
@@ -86,7 +87,8 @@ def test_the_cache_belongs_to_the_model_files_and_how_the_run_computes(tiny_llam
 
 def test_an_unreadable_cache_is_ignored_and_rewritten(tiny_llama, distilling_recipe, isolated_cache):
     recipe = distilling_recipe(tiny_llama, "run")
-    states_file = teacher_states_file(tiny_llama, recipe, False, "cpu")
+    # An fp32 LoRA run on a CPU stores its frozen weights in bf16 (bf16_storage: auto).
+    states_file = teacher_states_file(tiny_llama, recipe, False, "cpu", True)
     states_file.parent.mkdir(parents=True)
     states_file.write_bytes(b"half a file")
 
