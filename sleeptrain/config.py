@@ -221,7 +221,7 @@ class Recipe(_Strict):
     bf16_storage: bool | Literal["auto"] = Field(
         default="auto",
         description="Where a LoRA run computes in fp32 (bf16 off or unsupported), store its frozen weights in bf16 "
-        "and cast them back inside each product: 0.83x the peak memory on a Qwen2.5-0.5B-shaped model, the same "
+        "and cast them back inside each product: 0.84x the peak memory on a Qwen2.5-0.5B-shaped model, about the same "
         "speed. auto: on a CPU (on a GPU without bf16 it is not measured yet).",
     )
     gradient_checkpointing: bool = False
