@@ -99,7 +99,7 @@ def _bf16_lora(recipe: Recipe) -> bool:
 
 
 def _fp32_lora_stored_in_bf16(recipe: Recipe) -> bool:
-    """LoRA on transformers in fp32 arithmetic whose frozen weights and saved activations are stored in bf16
+    """LoRA on transformers in fp32 arithmetic whose frozen weights are stored in bf16
     (models/bf16_storage.py); `bf16_storage: auto` is on where no GPU runs it."""
     if recipe.adapter != "lora" or recipe.backend != "transformers" or use_bf16(recipe.bf16):
         return False
