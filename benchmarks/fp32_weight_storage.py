@@ -22,29 +22,18 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
-# Qwen2.5-0.5B's published shape; "default": the default model's shape (random weights either way).
-SHAPES = {
-    "0.5b": dict(
-        model_type="qwen2",
-        hidden_size=896,
-        intermediate_size=4864,
-        num_hidden_layers=24,
-        num_attention_heads=14,
-        num_key_value_heads=2,
-        vocab_size=151936,
-        tie_word_embeddings=True,
-    ),
-    "default": dict(
-        model_type="llama",
-        hidden_size=576,
-        intermediate_size=1536,
-        num_hidden_layers=30,
-        num_attention_heads=9,
-        num_key_value_heads=3,
-        vocab_size=49152,
-        tie_word_embeddings=True,
-    ),
-}
+# Qwen2.5-0.5B's published shape (random weights); "default": the default model's own config, read from its
+# cached folder (random weights too, so both sizes are built the same way).
+QWEN25_05B = dict(
+    hidden_size=896,
+    intermediate_size=4864,
+    num_hidden_layers=24,
+    num_attention_heads=14,
+    num_key_value_heads=2,
+    vocab_size=151936,
+    tie_word_embeddings=True,
+)
+SIZES = ("0.5b", "default")
 
 
 def _peak_mb() -> float:
@@ -65,8 +54,10 @@ def run_variant(size: str, storage: bool, steps: int) -> dict:
     from sleeptrain.training import ready_base_for_adapter
     from sleeptrain.training.loss import LabelledLogitsTrainer
 
-    shape = dict(SHAPES[size])
-    config = AutoConfig.for_model(shape.pop("model_type"), **shape)
+    if size == "0.5b":
+        config = AutoConfig.for_model("qwen2", **QWEN25_05B)
+    else:
+        config = AutoConfig.from_pretrained(str(default_model_path()))
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     recipe = Recipe(
@@ -103,7 +94,7 @@ def run_variant(size: str, storage: bool, steps: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--size", choices=sorted(SHAPES), default="0.5b")
+    parser.add_argument("--size", choices=SIZES, default="0.5b")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--variant", choices=["fp32", "bf16"], help=argparse.SUPPRESS)
