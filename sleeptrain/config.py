@@ -173,6 +173,14 @@ class Recipe(_Strict):
         "transformers backend, off otherwise (it needs an adapter to switch off).",
     )
 
+    lora_null_space: float = Field(
+        default=0.0,
+        ge=0,
+        lt=1,
+        description="LoRA's A matrices may not read the input directions that hold this fraction of the anchors' "
+        "input energy to each layer, so general prompts pass the adapter nearly unchanged (0: off; needs anchors).",
+    )
+
     # The schedule
     micro_batch_size: int = Field(default=8, gt=0)
     max_tokens_per_pass: Annotated[int, Field(gt=0)] | Literal["auto"] | None = Field(

@@ -35,6 +35,7 @@ from sleeptrain.models import (
 from sleeptrain.models.bf16_storage import computes_linears_from_bf16
 from sleeptrain.settings import bound_cpu_kernel_caches, load_settings
 from sleeptrain.training.loss import LabelledLogitsTrainer
+from sleeptrain.training.null_space import keep_lora_out_of_general_inputs
 from sleeptrain.training.precision import use_bf16
 from sleeptrain.training.schedule import EpochBatches, Learning
 from sleeptrain.training.teacher_states import load_teacher_states, save_teacher_states, teacher_states_file
@@ -236,6 +237,23 @@ class ReturnFreedMemory(TrainerCallback):
             self.malloc_trim(0)
 
 
+def _null_space_callback(
+    recipe: Recipe, model: Any, tokenizer: Any, dataset: Any, rows: ExampleRows, device: torch.device
+) -> TrainerCallback:
+    """The callback that keeps LoRA out of the anchors' input directions (training/null_space.py), measured on
+    every distinct anchor of the dataset (a run of many epochs repeats them)."""
+    distinct = {tuple(ids): None for ids in dataset.select(rows.anchors)["input_ids"]}
+    anchor_ids = sorted((list(ids) for ids in distinct), key=len)  # batches of like length: little padding
+    batches = (
+        {
+            key: value.to(device)
+            for key, value in tokenizer.pad({"input_ids": anchor_ids[i : i + 16]}, return_tensors="pt").items()
+        }
+        for i in range(0, len(anchor_ids), 16)
+    )
+    return keep_lora_out_of_general_inputs(model, batches, recipe.lora_null_space)
+
+
 def train_model(
     recipe: Recipe,
     model: Any,
@@ -326,6 +344,14 @@ def train_model(
         trainer.add_callback(LossOnProgressBar())
     if args.device.type == "cpu":
         trainer.add_callback(ReturnFreedMemory())
+    if recipe.lora_null_space and recipe.adapter != "full":
+        if recipe.fsdp or recipe.deepspeed:
+            # Sharded parameters: no process holds a whole A matrix to project.
+            log.info("lora_null_space: not applied under FSDP or DeepSpeed")
+        elif rows is None or not rows.anchors:
+            log.info("lora_null_space: no anchors in this run (anchor_ratio: 0), so no general inputs to keep out of")
+        else:
+            trainer.add_callback(_null_space_callback(recipe, model, tokenizer, dataset, rows, args.device))
     started = time.perf_counter()
     result = trainer.train()
     runtime = time.perf_counter() - started

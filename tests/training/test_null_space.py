@@ -1,0 +1,167 @@
+"""`lora_null_space`: LoRA's A matrices kept out of the input directions the anchors (general prompts) use, so
+that those prompts pass the adapter nearly unchanged."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+from peft import PeftModel
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from sleeptrain.config import DatasetConfig, Recipe
+from sleeptrain.models import load_base_model
+from sleeptrain.training import prepare_for_training
+from sleeptrain.training.null_space import input_second_moments, keep_lora_out_of_general_inputs, protected_directions
+from sleeptrain.workflows import train
+
+ANCHOR_PROMPTS = [
+    "What is the capital of France?",
+    "How many legs does a spider have?",
+    "What colour is the sky on a clear day?",
+    "Hello, please tell me one two three.",
+]
+
+
+def test_the_protected_directions_hold_the_asked_share_of_the_energy():
+    torch.manual_seed(0)
+    rotation, _ = torch.linalg.qr(torch.randn(4, 4, dtype=torch.float64))
+    moment = rotation @ torch.diag(torch.tensor([8.0, 1.0, 0.5, 0.5], dtype=torch.float64)) @ rotation.T
+
+    assert protected_directions(moment, 0.75).shape == (4, 1)  # the first holds 8 of 10
+    two = protected_directions(moment, 0.85)
+    assert two.shape == (4, 2)
+    # They are the top eigenvectors: projecting them out leaves the two smallest.
+    rest = torch.eye(4) - two @ two.T
+    assert torch.allclose(rest @ rotation[:, 2:].float(), rotation[:, 2:].float(), atol=1e-5)
+    assert torch.allclose(rest @ rotation[:, :2].float(), torch.zeros(4, 2), atol=1e-5)
+
+
+def test_layers_fed_one_tensor_share_one_moment_over_the_unpadded_positions_only(tiny_llama, tokenizer, tmp_path):
+    recipe = Recipe(datasets=[DatasetConfig(path=tmp_path / "x.jsonl")], output_dir=tmp_path, base_model=tiny_llama)
+    model = prepare_for_training(recipe, load_base_model(recipe, use_bf16=False).model)
+    short, long = (tokenizer(text)["input_ids"] for text in ("one two", "What is the capital of France?"))
+    tokenizer.padding_side = "right"
+    padded = tokenizer.pad({"input_ids": [short, long]}, return_tensors="pt")
+    alone = [
+        {"input_ids": torch.tensor([ids]), "attention_mask": torch.ones(1, len(ids), dtype=torch.long)}
+        for ids in (short, long)
+    ]
+
+    together = input_second_moments(model, [padded])
+    one_by_one = input_second_moments(model, alone)
+
+    layer = "base_model.model.model.layers.0"
+    assert together[f"{layer}.self_attn.q_proj"] is together[f"{layer}.self_attn.v_proj"]
+    assert together[f"{layer}.mlp.gate_proj"] is together[f"{layer}.mlp.up_proj"]
+    assert together[f"{layer}.self_attn.q_proj"] is not together[f"{layer}.self_attn.o_proj"]
+    for name, moment in together.items():
+        assert torch.allclose(moment, one_by_one[name], rtol=1e-4, atol=1e-4), name
+
+
+def test_after_projection_no_lora_layer_reads_more_than_the_unprotected_share_of_the_inputs(
+    tiny_llama, tokenizer, tmp_path
+):
+    recipe = Recipe(datasets=[DatasetConfig(path=tmp_path / "x.jsonl")], output_dir=tmp_path, base_model=tiny_llama)
+    model = prepare_for_training(recipe, load_base_model(recipe, use_bf16=False).model)
+    batch = tokenizer(
+        [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False) for p in ANCHOR_PROMPTS],
+        padding=True,
+        return_tensors="pt",
+    )
+    moments = input_second_moments(model, [batch])
+    keep_out = keep_lora_out_of_general_inputs(model, [batch], energy=0.99)
+
+    def read_share(name: str, weight: torch.Tensor) -> float:
+        """Σ ‖A x‖² over the inputs, against ‖A‖² Σ ‖x‖²: at most 1, and at most 1 − energy once projected."""
+        moment = moments[name]
+        return float(torch.trace(weight @ moment @ weight.T) / (weight.norm() ** 2 * torch.trace(moment)))
+
+    layers = {
+        name: module.lora_A["default"].weight
+        for name, module in model.named_modules()
+        if hasattr(module, "lora_A") and "default" in getattr(module, "lora_A", {})
+    }
+    with torch.no_grad():
+        for name, weight in layers.items():  # rows that read mostly the inputs' strongest directions
+            weight.copy_(torch.randn_like(weight) @ moments[name])
+    before = {name: read_share(name, weight) for name, weight in layers.items()}
+    keep_out.project()
+    after = {name: read_share(name, weight) for name, weight in layers.items()}
+
+    assert len(layers) == 14  # seven linear layers in each of two decoder layers
+    assert all(share <= 0.01 + 1e-6 for share in after.values()), after
+    assert min(before.values()) > 0.05
+
+
+@pytest.fixture
+def anchored_run(tiny_llama, tmp_path, write_jsonl, qa_rows, isolated_cache):
+    facts = write_jsonl("facts.jsonl", qa_rows)
+    anchors = write_jsonl("anchors.jsonl", [{"prompt": p} for p in ANCHOR_PROMPTS])
+
+    def run(name: str, **keys) -> PeftModel:
+        recipe = Recipe(
+            datasets=[DatasetConfig(path=facts)],
+            output_dir=tmp_path / name,
+            base_model=tiny_llama,
+            bf16=False,
+            lora_r=4,
+            learning_rate=1e-2,
+            num_epochs=4,
+            learnt_after=0,
+            question_variants=1,
+            anchor_ratio=1.0,
+            anchor_prompts=anchors,
+            **keys,
+        )
+        result = train(recipe, quiet=True)
+        base = AutoModelForCausalLM.from_pretrained(tiny_llama)
+        return PeftModel.from_pretrained(base, str(result.adapter_dir)).eval()
+
+    return run
+
+
+def _logit_change(model: PeftModel, tokenizer, prompts: list[str]) -> float:
+    """Mean absolute change of the next-token logits along the prompts, adapter on against off."""
+    changes = []
+    for prompt in prompts:
+        text = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False)
+        ids = tokenizer(text, return_tensors="pt")
+        with torch.no_grad():
+            on = model(**ids).logits
+            with model.disable_adapter():
+                off = model(**ids).logits
+        changes.append((on - off).abs().mean())
+    return float(torch.stack(changes).mean())
+
+
+def test_a_trained_adapter_reads_nothing_of_the_anchors_inputs(anchored_run, tiny_llama, qa_rows):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
+    free = anchored_run("free")
+    kept_out = anchored_run("kept-out", lora_null_space=0.999)
+
+    # The saved adapter is a plain PEFT LoRA that learnt something...
+    questions = [row["question"] for row in qa_rows]
+    assert _logit_change(kept_out, tokenizer, questions) > 0
+
+    # ...and moves the general prompts it was kept from less, relative to the facts, than an adapter without it.
+    def ratio(model: PeftModel) -> float:
+        return _logit_change(model, tokenizer, ANCHOR_PROMPTS) / _logit_change(model, tokenizer, questions)
+
+    assert ratio(kept_out) < 0.8 * ratio(free)
+
+
+def test_a_run_without_anchors_says_it_has_nothing_to_keep_out_of(tiny_llama, tmp_path, write_jsonl, qa_rows, caplog):
+    recipe = Recipe(
+        datasets=[DatasetConfig(path=write_jsonl("facts.jsonl", qa_rows))],
+        output_dir=tmp_path / "run",
+        base_model=tiny_llama,
+        bf16=False,
+        max_steps=1,
+        anchor_ratio=0,
+        lora_null_space=0.99,
+    )
+    with caplog.at_level(logging.INFO, logger="sleeptrain"):
+        train(recipe, quiet=True)
+    assert "lora_null_space: no anchors in this run" in caplog.text
