@@ -178,7 +178,8 @@ class Recipe(_Strict):
         ge=0,
         lt=1,
         description="LoRA's A matrices may not read the input directions that hold this fraction of the anchors' "
-        "input energy to each layer, so general prompts pass the adapter nearly unchanged (0: off; needs anchors).",
+        "input energy to each layer, so general prompts pass the adapter nearly unchanged (0: off; try 0.98; needs "
+        "anchors; BENCHMARKS.md, fourteenth session).",
     )
 
     # The schedule
