@@ -348,7 +348,10 @@ def train_model(
         if recipe.fsdp or recipe.deepspeed:
             # Sharded parameters: no process holds a whole A matrix to project.
             log.info("lora_null_space: not applied under FSDP or DeepSpeed")
-        elif rows is None or not rows.anchors:
+        elif rows is None:
+            # Sleep builds its dataset without the epoch schedule's rows, so it has no anchor rows to read.
+            log.info("lora_null_space: applies to `sleeptrain train` only, not to this run")
+        elif not rows.anchors:
             log.info("lora_null_space: no anchors in this run (anchor_ratio: 0), so no general inputs to keep out of")
         else:
             trainer.add_callback(_null_space_callback(recipe, model, tokenizer, dataset, rows, args.device))

@@ -165,3 +165,27 @@ def test_a_run_without_anchors_says_it_has_nothing_to_keep_out_of(tiny_llama, tm
     with caplog.at_level(logging.INFO, logger="sleeptrain"):
         train(recipe, quiet=True)
     assert "lora_null_space: no anchors in this run" in caplog.text
+
+
+def test_a_run_without_the_epoch_schedule_says_the_key_is_for_train_only(
+    tiny_llama, tmp_path, write_jsonl, qa_rows, caplog
+):
+    """Sleep trains a dataset built without the schedule's rows (no anchor rows to read): the log says so
+    instead of claiming the run has no anchors."""
+    from sleeptrain.data.mixing import build_training_dataset, load_recipe_conversations
+    from sleeptrain.training import train_model
+
+    recipe = Recipe(
+        datasets=[DatasetConfig(path=write_jsonl("facts.jsonl", qa_rows))],
+        output_dir=tmp_path / "run",
+        base_model=tiny_llama,
+        bf16=False,
+        max_steps=1,
+        lora_null_space=0.98,
+    )
+    loaded = load_base_model(recipe, use_bf16=False)
+    dataset = build_training_dataset(recipe, loaded.tokenizer, load_recipe_conversations(recipe))
+    model = prepare_for_training(recipe, loaded.model)
+    with caplog.at_level(logging.INFO, logger="sleeptrain"):
+        train_model(recipe, model, loaded.tokenizer, dataset, False, tmp_path / "run" / "adapter", quiet=True)
+    assert "lora_null_space: applies to `sleeptrain train` only" in caplog.text
