@@ -3,7 +3,7 @@ Qwen2.5-0.5B's and Qwen2.5-1.5B's sizes.
 
 usage: python benchmarks/gpu_speed.py OUT [--sizes 0.5b 1.5b] [--modes lora qlora] [--epochs 10]
            [--rounds 1] [--contenders sleeptrain trl unsloth sleeptrain-unsloth sleeptrain-noprefix sleeptrain-gc
-           sleeptrain-recipe sleeptrain-sleep]
+           sleeptrain-recipe sleeptrain-nullspace sleeptrain-sleep]
            [--tokenizer DIR]
            [--results FILE] [--budget SECONDS]
 
@@ -16,6 +16,8 @@ chat-formatted facts (`benchmarks/data/heldout_facts.jsonl`), batch 8, for the s
   backend without the shared-prefix pass; sleeptrain-gc: the default backend with `gradient_checkpointing:
   true` (what TRL does by default); sleeptrain-recipe: the default recipe's data and training (question
   variants, subject summaries, distilled anchors: more tokens than the others train, so compare tokens/s);
+  sleeptrain-nullspace: the default recipe with `lora_null_space: 0.98` (its pass over the anchors that finds
+  the directions runs before training starts: in the whole-process time, not in the training time);
   sleeptrain-sleep: the facts ingested as memories (untimed), then `sleeptrain sleep` on them (timed), with
   the default sleep recipe (its own wordings, summaries and anchors: compare tokens/s here too);
 - trl, unsloth: the scripts a user would write (`benchmarks/gpu_contenders.py`).
@@ -98,10 +100,11 @@ def command(contender: str, model: Path, mode: str, epochs: int, work: Path) -> 
             f"datasets:\n  - path: {FACTS}\n    type: qa\noutput_dir: {work}\nnum_epochs: {epochs}\n"
             + (
                 ""  # sleeptrain-recipe: the default recipe (question variants, summaries, distilled anchors)
-                if contender == "sleeptrain-recipe"
+                if contender in ("sleeptrain-recipe", "sleeptrain-nullspace")
                 else "learning_rate: 2e-4\nquestion_variants: 1\nsubject_summaries: false\nanchor_ratio: 0\n"
             )
             + ("gradient_checkpointing: true\n" if contender == "sleeptrain-gc" else "")
+            + ("lora_null_space: 0.98\n" if contender == "sleeptrain-nullspace" else "")
         )
         if contender == "sleeptrain-noprefix":
             # The same run with the shared-prefix pass off (the trainer's class attribute; no recipe key):
