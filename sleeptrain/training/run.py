@@ -354,7 +354,11 @@ def train_model(
         elif not rows.anchors:
             log.info("lora_null_space: no anchors in this run (anchor_ratio: 0), so no general inputs to keep out of")
         else:
-            trainer.add_callback(_null_space_callback(recipe, model, tokenizer, dataset, rows, args.device))
+            # Under the training's autocast: a bf16 run's frozen weights are bf16 and its norms fp32, and only
+            # the autocast reconciles the two.
+            with trainer.accelerator.autocast():
+                callback = _null_space_callback(recipe, model, tokenizer, dataset, rows, args.device)
+            trainer.add_callback(callback)
     started = time.perf_counter()
     result = trainer.train()
     runtime = time.perf_counter() - started

@@ -105,15 +105,13 @@ def anchored_run(tiny_llama, tmp_path, write_jsonl, qa_rows, isolated_cache):
             datasets=[DatasetConfig(path=facts)],
             output_dir=tmp_path / name,
             base_model=tiny_llama,
-            bf16=False,
             lora_r=4,
             learning_rate=1e-2,
-            num_epochs=4,
             learnt_after=0,
             question_variants=1,
             anchor_ratio=1.0,
             anchor_prompts=anchors,
-            **keys,
+            **{"bf16": False, "num_epochs": 4, **keys},
         )
         result = train(recipe, quiet=True)
         base = AutoModelForCausalLM.from_pretrained(tiny_llama)
@@ -150,6 +148,14 @@ def test_a_trained_adapter_reads_nothing_of_the_anchors_inputs(anchored_run, tin
         return _logit_change(model, tokenizer, ANCHOR_PROMPTS) / _logit_change(model, tokenizer, questions)
 
     assert ratio(kept_out) < 0.8 * ratio(free)
+
+
+def test_a_bf16_run_reads_the_anchors_under_the_autocast_it_trains_with(anchored_run, caplog):
+    # bf16 LoRA keeps the frozen weights and embeddings in bf16 and the norms in fp32: only the training's
+    # autocast reconciles them, so the pass that finds the directions must run under it too (first seen on a GPU).
+    with caplog.at_level(logging.INFO, logger="sleeptrain"):
+        anchored_run("bf16", bf16=True, num_epochs=1, lora_null_space=0.99)
+    assert "input directions protected per layer" in caplog.text
 
 
 def test_a_run_without_anchors_says_it_has_nothing_to_keep_out_of(tiny_llama, tmp_path, write_jsonl, qa_rows, caplog):
