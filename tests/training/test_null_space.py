@@ -158,6 +158,12 @@ def test_a_bf16_run_reads_the_anchors_under_the_autocast_it_trains_with(anchored
     assert "input directions protected per layer" in caplog.text
 
 
+def test_a_qlora_run_keeps_its_adapter_out_of_the_anchors_inputs_too(anchored_run, caplog):
+    with caplog.at_level(logging.INFO, logger="sleeptrain"):
+        anchored_run("qlora", adapter="qlora", num_epochs=1, lora_null_space=0.99)
+    assert "input directions protected per layer" in caplog.text
+
+
 def test_a_run_without_anchors_says_it_has_nothing_to_keep_out_of(tiny_llama, tmp_path, write_jsonl, qa_rows, caplog):
     recipe = Recipe(
         datasets=[DatasetConfig(path=write_jsonl("facts.jsonl", qa_rows))],
