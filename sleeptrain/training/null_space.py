@@ -12,7 +12,7 @@ per-coordinate steps leave the subspace, so the weights are projected, not the g
 Neither PEFT nor transformers has this; PEFT's own LoRA layers and saved format are used unchanged, so the
 adapter it writes is a plain LoRA whose A matrices happen to lie in that subspace.
 
-May import: torch, transformers, peft.
+May import: torch, transformers, peft, psutil.
 """
 
 from __future__ import annotations
@@ -35,11 +35,16 @@ def _lora_layers(model: Any) -> dict[str, Any]:
     return {name: module for name, module in model.named_modules() if isinstance(module, LoraLayer) and module.lora_A}
 
 
-def input_second_moments(model: Any, batches: Iterable[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """Σ x xᵀ over every unpadded position of the batches, for the input x of each LoRA layer, with the adapter
-    off (the base model's inputs). Layers fed the same tensor (q, k and v; gate and up) share one matrix
-    object."""
+def input_second_moments(
+    model: Any, batches: Iterable[dict[str, torch.Tensor]], names: Iterable[str] | None = None
+) -> dict[str, torch.Tensor]:
+    """Σ x xᵀ over every unpadded position of the batches, for the input x of each LoRA layer (or of those
+    `names`), with the adapter off (the base model's inputs). Layers fed the same tensor (q, k and v; gate and
+    up) share one matrix object."""
     layers = _lora_layers(model)
+    if names is not None:
+        wanted = set(names)
+        layers = {name: module for name, module in layers.items() if name in wanted}
     group_of: dict[str, int] = {}
     moments: list[torch.Tensor] = []
     # The previous layer's input and group: q, k and v (gate and up) are called one after another on the very
@@ -74,6 +79,44 @@ def input_second_moments(model: Any, batches: Iterable[dict[str, torch.Tensor]])
         for handle in handles:
             handle.remove()
     return {name: moments[group] for name, group in group_of.items()}
+
+
+def _memory_for_moments(model: Any) -> int:
+    """Bytes the Σ x xᵀ matrices of one pass may take: a quarter of the memory free where the model is."""
+    device = next(model.parameters()).device
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+    else:
+        import psutil
+
+        free = psutil.virtual_memory().available
+    return free // 4
+
+
+def _passes_within_memory(model: Any, budget: int) -> list[list[str]]:
+    """The LoRA layers split into runs of whole decoder layers whose fp32 Σ x xᵀ matrices fit `budget` bytes
+    (counting every layer's input as its own, an upper bound: q, k and v share one). A 7B model's would take
+    ~28 GB in one pass; each further pass costs one more forward over the anchors."""
+    passes: list[list[str]] = [[]]
+    used = 0
+    for block in _by_decoder_layer(_lora_layers(model)).values():
+        cost = sum(4 * module.in_features**2 for module in block.values())
+        if passes[-1] and used + cost > budget:
+            passes.append([])
+            used = 0
+        passes[-1].extend(block)
+        used += cost
+    return passes
+
+
+def _by_decoder_layer(layers: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """LoRA layers grouped by the decoder layer they sit in: their name up to its first number."""
+    blocks: dict[str, dict[str, Any]] = {}
+    for name, module in layers.items():
+        parts = name.split(".")
+        cut = next((i + 1 for i, part in enumerate(parts) if part.isdigit()), len(parts))
+        blocks.setdefault(".".join(parts[:cut]), {})[name] = module
+    return blocks
 
 
 def protected_directions(moment: torch.Tensor, energy: float) -> torch.Tensor:
@@ -120,27 +163,34 @@ class KeepLoraOutOfGeneralInputs(TrainerCallback):
 
 
 def keep_lora_out_of_general_inputs(
-    model: Any, batches: Iterable[dict[str, torch.Tensor]], energy: float
+    model: Any, batches: Iterable[dict[str, torch.Tensor]], energy: float, memory: int | None = None
 ) -> KeepLoraOutOfGeneralInputs:
     """The callback that keeps the model's LoRA A matrices out of the directions holding `energy` of the
-    general prompts' inputs to each layer (the `batches`: tokenized anchors)."""
+    general prompts' inputs to each layer (the `batches`: tokenized anchors). The Σ x xᵀ matrices of one pass
+    over the batches take at most `memory` bytes (default: a quarter of what is free), in as many passes as
+    that needs."""
     started = time.perf_counter()
-    moments = input_second_moments(model, batches)
-    bases: dict[int, torch.Tensor] = {}
+    batches = list(batches)
     directions = {}
-    for name, moment in moments.items():
-        # Layers that share an input share its matrix, and its eigenvectors.
-        if id(moment) not in bases:
-            bases[id(moment)] = protected_directions(moment, energy)
-        directions[name] = bases[id(moment)]
+    passes = _passes_within_memory(model, memory if memory is not None else _memory_for_moments(model))
+    for names in passes:
+        moments = input_second_moments(model, batches, names)
+        bases: dict[int, torch.Tensor] = {}
+        for name, moment in moments.items():
+            # Layers that share an input share its matrix, and its eigenvectors.
+            if id(moment) not in bases:
+                bases[id(moment)] = protected_directions(moment, energy)
+            directions[name] = bases[id(moment)]
+        del moments, bases
     if directions:
         kept = sum(d.shape[1] for d in directions.values()) / len(directions)
         width = sum(d.shape[0] for d in directions.values()) / len(directions)
         log.info(
-            "lora_null_space %.3g: %.0f of %.0f input directions protected per layer (mean), found in %.1f s",
+            "lora_null_space %.3g: %.0f of %.0f input directions protected per layer (mean), found in %.1f s%s",
             energy,
             kept,
             width,
             time.perf_counter() - started,
+            f" ({len(passes)} passes over the anchors, to fit memory)" if len(passes) > 1 else "",
         )
     return KeepLoraOutOfGeneralInputs(model, directions)

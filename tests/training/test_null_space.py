@@ -95,6 +95,25 @@ def test_after_projection_no_lora_layer_reads_more_than_the_unprotected_share_of
     assert min(before.values()) > 0.05
 
 
+def test_short_of_memory_it_takes_the_layers_in_several_passes_and_finds_the_same_directions(
+    tiny_llama, tokenizer, tmp_path, caplog
+):
+    recipe = Recipe(datasets=[DatasetConfig(path=tmp_path / "x.jsonl")], output_dir=tmp_path, base_model=tiny_llama)
+    model = prepare_for_training(recipe, load_base_model(recipe, use_bf16=False).model)
+    batch = tokenizer(ANCHOR_PROMPTS, padding=True, return_tensors="pt")
+
+    at_once = keep_lora_out_of_general_inputs(model, [batch], energy=0.9)
+    with caplog.at_level(logging.INFO, logger="sleeptrain"):
+        # Room for no decoder layer's matrices at all: one pass per decoder layer, the least it can do.
+        layer_by_layer = keep_lora_out_of_general_inputs(model, iter([batch]), energy=0.9, memory=1)
+
+    assert "(2 passes over the anchors, to fit memory)" in caplog.text
+    assert len(layer_by_layer.pairs) == len(at_once.pairs) == 14
+    for (weight, one), (same_weight, other) in zip(at_once.pairs, layer_by_layer.pairs, strict=True):
+        assert weight is same_weight
+        assert torch.allclose(one @ one.T, other @ other.T, atol=1e-4)  # the same subspace, whatever the signs
+
+
 @pytest.fixture
 def anchored_run(tiny_llama, tmp_path, write_jsonl, qa_rows, isolated_cache):
     facts = write_jsonl("facts.jsonl", qa_rows)
