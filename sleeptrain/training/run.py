@@ -35,10 +35,15 @@ from sleeptrain.models import (
 from sleeptrain.models.bf16_storage import computes_linears_from_bf16
 from sleeptrain.settings import bound_cpu_kernel_caches, load_settings
 from sleeptrain.training.loss import LabelledLogitsTrainer
-from sleeptrain.training.null_space import keep_lora_out_of_general_inputs
+from sleeptrain.training.null_space import directions_file, keep_lora_out_of_general_inputs
 from sleeptrain.training.precision import use_bf16
 from sleeptrain.training.schedule import EpochBatches, Learning
-from sleeptrain.training.teacher_states import load_teacher_states, save_teacher_states, teacher_states_file
+from sleeptrain.training.teacher_states import (
+    base_model_key,
+    load_teacher_states,
+    save_teacher_states,
+    teacher_states_file,
+)
 
 log = logging.getLogger("sleeptrain")
 
@@ -238,12 +243,20 @@ class ReturnFreedMemory(TrainerCallback):
 
 
 def _null_space_callback(
-    recipe: Recipe, model: Any, tokenizer: Any, dataset: Any, rows: ExampleRows, device: torch.device
+    recipe: Recipe,
+    model: Any,
+    tokenizer: Any,
+    dataset: Any,
+    rows: ExampleRows,
+    device: torch.device,
+    base_key: dict[str, Any] | None,
 ) -> TrainerCallback:
     """The callback that keeps LoRA out of the anchors' input directions (training/null_space.py), measured on
-    every distinct anchor of the dataset (a run of many epochs repeats them)."""
+    every distinct anchor of the dataset (a run of many epochs repeats them), or read from the cache where an
+    earlier run on the same base model (`base_key`) and anchors found them."""
     distinct = {tuple(ids): None for ids in dataset.select(rows.anchors)["input_ids"]}
     anchor_ids = sorted((list(ids) for ids in distinct), key=len)  # batches of like length: little padding
+    cache = directions_file(base_key, model, anchor_ids, recipe.lora_null_space)
     batches = (
         {
             key: value.to(device)
@@ -251,7 +264,7 @@ def _null_space_callback(
         }
         for i in range(0, len(anchor_ids), 16)
     )
-    return keep_lora_out_of_general_inputs(model, batches, recipe.lora_null_space)
+    return keep_lora_out_of_general_inputs(model, batches, recipe.lora_null_space, cache=cache)
 
 
 def train_model(
@@ -356,8 +369,10 @@ def train_model(
         else:
             # Under the training's autocast: a bf16 run's frozen weights are bf16 and its norms fp32, and only
             # the autocast reconciles the two.
+            weights_in_bf16 = computes_linears_from_bf16(model)
+            key = base_model_key(base_path, recipe, bf16, args.device.type, weights_in_bf16) if base_path else None
             with trainer.accelerator.autocast():
-                callback = _null_space_callback(recipe, model, tokenizer, dataset, rows, args.device)
+                callback = _null_space_callback(recipe, model, tokenizer, dataset, rows, args.device, key)
             trainer.add_callback(callback)
     started = time.perf_counter()
     result = trainer.train()

@@ -47,17 +47,18 @@ def _fingerprint(folder: Path) -> list[Any] | None:
     return [[p.name, (info := p.stat()).st_size, info.st_mtime_ns] for p in files]
 
 
-def teacher_states_file(
+def base_model_key(
     base_path: str, recipe: Recipe, bf16: bool, device_type: str, weights_in_bf16: bool = False
-) -> Path | None:
-    """Where this run's base-model states are cached, or None where they cannot be (a hub id).
-    `weights_in_bf16`: an fp32 run's frozen weights are stored rounded to bf16 (models/bf16_storage.py)."""
+) -> dict[str, Any] | None:
+    """What the base model's own computations depend on, for a cache key, or None where it cannot be known (a
+    hub id). `weights_in_bf16`: an fp32 run's frozen weights are stored rounded to bf16
+    (models/bf16_storage.py)."""
     import transformers
 
     files = _fingerprint(Path(base_path))
     if files is None:
         return None
-    key = {
+    return {
         "format": FORMAT,
         "model": str(Path(base_path).resolve()),
         "files": files,
@@ -69,6 +70,15 @@ def teacher_states_file(
         "torch": torch.__version__,
         "transformers": transformers.__version__,
     }
+
+
+def teacher_states_file(
+    base_path: str, recipe: Recipe, bf16: bool, device_type: str, weights_in_bf16: bool = False
+) -> Path | None:
+    """Where this run's base-model states are cached, or None where they cannot be (a hub id)."""
+    key = base_model_key(base_path, recipe, bf16, device_type, weights_in_bf16)
+    if key is None:
+        return None
     digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     return load_settings().cache_dir / "teacher" / f"{digest}.pt"
 

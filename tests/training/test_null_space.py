@@ -114,6 +114,31 @@ def test_short_of_memory_it_takes_the_layers_in_several_passes_and_finds_the_sam
         assert torch.allclose(one @ one.T, other @ other.T, atol=1e-4)  # the same subspace, whatever the signs
 
 
+def test_the_directions_found_once_are_read_back_from_the_cache_and_a_torn_file_is_found_again(
+    tiny_llama, tokenizer, tmp_path, caplog
+):
+    recipe = Recipe(datasets=[DatasetConfig(path=tmp_path / "x.jsonl")], output_dir=tmp_path, base_model=tiny_llama)
+    model = prepare_for_training(recipe, load_base_model(recipe, use_bf16=False).model)
+    batch = tokenizer(ANCHOR_PROMPTS, padding=True, return_tensors="pt")
+    cache = tmp_path / "null_space" / "directions.pt"
+
+    found = keep_lora_out_of_general_inputs(model, [batch], energy=0.9, cache=cache)
+    with caplog.at_level(logging.INFO, logger="sleeptrain"):
+        read_back = keep_lora_out_of_general_inputs(model, [batch], energy=0.9, cache=cache)
+    assert "directions for 14 layers loaded from" in caplog.text
+    for (_, one), (_, other) in zip(found.pairs, read_back.pairs, strict=True):
+        assert torch.equal(one, other)
+    # q, k and v (gate and up) still share one matrix once read back.
+    assert len({id(d) for _, d in read_back.pairs}) == len({id(d) for _, d in found.pairs}) == 8
+
+    cache.write_bytes(b"torn")
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="sleeptrain"):
+        again = keep_lora_out_of_general_inputs(model, [batch], energy=0.9, cache=cache)
+    assert "Ignoring the unreadable cache" in caplog.text and "input directions protected" in caplog.text
+    assert len(again.pairs) == 14 and torch.load(cache, weights_only=True)["groups"]
+
+
 @pytest.fixture
 def anchored_run(tiny_llama, tmp_path, write_jsonl, qa_rows, isolated_cache):
     facts = write_jsonl("facts.jsonl", qa_rows)
@@ -167,6 +192,17 @@ def test_a_trained_adapter_reads_nothing_of_the_anchors_inputs(anchored_run, tin
         return _logit_change(model, tokenizer, ANCHOR_PROMPTS) / _logit_change(model, tokenizer, questions)
 
     assert ratio(kept_out) < 0.8 * ratio(free)
+
+
+def test_a_second_run_on_the_same_base_model_and_anchors_reads_the_directions_from_the_cache(
+    anchored_run, isolated_cache, caplog
+):
+    anchored_run("first", num_epochs=1, lora_null_space=0.99)
+    assert len(list((isolated_cache / "null_space").glob("*.pt"))) == 1
+    with caplog.at_level(logging.INFO, logger="sleeptrain"):
+        anchored_run("second", num_epochs=1, lora_null_space=0.99)
+    assert "directions for 14 layers loaded from" in caplog.text
+    assert "input directions protected per layer" not in caplog.text
 
 
 def test_a_bf16_run_reads_the_anchors_under_the_autocast_it_trains_with(anchored_run, caplog):
