@@ -24,6 +24,24 @@ ANCHOR_PROMPTS = [
 ]
 
 
+@pytest.fixture
+def lora_model(tiny_llama, tmp_path):
+    """The tiny Llama with the default recipe's LoRA layers, untrained."""
+    recipe = Recipe(datasets=[DatasetConfig(path=tmp_path / "x.jsonl")], output_dir=tmp_path, base_model=tiny_llama)
+    return prepare_for_training(recipe, load_base_model(recipe, use_bf16=False).model)
+
+
+def _one_step_recipe(tiny_llama, facts, tmp_path, **keys) -> Recipe:
+    return Recipe(
+        datasets=[DatasetConfig(path=facts)],
+        output_dir=tmp_path / "run",
+        base_model=tiny_llama,
+        bf16=False,
+        max_steps=1,
+        **keys,
+    )
+
+
 def test_the_protected_directions_hold_the_asked_share_of_the_energy():
     torch.manual_seed(0)
     rotation, _ = torch.linalg.qr(torch.randn(4, 4, dtype=torch.float64))
@@ -38,9 +56,7 @@ def test_the_protected_directions_hold_the_asked_share_of_the_energy():
     assert torch.allclose(rest @ rotation[:, :2].float(), torch.zeros(4, 2), atol=1e-5)
 
 
-def test_layers_fed_one_tensor_share_one_moment_over_the_unpadded_positions_only(tiny_llama, tokenizer, tmp_path):
-    recipe = Recipe(datasets=[DatasetConfig(path=tmp_path / "x.jsonl")], output_dir=tmp_path, base_model=tiny_llama)
-    model = prepare_for_training(recipe, load_base_model(recipe, use_bf16=False).model)
+def test_layers_fed_one_tensor_share_one_moment_over_the_unpadded_positions_only(lora_model, tokenizer):
     short, long = (tokenizer(text)["input_ids"] for text in ("one two", "What is the capital of France?"))
     tokenizer.padding_side = "right"
     padded = tokenizer.pad({"input_ids": [short, long]}, return_tensors="pt")
@@ -49,8 +65,8 @@ def test_layers_fed_one_tensor_share_one_moment_over_the_unpadded_positions_only
         for ids in (short, long)
     ]
 
-    together = input_second_moments(model, [padded])
-    one_by_one = input_second_moments(model, alone)
+    together = input_second_moments(lora_model, [padded])
+    one_by_one = input_second_moments(lora_model, alone)
 
     layer = "base_model.model.model.layers.0"
     assert together[f"{layer}.self_attn.q_proj"] is together[f"{layer}.self_attn.v_proj"]
@@ -60,18 +76,14 @@ def test_layers_fed_one_tensor_share_one_moment_over_the_unpadded_positions_only
         assert torch.allclose(moment, one_by_one[name], rtol=1e-4, atol=1e-4), name
 
 
-def test_after_projection_no_lora_layer_reads_more_than_the_unprotected_share_of_the_inputs(
-    tiny_llama, tokenizer, tmp_path
-):
-    recipe = Recipe(datasets=[DatasetConfig(path=tmp_path / "x.jsonl")], output_dir=tmp_path, base_model=tiny_llama)
-    model = prepare_for_training(recipe, load_base_model(recipe, use_bf16=False).model)
+def test_after_projection_no_lora_layer_reads_more_than_the_unprotected_share_of_the_inputs(lora_model, tokenizer):
     batch = tokenizer(
         [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False) for p in ANCHOR_PROMPTS],
         padding=True,
         return_tensors="pt",
     )
-    moments = input_second_moments(model, [batch])
-    keep_out = keep_lora_out_of_general_inputs(model, [batch], energy=0.99)
+    moments = input_second_moments(lora_model, [batch])
+    keep_out = keep_lora_out_of_general_inputs(lora_model, [batch], energy=0.99)
 
     def read_share(name: str, weight: torch.Tensor) -> float:
         """Σ ‖A x‖² over the inputs, against ‖A‖² Σ ‖x‖²: at most 1, and at most 1 − energy once projected."""
@@ -80,7 +92,7 @@ def test_after_projection_no_lora_layer_reads_more_than_the_unprotected_share_of
 
     layers = {
         name: module.lora_A["default"].weight
-        for name, module in model.named_modules()
+        for name, module in lora_model.named_modules()
         if hasattr(module, "lora_A") and "default" in getattr(module, "lora_A", {})
     }
     with torch.no_grad():
@@ -96,16 +108,14 @@ def test_after_projection_no_lora_layer_reads_more_than_the_unprotected_share_of
 
 
 def test_short_of_memory_it_takes_the_layers_in_several_passes_and_finds_the_same_directions(
-    tiny_llama, tokenizer, tmp_path, caplog
+    lora_model, tokenizer, caplog
 ):
-    recipe = Recipe(datasets=[DatasetConfig(path=tmp_path / "x.jsonl")], output_dir=tmp_path, base_model=tiny_llama)
-    model = prepare_for_training(recipe, load_base_model(recipe, use_bf16=False).model)
     batch = tokenizer(ANCHOR_PROMPTS, padding=True, return_tensors="pt")
 
-    at_once = keep_lora_out_of_general_inputs(model, [batch], energy=0.9)
+    at_once = keep_lora_out_of_general_inputs(lora_model, [batch], energy=0.9)
     with caplog.at_level(logging.INFO, logger="sleeptrain"):
         # Room for no decoder layer's matrices at all: one pass per decoder layer, the least it can do.
-        layer_by_layer = keep_lora_out_of_general_inputs(model, iter([batch]), energy=0.9, memory=1)
+        layer_by_layer = keep_lora_out_of_general_inputs(lora_model, iter([batch]), energy=0.9, memory=1)
 
     assert "(2 passes over the anchors, to fit memory)" in caplog.text
     assert len(layer_by_layer.pairs) == len(at_once.pairs) == 14
@@ -115,16 +125,14 @@ def test_short_of_memory_it_takes_the_layers_in_several_passes_and_finds_the_sam
 
 
 def test_the_directions_found_once_are_read_back_from_the_cache_and_a_torn_file_is_found_again(
-    tiny_llama, tokenizer, tmp_path, caplog
+    lora_model, tokenizer, tmp_path, caplog
 ):
-    recipe = Recipe(datasets=[DatasetConfig(path=tmp_path / "x.jsonl")], output_dir=tmp_path, base_model=tiny_llama)
-    model = prepare_for_training(recipe, load_base_model(recipe, use_bf16=False).model)
     batch = tokenizer(ANCHOR_PROMPTS, padding=True, return_tensors="pt")
     cache = tmp_path / "null_space" / "directions.pt"
 
-    found = keep_lora_out_of_general_inputs(model, [batch], energy=0.9, cache=cache)
+    found = keep_lora_out_of_general_inputs(lora_model, [batch], energy=0.9, cache=cache)
     with caplog.at_level(logging.INFO, logger="sleeptrain"):
-        read_back = keep_lora_out_of_general_inputs(model, [batch], energy=0.9, cache=cache)
+        read_back = keep_lora_out_of_general_inputs(lora_model, [batch], energy=0.9, cache=cache)
     assert "directions for 14 layers loaded from" in caplog.text
     for (_, one), (_, other) in zip(found.pairs, read_back.pairs, strict=True):
         assert torch.equal(one, other)
@@ -134,7 +142,7 @@ def test_the_directions_found_once_are_read_back_from_the_cache_and_a_torn_file_
     cache.write_bytes(b"torn")
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="sleeptrain"):
-        again = keep_lora_out_of_general_inputs(model, [batch], energy=0.9, cache=cache)
+        again = keep_lora_out_of_general_inputs(lora_model, [batch], energy=0.9, cache=cache)
     assert "Ignoring the unreadable cache" in caplog.text and "input directions protected" in caplog.text
     assert len(again.pairs) == 14 and torch.load(cache, weights_only=True)["groups"]
 
@@ -220,14 +228,8 @@ def test_a_qlora_run_keeps_its_adapter_out_of_the_anchors_inputs_too(anchored_ru
 
 
 def test_a_run_without_anchors_says_it_has_nothing_to_keep_out_of(tiny_llama, tmp_path, write_jsonl, qa_rows, caplog):
-    recipe = Recipe(
-        datasets=[DatasetConfig(path=write_jsonl("facts.jsonl", qa_rows))],
-        output_dir=tmp_path / "run",
-        base_model=tiny_llama,
-        bf16=False,
-        max_steps=1,
-        anchor_ratio=0,
-        lora_null_space=0.99,
+    recipe = _one_step_recipe(
+        tiny_llama, write_jsonl("facts.jsonl", qa_rows), tmp_path, anchor_ratio=0, lora_null_space=0.99
     )
     with caplog.at_level(logging.INFO, logger="sleeptrain"):
         train(recipe, quiet=True)
@@ -242,14 +244,7 @@ def test_a_run_without_the_epoch_schedule_says_the_key_is_for_train_only(
     from sleeptrain.data.mixing import build_training_dataset, load_recipe_conversations
     from sleeptrain.training import train_model
 
-    recipe = Recipe(
-        datasets=[DatasetConfig(path=write_jsonl("facts.jsonl", qa_rows))],
-        output_dir=tmp_path / "run",
-        base_model=tiny_llama,
-        bf16=False,
-        max_steps=1,
-        lora_null_space=0.98,
-    )
+    recipe = _one_step_recipe(tiny_llama, write_jsonl("facts.jsonl", qa_rows), tmp_path, lora_null_space=0.98)
     loaded = load_base_model(recipe, use_bf16=False)
     dataset = build_training_dataset(recipe, loaded.tokenizer, load_recipe_conversations(recipe))
     model = prepare_for_training(recipe, loaded.model)
