@@ -3,6 +3,7 @@ records. Batched with left padding, so every row continues from its own last tok
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from sleeptrain.data.render import prompt_text
@@ -16,18 +17,24 @@ def generate_answers(
     template: str | None = None,
     system_prompt: str | None = None,
     max_new_tokens: int = 40,
-    batch_size: int = 16,
+    batch_size: int = 64,
 ) -> list[str]:
-    """One greedy answer per question, each asked as a fresh single-turn chat."""
+    """One greedy answer per question, each asked as a fresh single-turn chat. Large batches: on a CPU a decoding
+    step of a small model costs about as much at 16 rows as at 40 (the quickstart's 74 questions took 54 s in
+    batches of 16, 34 s of 40 and 25 s in one; BENCHMARKS.md, sixteenth session)."""
+    if not questions:
+        return []
     template = template or tokenizer.chat_template
     prompts = [prompt_text(tokenizer, template, [{"role": "user", "content": q}], system_prompt) for q in questions]
     side = tokenizer.padding_side
     tokenizer.padding_side = "left"
     answers: list[str] = []
+    # Batches of even size: 74 questions as 37 + 37, not 64 + 10.
+    size = math.ceil(len(prompts) / max(1, math.ceil(len(prompts) / batch_size)))
     try:
-        for start in range(0, len(prompts), batch_size):
+        for start in range(0, len(prompts), size):
             batch = tokenizer(
-                prompts[start : start + batch_size], return_tensors="pt", padding=True, add_special_tokens=False
+                prompts[start : start + size], return_tensors="pt", padding=True, add_special_tokens=False
             ).to(model.device)
             with inference_context(model):
                 # Only the ids and their mask: some tokenizers also return token_type_ids, which a causal
