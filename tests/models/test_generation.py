@@ -18,3 +18,15 @@ def test_a_tokenizer_that_also_returns_token_type_ids_still_gets_answers(tiny_ll
 
     assert len(answers) == 2 and all(isinstance(a, str) for a in answers)
     assert tokenizer.padding_side == "right"  # put back as it was
+
+
+def test_questions_get_one_answer_each_in_order_whatever_the_batches(tiny_llama):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama)
+    questions = [f"Question number {i}?" for i in range(7)]  # one length: no padding to change the numbers
+
+    one_by_one = [generate_answers(model, tokenizer, [q], max_new_tokens=4)[0] for q in questions]
+    batched = generate_answers(model, tokenizer, questions, max_new_tokens=4, batch_size=3)  # as 3 + 2 + 2
+
+    assert batched == one_by_one
+    assert generate_answers(model, tokenizer, [], max_new_tokens=4) == []
