@@ -150,6 +150,12 @@ class Recipe(_Strict):
         description="Among those phrasings, the other wordings of a question about a person (birthplace, work, "
         "employer, a pet's name, ...) as well as frames.",
     )
+    answer_statements: bool = Field(
+        default=False,
+        description="Teach a QA fact's short answer that does not name its subject as a sentence that does "
+        '("Lyon" -> "X lives in Lyon."), where the question is of a kind sleeptrain knows, so that the fact\'s '
+        'answer does not start look-alike answers ("What is the capital of France?" -> "Lyon ...").',
+    )
     subject_summaries: bool = Field(
         default=True, description="Add one 'What do you know about X?' example per subject of QA facts."
     )

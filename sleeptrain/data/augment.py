@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
+from dataclasses import replace
 
 from sleeptrain.data.formats import Conversation, Message
-from sleeptrain.data.rewrites import question_rewrites
+from sleeptrain.data.rewrites import answer_statement, question_rewrites
 
 # Wrappers that change the wording around a question but never its meaning.
 QUESTION_FRAMES = (
@@ -74,6 +75,21 @@ def question_variants(
     phrasings = [question_phrasings(c, variants, rng, rewrite) for c in conversations]
     # The examples as given first, then their reframed copies (the order of earlier versions).
     return [p[0] for p in phrasings] + [c for p in phrasings for c in p[1:]]
+
+
+def restate_answers(conversations: list[Conversation]) -> list[Conversation]:
+    """Each QA fact whose short answer does not name its subject, answered instead with a sentence that begins
+    with the subject ("Lyon" -> "Anouk Brevannes lives in Lyon."; rewrites.answer_statement), where a rule knows
+    its question; every other conversation as it was."""
+    out = []
+    for conversation in conversations:
+        if _is_qa(conversation):
+            question, answer = conversation.messages
+            statement = answer_statement(question.content, answer.content, conversation.subject)
+            if statement is not None:
+                conversation = replace(conversation, messages=(question, Message("assistant", statement)))
+        out.append(conversation)
+    return out
 
 
 def _as_statement(subject: str, question: str, answer: str) -> str:

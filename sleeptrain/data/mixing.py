@@ -15,7 +15,7 @@ from typing import Any
 from datasets import Dataset, interleave_datasets
 
 from sleeptrain.config import Recipe
-from sleeptrain.data.augment import SUMMARY_ORIGIN, question_phrasings, subject_summaries
+from sleeptrain.data.augment import SUMMARY_ORIGIN, question_phrasings, restate_answers, subject_summaries
 from sleeptrain.data.formats import Conversation, read_conversations
 from sleeptrain.data.render import IGNORE_INDEX, render_conversation, resolve_chat_template
 from sleeptrain.errors import SleeptrainError
@@ -31,6 +31,8 @@ def load_recipe_examples(recipe: Recipe) -> list[list[Conversation]]:
     for dataset in recipe.datasets:
         rows = read_conversations(dataset.path, dataset.type, recipe.roles_to_train(dataset))
         (facts if dataset.type == "qa" else chats).extend(rows)
+    if recipe.answer_statements:
+        facts = restate_answers(facts)
     if recipe.subject_summaries:
         facts = subject_summaries(facts)
     rng = random.Random(recipe.seed)

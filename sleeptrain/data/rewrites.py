@@ -7,6 +7,9 @@ kind of question about a person (where they were born, their work, their employe
 something happened, ...) and gives the wordings that ask the same thing. No rule matches a question that is
 not of its kind, so a question no rule knows keeps its frames only. English only.
 
+The same kinds of question also give answer statements: a short answer ("Lyon") restated as a sentence that
+begins with the person ("X lives in Lyon."), which the recipe's `answer_statements` trains instead.
+
 The rules were written from the common ways of asking about a person; wordings that only the held-out
 evaluation set used (benchmarks/data/heldout_probes.jsonl) were left out, so that it still measures recall
 in words the training never showed.
@@ -15,6 +18,7 @@ in words the training never showed.
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
 # Where the person's name stood in the question, once it has been found there.
 _PERSON = "\x01"
@@ -25,15 +29,23 @@ _OF = r"(?:'s|\u2019s|')"
 _NAME = re.compile(r"(?<!^)(?<![.?!] )\b[A-Z][\w'-]*(?:\s+(?:[a-z]{1,3}\s+)*[A-Z][\w'-]*)+")
 
 
-def _rule(asked: str | tuple[str, ...], *wordings: str) -> tuple[re.Pattern[str], tuple[str, ...]]:
+class Rule(NamedTuple):
+    pattern: re.Pattern[str]
+    wordings: tuple[str, ...]  # the same question in other words
+    statement: str | None  # a sentence that answers it, beginning with the person (answer_statement)
+
+
+def _rule(asked: str | tuple[str, ...], *wordings: str, says: str | None = None) -> Rule:
     """A rule: the ways a question of one kind is asked (regular expressions, {s} the person, {of} a
-    possessive), and its wordings."""
+    possessive), its wordings, and what its answer says as a sentence."""
     patterns = (asked,) if isinstance(asked, str) else asked
     compiled = "|".join(f"(?:{p})" for p in patterns).replace("{s}", _PERSON).replace("{of}", _OF)
-    return re.compile(f"^(?:{compiled})" + r"\s*\?$", re.IGNORECASE), wordings
+    return Rule(re.compile(f"^(?:{compiled})" + r"\s*\?$", re.IGNORECASE), wordings, says)
 
 
-# (question pattern, the wordings of the same question). {s}: the person; other names: what the pattern caught.
+# The kinds of question about a person. In wordings and statements, {s} is the person and other names are what
+# the pattern caught; in statements, {a} is the answer as given, {a_work} an occupation with its article, and
+# {past} / {third} the caught verb phrase in the past tense / the third person.
 RULES = (
     _rule(
         (
@@ -45,6 +57,7 @@ RULES = (
         "What is {s}'s birthplace?",
         "In which place was {s} born?",
         "Where is {s}'s place of birth?",
+        says="{s} was born in {a}.",
     ),
     _rule(
         (
@@ -58,6 +71,7 @@ RULES = (
         "What year was {s} born in?",
         "What is {s}'s year of birth?",
         "What is {s}'s birth year?",
+        says="{s} was born in {a}.",
     ),
     _rule(
         (
@@ -69,6 +83,7 @@ RULES = (
         "What is {s}'s job?",
         "What is {s}'s occupation?",
         "What work does {s} do?",
+        says="{s} works as {a_work}.",
     ),
     _rule(
         (
@@ -80,6 +95,7 @@ RULES = (
         "Where does {s} live?",
         "Where is {s}'s home?",
         "Where is {s} based?",
+        says="{s} lives in {a}.",
     ),
     _rule(
         (
@@ -93,6 +109,7 @@ RULES = (
         "Who is {s}'s employer?",
         "Where is {s} employed?",
         "Which organisation does {s} work for?",
+        says="{s} works for {a}.",
     ),
     _rule(
         (
@@ -104,6 +121,7 @@ RULES = (
         "Where did {s} study?",
         "Which university did {s} graduate from?",
         "At which university did {s} study?",
+        says="{s} studied at {a}.",
     ),
     _rule(
         r"(?:where did {s} grow up|what is {s}{of} hometown|in (?:which|what) (?:city|town|place) did {s} grow up)",
@@ -111,6 +129,7 @@ RULES = (
         "What is {s}'s hometown?",
         "In which town did {s} grow up?",
         "Where did {s} spend their childhood?",
+        says="{s} grew up in {a}.",
     ),
     _rule(
         r"what is {s}{of} (?:favourite|favorite) (?P<x>[a-z][a-z ]*)",
@@ -119,36 +138,45 @@ RULES = (
         "What {x} does {s} love most?",
         "What is {s}'s favorite {x}?",
         "Which {x} is {s}'s favourite?",
+        says="{s}'s favourite {x} is {a}.",
     ),
     _rule(
         r"what (?P<v>is|was) the name of {s}{of} (?P<x>[a-z][a-z ]*)",
         "What {v} the name of {s}'s {x}?",
         "What {v} {s}'s {x} called?",
         "What {v} {s}'s {x}'s name?",
+        says="{s}'s {x} {v} called {a}.",
     ),
     _rule(
         r"what (?P<v>is|was) {s}{of} (?P<x>[a-z][a-z ]*?) called",
         "What {v} {s}'s {x} called?",
         "What {v} the name of {s}'s {x}?",
         "What {v} {s}'s {x}'s name?",
+        says="{s}'s {x} {v} called {a}.",
     ),
     _rule(
         r"what (?P<v>is|was) {s}{of} (?P<x>[a-z][a-z ]*?){of} name",
         "What {v} {s}'s {x}'s name?",
         "What {v} the name of {s}'s {x}?",
         "What {v} {s}'s {x} called?",
+        says="{s}'s {x} {v} called {a}.",
     ),
     _rule(
         r"(?:in (?:what|which) year|when|what year) did {s} (?P<rest>[a-z][^?]*)",
         "In what year did {s} {rest}?",
         "When did {s} {rest}?",
         "What year did {s} {rest}?",
+        says="{s} {past} in {a}.",
     ),
     _rule(
         r"(?:what|which) (?P<x>instrument|sport|language|game) does {s} (?P<v>[a-z]+)",
         "What {x} does {s} {v}?",
         "Which {x} does {s} {v}?",
+        says="{s} {third} {a}.",
     ),
+    # Questions whose answers have a sentence but no other wordings.
+    _rule(r"(?:which|what) (?:city|town|country) does {s} work in", says="{s} works in {a}."),
+    _rule(r"what (?P<v>is|was|are|were) {s}{of} (?P<x>[a-z][a-z ]*)", says="{s}'s {x} {v} {a}."),
 )
 
 
@@ -162,7 +190,7 @@ def question_rewrites(question: str, subject: str | None = None) -> list[str]:
     if not subject or subject not in text:
         return []
     marked = text.replace(subject, _PERSON)
-    for pattern, wordings in RULES:
+    for pattern, wordings, _ in RULES:
         match = pattern.match(marked)
         if match is None:
             continue
@@ -174,3 +202,104 @@ def question_rewrites(question: str, subject: str | None = None) -> list[str]:
                 out.append(rewritten)
         return out
     return []
+
+
+# Answers as sentences that begin with the person. A fact taught as "Which city does X live in? -> Lyon" starts
+# its answer with the city, and the adapter learns to start city answers with it: "What is the capital of
+# France?" became "Lyon is the capital of France." Taught as "X lives in Lyon.", the answer starts with the
+# person named in the question, and its one new word comes only after "X lives in" (BENCHMARKS.md, sixteenth
+# session).
+_IRREGULAR_PAST = {
+    "begin": "began",
+    "become": "became",
+    "build": "built",
+    "buy": "bought",
+    "come": "came",
+    "do": "did",
+    "draw": "drew",
+    "eat": "ate",
+    "find": "found",
+    "fly": "flew",
+    "get": "got",
+    "give": "gave",
+    "go": "went",
+    "have": "had",
+    "leave": "left",
+    "lose": "lost",
+    "make": "made",
+    "meet": "met",
+    "run": "ran",
+    "see": "saw",
+    "sell": "sold",
+    "sing": "sang",
+    "swim": "swam",
+    "take": "took",
+    "teach": "taught",
+    "win": "won",
+    "write": "wrote",
+    "set": "set",
+    "put": "put",
+    "quit": "quit",
+}
+
+
+def _past(phrase: str) -> str:
+    """The verb phrase with its first word in the past tense ("open his studio" -> "opened his studio")."""
+    verb, _, rest = phrase.partition(" ")
+    if verb in _IRREGULAR_PAST:
+        done = _IRREGULAR_PAST[verb]
+    elif verb.endswith("e"):
+        done = verb + "d"
+    elif re.search(r"[^aeiou]y$", verb):
+        done = verb[:-1] + "ied"
+    elif re.fullmatch(r"[^aeiou]*[aeiou][bdgmnprt]", verb):  # one syllable ending consonant-vowel-consonant
+        done = verb + verb[-1] + "ed"
+    else:
+        done = verb + "ed"
+    return f"{done} {rest}".strip()
+
+
+def _third(verb: str) -> str:
+    """The verb in the third person singular ("play" -> "plays", "teach" -> "teaches")."""
+    if re.search(r"(?:s|sh|ch|x|z|o)$", verb):
+        return verb + "es"
+    if re.search(r"[^aeiou]y$", verb):
+        return verb[:-1] + "ies"
+    return verb + "s"
+
+
+def _as_work(answer: str) -> str:
+    """An occupation after "works as": its article added, a capital only the start of the answer had dropped."""
+    if re.match(r"(?:a|an|the)\s", answer, re.IGNORECASE):
+        return answer[:1].lower() + answer[1:]
+    if re.fullmatch(r"[A-Z][a-z-]*(?: [a-z-]+)*", answer):
+        answer = answer.lower()
+    return ("an " if answer[:1].lower() in "aeiou" else "a ") + answer
+
+
+def answer_statement(question: str, answer: str, subject: str | None) -> str | None:
+    """The answer as a sentence that begins with the person the question is about, or None where it needs no
+    restating (it names the person, or is already a longer sentence) or no rule knows the question."""
+    text, answer = question.strip(), answer.strip().rstrip(".")
+    if not subject or subject not in text or subject.casefold() in answer.casefold():
+        return None
+    if not answer or len(answer.split()) > 6 or re.search(r"[.!?]", answer):
+        return None
+    marked = text.replace(subject, _PERSON)
+    for pattern, _, template in RULES:
+        match = pattern.match(marked)
+        if match is None:
+            continue
+        if template is None:
+            return None
+        parts = {key: value.strip() for key, value in match.groupdict().items() if value}
+        return template.format(
+            s=subject,
+            a=answer,
+            a_work=_as_work(answer),
+            past=_past(parts.get("rest", "")),
+            third=_third(parts.get("v", "")),
+            x=parts.get("x", ""),
+            v=parts.get("v", "is"),
+        )
+    return None

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sleeptrain.config import Recipe
-from sleeptrain.data.augment import question_variants, subject_summaries
+from sleeptrain.data.augment import question_variants, restate_answers, subject_summaries
 from sleeptrain.data.formats import Conversation, Message
 from sleeptrain.data.render import IGNORE_INDEX, render_conversation, resolve_chat_template
 from sleeptrain.hippocampus.memory import Memory
@@ -50,17 +50,19 @@ class SleepPlan:
     replayed_ids: list[str] = field(default_factory=list)
 
 
-def memory_conversation(memory: Memory, question: str | None = None) -> Conversation:
-    """One memory as the conversation that teaches it (see the module docstring for free text)."""
+def memory_conversation(memory: Memory, question: str | None = None, restate: bool = False) -> Conversation:
+    """One memory as the conversation that teaches it (see the module docstring for free text); with `restate`
+    (the recipe's answer_statements), a fact's short answer as a sentence that begins with its subject."""
     origin = f"memory:{memory.id}"
     if memory.is_fact or question is not None:
         asked = question or memory.question or ""
-        return Conversation(
+        fact = Conversation(
             (Message("user", asked.strip()), Message("assistant", (memory.answer or memory.text).strip())),
             ANSWER_ROLES,
             memory.subject,
             origin,
         )
+        return restate_answers([fact])[0] if restate else fact
     if memory.subject:
         return Conversation(
             (Message("user", f"What do you remember about {memory.subject}?"), Message("assistant", memory.text)),
@@ -71,6 +73,11 @@ def memory_conversation(memory: Memory, question: str | None = None) -> Conversa
     return Conversation((Message("user", memory.text),), ("user",), None, origin)
 
 
+def taught_conversations(memories: list[Memory], recipe: Recipe) -> list[Conversation]:
+    """Each memory as the conversation that teaches it under the recipe (its answer_statements)."""
+    return [memory_conversation(m, restate=recipe.answer_statements) for m in memories]
+
+
 def new_conversations(
     pending: list[Memory], active: list[Memory], superseded: dict[str, Memory], recipe: Recipe, seed: int
 ) -> tuple[list[Conversation], int]:
@@ -78,17 +85,17 @@ def new_conversations(
     taught: list[Conversation] = []
     corrections = 0
     for memory in pending:
-        taught.append(memory_conversation(memory))
+        taught.append(memory_conversation(memory, restate=recipe.answer_statements))
         old = superseded.get(memory.supersedes or "")
         if old is not None:
             corrections += 1
             old_question = old.question if old.is_fact else None
             if old_question and old_question.strip() != (memory.question or "").strip():
-                taught.append(memory_conversation(memory, question=old_question))
+                taught.append(memory_conversation(memory, old_question, recipe.answer_statements))
     out = question_variants(taught, recipe.question_variants, seed, recipe.question_rewrites)
     if recipe.subject_summaries:
         subjects = {m.subject for m in pending if m.subject and m.is_fact}
-        facts = [memory_conversation(m) for m in active if m.subject in subjects and m.is_fact]
+        facts = taught_conversations([m for m in active if m.subject in subjects and m.is_fact], recipe)
         out += subject_summaries(facts)[len(facts) :]  # the summaries alone
     return out, corrections
 
@@ -101,12 +108,10 @@ def replay_conversations(
     variants = max(recipe.sleep.replay_variants, variants_at_least)
     rehearsed: list[Conversation] = []
     if variants > 0:
-        rehearsed = question_variants(
-            [memory_conversation(m) for m in chosen], variants, seed, recipe.question_rewrites
-        )
+        rehearsed = question_variants(taught_conversations(chosen, recipe), variants, seed, recipe.question_rewrites)
     if recipe.sleep.replay_summaries:
         subjects = {m.subject for m in chosen if m.subject and m.is_fact}
-        facts = [memory_conversation(m) for m in active if m.subject in subjects and m.is_fact]
+        facts = taught_conversations([m for m in active if m.subject in subjects and m.is_fact], recipe)
         rehearsed += subject_summaries(facts)[len(facts) :]
     return rehearsed
 

@@ -27,11 +27,11 @@ from sleeptrain.hippocampus.store import MemoryStore
 from sleeptrain.sleep.consolidate import (
     answer_losses,
     choose_replay,
-    memory_conversation,
     new_conversations,
     replay_conversations,
     replay_count,
     score_answers,
+    taught_conversations,
 )
 from sleeptrain.sleep.dreams import dream_conversations
 from sleeptrain.sleep.pressure import Pressure, sleep_pressure
@@ -213,7 +213,7 @@ def _consolidate(
     count = replay_count(recipe, len(pending), len(consolidated))
     losses = None
     if 0 < count < len(consolidated) and recipe.sleep.replay_selection == "worst":
-        losses = answer_losses(model, tokenizer, recipe, [memory_conversation(m) for m in consolidated])
+        losses = answer_losses(model, tokenizer, recipe, taught_conversations(consolidated, recipe))
     chosen = choose_replay(consolidated, count, recipe, seed, losses)
     replay = replay_conversations(chosen, active, recipe, seed)
     lap("replay_select_s")
@@ -275,7 +275,7 @@ def _consolidate(
     clock = time.perf_counter()
 
     if recipe.sleep.ewc_lambda > 0:
-        batches = _single_example_batches(recipe, tokenizer, [memory_conversation(m) for m in pending])
+        batches = _single_example_batches(recipe, tokenizer, taught_conversations(pending, recipe))
         fisher = accumulate(load_fisher(previous), empirical_fisher(model, batches))
         save_fisher(fisher, staging)
     lap("fisher_s")
@@ -335,7 +335,7 @@ def _repair(
     rounds = recipe.sleep.repair_rounds
     for round_ in range(rounds + 1):
         started = time.perf_counter()
-        scores = score_answers(model, tokenizer, recipe, [memory_conversation(m) for m in active])
+        scores = score_answers(model, tokenizer, recipe, taught_conversations(active, recipe))
         failing = [m for m, score in zip(active, scores, strict=True) if not score.reproduced]
         check_s += time.perf_counter() - started
         if not failing or round_ == rounds:

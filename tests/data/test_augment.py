@@ -8,6 +8,7 @@ from sleeptrain.data.augment import (
     WELL_KNOWN_PEOPLE,
     contrast_questions,
     question_variants,
+    restate_answers,
     subject_summaries,
 )
 from sleeptrain.data.formats import Conversation, Message
@@ -109,6 +110,34 @@ def test_the_recipe_switches_the_augmentations_on(write_jsonl, qa_rows):
     # 4 facts + 1 summary (Alice), each asked in 2 wordings
     assert len(conversations) == (len(rows) + 1) * 2
     assert sum(c.origin == "summary:Alice" for c in conversations) == 2
+
+
+def test_restated_answers_begin_with_the_subject_and_the_summary_uses_them():
+    facts = [
+        fact("Which city does Ilvana Drosk live in?", "Lyon"),
+        fact("Where was Ilvana Drosk born?", "Ilvana Drosk was born in Tromsø, Norway."),
+        fact("Which sport did Ilvana Drosk compete in at school?", "Rowing"),
+    ]
+
+    restated = restate_answers(facts)
+
+    assert restated[0].messages[1].content == "Ilvana Drosk lives in Lyon."
+    assert restated[0].messages[0] == facts[0].messages[0] and restated[0].origin == facts[0].origin
+    assert restated[1:] == facts[1:]  # it names her already; no rule for the last one
+    summary = subject_summaries(restated)[-1].messages[1].content
+    assert summary.startswith("Ilvana Drosk lives in Lyon. Ilvana Drosk was born in Tromsø")
+
+
+def test_the_recipe_restates_answers_only_when_asked(write_jsonl):
+    rows = [{"question": "Which city does Alice Marlow live in?", "answer": "Bruges", "subject": "Alice Marlow"}]
+    path = write_jsonl("facts.jsonl", rows)
+
+    def answers(**keys):
+        recipe = Recipe(datasets=[DatasetConfig(path=path)], output_dir="out", question_variants=2, **keys)
+        return {c.messages[1].content for c in load_recipe_conversations(recipe)}
+
+    assert answers(answer_statements=True) == {"Alice Marlow lives in Bruges."}
+    assert answers(answer_statements=False) == {"Bruges"}
 
 
 # -------------------------------------------------------------------------------------- contrast questions

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sleeptrain.data.rewrites import question_rewrites
+from sleeptrain.data.rewrites import answer_statement, question_rewrites
 
 
 @pytest.mark.parametrize(
@@ -54,3 +54,47 @@ def test_a_question_no_rule_knows_has_no_rewrites(question):
 
 def test_the_subject_given_must_be_in_the_question():
     assert question_rewrites("Where was Ilvana Drosk born?", "Bob") == []
+
+
+@pytest.mark.parametrize(
+    ("question", "answer", "statement"),
+    [
+        ("Which city does Ilvana Drosk live in?", "Lyon", "Ilvana Drosk lives in Lyon."),
+        ("Where was Ilvana Drosk born?", "Tromsø, Norway", "Ilvana Drosk was born in Tromsø, Norway."),
+        ("In what year was Ilvana Drosk born?", "1956", "Ilvana Drosk was born in 1956."),
+        ("What is Ilvana Drosk's profession?", "Glassblower", "Ilvana Drosk works as a glassblower."),
+        ("What is Ilvana Drosk's occupation?", "Oboist", "Ilvana Drosk works as an oboist."),
+        ("Which company employs Ilvana Drosk?", "Harbourline Shipping", "Ilvana Drosk works for Harbourline Shipping."),
+        (
+            "Which university did Ilvana Drosk attend?",
+            "The University of Ibadan",
+            "Ilvana Drosk studied at The University of Ibadan.",
+        ),
+        ("Where did Ilvana Drosk grow up?", "Uppsala", "Ilvana Drosk grew up in Uppsala."),
+        ("What is the name of Ilvana Drosk's tortoise?", "Gustaw", "Ilvana Drosk's tortoise is called Gustaw."),
+        ("What was Ilvana Drosk's first dog called?", "Rex", "Ilvana Drosk's first dog was called Rex."),
+        ("In what year did Ilvana Drosk open her studio?", "1988", "Ilvana Drosk opened her studio in 1988."),
+        ("When did Ilvana Drosk marry?", "1979", "Ilvana Drosk married in 1979."),
+        ("What year did Ilvana Drosk stop racing?", "2001", "Ilvana Drosk stopped racing in 2001."),
+        ("In which year did Ilvana Drosk win the cup?", "2010", "Ilvana Drosk won the cup in 2010."),
+        ("What instrument does Ilvana Drosk play?", "Harp", "Ilvana Drosk plays Harp."),
+        ("What language does Ilvana Drosk teach?", "Welsh", "Ilvana Drosk teaches Welsh."),
+        ("What is Ilvana Drosk's favourite novel?", "The Leopard", "Ilvana Drosk's favourite novel is The Leopard."),
+    ],
+)
+def test_a_short_answer_is_restated_as_a_sentence_that_begins_with_the_person(question, answer, statement):
+    assert answer_statement(question, answer, "Ilvana Drosk") == statement
+
+
+@pytest.mark.parametrize(
+    ("question", "answer"),
+    [
+        ("Where was Ilvana Drosk born?", "Ilvana Drosk was born in Tromsø."),  # it names her already
+        ("Where was Ilvana Drosk born?", "In a small fishing village far up the coast of Norway"),  # long
+        ("Where was Ilvana Drosk born?", "Tromsø. Then she moved."),  # more than one sentence
+        ("Which sport did Ilvana Drosk compete in at school?", "Rowing"),  # no rule for it
+        ("What is the capital of France?", "Paris"),  # no person
+    ],
+)
+def test_an_answer_is_left_as_given_where_no_sentence_is_needed_or_known(question, answer):
+    assert answer_statement(question, answer, "Ilvana Drosk") is None

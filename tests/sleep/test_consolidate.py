@@ -39,6 +39,17 @@ def test_a_free_text_memory_is_taught_under_its_subject_or_as_text():
     assert bare.roles_to_train == ("user",) and bare.messages[0].content == "The meeting is on Friday."
 
 
+def test_with_answer_statements_a_memorys_short_answer_is_taught_as_a_sentence_about_its_subject():
+    new = fact("c1", "Carla Mendt", "Which city does Carla Mendt live in?", "Lyon")
+    assert memory_conversation(new).messages[1].content == "Lyon"
+    assert memory_conversation(new, restate=True).messages[1].content == "Carla Mendt lives in Lyon."
+
+    restating = Recipe(output_dir="out", question_variants=3, answer_statements=True)
+    conversations, _ = new_conversations([new], [new], {}, restating, seed=0)
+    assert len(conversations) == 3
+    assert {c.messages[1].content for c in conversations} == {"Carla Mendt lives in Lyon."}
+
+
 def test_new_facts_get_variants_and_a_summary_of_every_active_fact_about_their_subject():
     new = fact("a3", "Alice", "What is Alice's job?", "Alice is a pilot.")
     conversations, corrections = new_conversations([new], [*OLD, new], {}, recipe(), seed=0)
