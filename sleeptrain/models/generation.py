@@ -30,7 +30,7 @@ def generate_answers(
     tokenizer.padding_side = "left"
     answers: list[str] = []
     # Batches of even size: 74 questions as 37 + 37, not 64 + 10.
-    size = math.ceil(len(prompts) / max(1, math.ceil(len(prompts) / batch_size)))
+    size = math.ceil(len(prompts) / math.ceil(len(prompts) / batch_size))
     try:
         for start in range(0, len(prompts), size):
             batch = tokenizer(

@@ -42,7 +42,7 @@ from sleeptrain.training.teacher_states import (
     base_model_key,
     load_teacher_states,
     save_teacher_states,
-    teacher_states_file,
+    teacher_states_path,
 )
 
 log = logging.getLogger("sleeptrain")
@@ -330,11 +330,16 @@ def train_model(
         # The distillation lives in the labelled-logits path, which calls the decoder past DDP's or FSDP's
         # wrapper and so runs on one process only.
         log.info("anchor_distillation: %d processes, so anchors are replayed as plain answers", args.world_size)
-    weights_in_bf16 = computes_linears_from_bf16(model)  # part of both caches' keys
+    # What the base model's computations depend on: the key of both the anchor states' and the directions' caches.
+    base_key = (
+        base_model_key(base_path, recipe, bf16, args.device.type, computes_linears_from_bf16(model))
+        if base_path
+        else None
+    )
     states_file = None
     distils = "distill" in (dataset.column_names or [])  # the column is there only where some row distils
     if distils and args.world_size == 1 and trainer.labelled_logits and base_path:
-        states_file = teacher_states_file(base_path, recipe, bf16, args.device.type, weights_in_bf16)
+        states_file = teacher_states_path(base_key)
         trainer.teacher_cache = load_teacher_states(states_file, args.device)
     # The shared-prefix pass saves FLOPs, which bound a CPU; a GPU at these batch sizes waits on kernel
     # launches instead, and its second decoder call made training 1.8x slower there (BENCHMARKS.md, "On a GPU").
@@ -368,11 +373,10 @@ def train_model(
         elif not rows.anchors:
             log.info("lora_null_space: no anchors in this run (anchor_ratio: 0), so no general inputs to keep out of")
         else:
-            key = base_model_key(base_path, recipe, bf16, args.device.type, weights_in_bf16) if base_path else None
             # Under the training's autocast: a bf16 run's frozen weights are bf16 and its norms fp32, and only
             # the autocast reconciles the two.
             with trainer.accelerator.autocast():
-                callback = _null_space_callback(recipe, model, tokenizer, dataset, rows, args.device, key)
+                callback = _null_space_callback(recipe, model, tokenizer, dataset, rows, args.device, base_key)
             trainer.add_callback(callback)
     started = time.perf_counter()
     result = trainer.train()
