@@ -26,7 +26,7 @@ torch.set_num_threads(1)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-# Each worker holds a few tiny models, and the two slow tests the real one in training (~2.5 GB each).
+# Each worker holds a few tiny models, and the slow tests the real one (~2.5 GB each in training).
 MOST_WORKERS = 4
 
 

@@ -1,9 +1,9 @@
 """Training a model from a recipe on Trainer + PEFT: precision and device choice, LoRA/QLoRA/full
-wrapping, the Trainer itself, which rows each epoch trains (until every example is learnt), and the run's
-metrics.
+wrapping, the anchors (the base model's own answers, recorded once, or shipped for the default model), the
+Trainer itself, which rows each epoch trains (until every example is learnt), and the run's metrics.
 
 May import: sleeptrain.config, sleeptrain.backends, sleeptrain.data, sleeptrain.models, sleeptrain.errors,
-transformers, peft, accelerate, torch.
+sleeptrain.examples, sleeptrain.settings, transformers, peft, accelerate, torch.
 """
 
 from sleeptrain.training.precision import use_bf16

@@ -6,7 +6,8 @@ bundled set of general prompts pins that behaviour down at little cost (self-dis
 as the "dreams" of generative replay). The answers are generated once per base model and template, and
 cached in the settings' cache folder. Under the recipe's `anchor_distillation` an anchor teaches the base
 model's whole next-token distribution along its answer, not only the greedy tokens (training/loss.py), and
-`contrast_anchors` adds the facts' own questions asked about well-known people (data/augment.py).
+`contrast_anchors` adds the facts' own questions asked about well-known people (data/augment.py). The default
+model's answers to the bundled prompts ship with sleeptrain (training/shipped_anchors.py).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from sleeptrain.errors import SleeptrainError
 from sleeptrain.examples import example_path
 from sleeptrain.models.generation import generate_answers
 from sleeptrain.settings import load_settings
+from sleeptrain.training.shipped_anchors import shipped_answers
 
 log = logging.getLogger("sleeptrain")
 
@@ -71,6 +73,30 @@ def whole_sentences(answer: str) -> str:
     return answer[: cut + 1].strip()
 
 
+def anchor_groups(prompts: list[str]) -> list[list[str]]:
+    """The prompt file in its fixed groups of ANCHOR_BATCH, each generated as one batch."""
+    return [prompts[i : i + ANCHOR_BATCH] for i in range(0, len(prompts), ANCHOR_BATCH)]
+
+
+def record_anchor_answers(
+    model: Any, tokenizer: Any, groups: list[list[str]], template: str, system_prompt: str | None
+) -> dict[str, str]:
+    """The model's greedy answers to each group of prompts, one batch a group, cut at their last sentence."""
+    answers: dict[str, str] = {}
+    for group in groups:
+        said = generate_answers(
+            model,
+            tokenizer,
+            group,
+            template,
+            system_prompt,
+            max_new_tokens=ANCHOR_TOKENS,
+            batch_size=len(group),  # the group as one batch, however generate_answers would split it
+        )
+        answers.update((p, whole_sentences(a)) for p, a in zip(group, said, strict=True))
+    return answers
+
+
 def anchor_conversations(
     recipe: Recipe, prompts: list[str], model: Any, tokenizer: Any, model_path: str, count: int
 ) -> list[Conversation]:
@@ -86,27 +112,28 @@ def anchor_conversations(
     template = resolve_chat_template(tokenizer, recipe.chat_template)
     prompt_set = hashlib.sha1("\n".join(prompts).encode()).hexdigest()
     key = hashlib.sha1(
-        f"v6|{model_path}|{model.dtype}|{template}|{recipe.system_prompt}|{prompt_set}".encode()
+        f"v7|{model_path}|{model.dtype}|{template}|{recipe.system_prompt}|{prompt_set}".encode()
     ).hexdigest()[:16]
     cache_file = load_settings().cache_dir / "anchors" / f"{key}.json"
     # Under `accelerate launch`, rank 0 generates and caches; the others then read its cache.
     with PartialState().main_process_first():
         cached = json.loads(cache_file.read_text(encoding="utf-8")) if cache_file.exists() else {}
         needed = set(chosen)
-        groups = [prompts[i : i + ANCHOR_BATCH] for i in range(0, len(prompts), ANCHOR_BATCH)]
-        missing = [p for group in groups if any(p in needed and p not in cached for p in group) for p in group]
+        missing = [group for group in anchor_groups(prompts) if any(p in needed and p not in cached for p in group)]
+        known = len(cached)
         if missing:
-            log.info("Recording the base model's answers to %d anchor prompts (cached for later runs)", len(missing))
-            answers = generate_answers(
-                model,
-                tokenizer,
-                missing,
-                template,
-                recipe.system_prompt,
-                max_new_tokens=ANCHOR_TOKENS,
-                batch_size=ANCHOR_BATCH,
+            shipped = shipped_answers(model, template, recipe.system_prompt, prompts, ANCHOR_TOKENS, ANCHOR_BATCH)
+            if shipped:
+                log.info("The default model's answers to the bundled anchor prompts taken from sleeptrain's data")
+                cached.update((p, shipped[p]) for group in missing for p in group if p in shipped)
+                missing = [group for group in missing if any(p not in shipped for p in group)]
+        if missing:
+            log.info(
+                "Recording the base model's answers to %d anchor prompts (cached for later runs)",
+                sum(map(len, missing)),
             )
-            cached.update((p, whole_sentences(a)) for p, a in zip(missing, answers, strict=True))
+        cached.update(record_anchor_answers(model, tokenizer, missing, template, recipe.system_prompt))
+        if len(cached) > known:
             cache_file.parent.mkdir(parents=True, exist_ok=True)
             tmp = cache_file.with_suffix(".tmp")
             tmp.write_text(json.dumps(cached, ensure_ascii=False, indent=0), encoding="utf-8")
