@@ -2,7 +2,8 @@
 
 Recording them is the longest part of a first run that is not training: 120 greedy answers of 48 tokens took
 ~100 s on two CPU cores (BENCHMARKS.md, seventeenth session), on every new machine, in every fresh CI clone.
-They are the same answers wherever the default model computes in fp32, so they ship as data
+They are the default model's own greedy answers in fp32 (another CPU's kernels may break a rare near-tie
+another way, which changes nothing a run needs), so they ship as data
 (`data/anchors/default_model_answers.json`, written by `scripts/record_default_anchor_answers.py`) together
 with what they were recorded under: a checksum of the model's weights as loaded (their precision included),
 the chat template, the system prompt, the prompt set, the answer length and the batch grouping. A run whose
