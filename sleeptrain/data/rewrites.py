@@ -32,10 +32,10 @@ _NAME = re.compile(r"(?<!^)(?<![.?!] )\b[A-Z][\w'-]*(?:\s+(?:[a-z]{1,3}\s+)*[A-Z
 class Rule(NamedTuple):
     pattern: re.Pattern[str]
     wordings: tuple[str, ...]  # the same question in other words
-    statement: str | None  # a sentence that answers it, beginning with the person (answer_statement)
+    statement: str  # a sentence that answers it, beginning with the person (answer_statement)
 
 
-def _rule(asked: str | tuple[str, ...], *wordings: str, says: str | None = None) -> Rule:
+def _rule(asked: str | tuple[str, ...], *wordings: str, says: str) -> Rule:
     """A rule: the ways a question of one kind is asked (regular expressions, {s} the person, {of} a
     possessive), its wordings, and what its answer says as a sentence."""
     patterns = (asked,) if isinstance(asked, str) else asked
@@ -290,8 +290,6 @@ def answer_statement(question: str, answer: str, subject: str | None) -> str | N
         match = pattern.match(marked)
         if match is None:
             continue
-        if template is None:
-            return None
         parts = {key: value.strip() for key, value in match.groupdict().items() if value}
         return template.format(
             s=subject,

@@ -26,7 +26,7 @@ from sleeptrain.errors import SleeptrainError
 from sleeptrain.examples import example_path
 from sleeptrain.models.generation import generate_answers
 from sleeptrain.settings import load_settings
-from sleeptrain.training.shipped_anchors import shipped_answers
+from sleeptrain.training.shipped_anchors import sha1_text, shipped_answers
 
 log = logging.getLogger("sleeptrain")
 
@@ -110,7 +110,7 @@ def anchor_conversations(
     order = random.Random(recipe.seed).sample(prompts, len(prompts))
     chosen = [order[i % len(order)] for i in range(count)]
     template = resolve_chat_template(tokenizer, recipe.chat_template)
-    prompt_set = hashlib.sha1("\n".join(prompts).encode()).hexdigest()
+    prompt_set = sha1_text("\n".join(prompts))
     key = hashlib.sha1(
         f"v7|{model_path}|{model.dtype}|{template}|{recipe.system_prompt}|{prompt_set}".encode()
     ).hexdigest()[:16]

@@ -72,13 +72,6 @@ def base_model_key(
     }
 
 
-def teacher_states_file(
-    base_path: str, recipe: Recipe, bf16: bool, device_type: str, weights_in_bf16: bool = False
-) -> Path | None:
-    """Where this run's base-model states are cached, or None where they cannot be (a hub id)."""
-    return teacher_states_path(base_model_key(base_path, recipe, bf16, device_type, weights_in_bf16))
-
-
 def teacher_states_path(key: dict[str, Any] | None) -> Path | None:
     """Where the states of the base model `base_model_key` describes are cached; None for None."""
     if key is None:

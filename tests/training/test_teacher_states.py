@@ -13,10 +13,20 @@ from safetensors.torch import load_file
 
 from sleeptrain.config import DatasetConfig, Recipe
 from sleeptrain.training import teacher_states
-from sleeptrain.training.teacher_states import load_teacher_states, save_teacher_states, teacher_states_file
+from sleeptrain.training.teacher_states import (
+    base_model_key,
+    load_teacher_states,
+    save_teacher_states,
+    teacher_states_path,
+)
 from sleeptrain.workflows import train
 
 PROMPTS = ["What is the capital of France?", "How many legs does a spider have?", "What colour is the sky?"]
+
+
+def teacher_states_file(base_path: str, recipe, bf16: bool, device_type: str, weights_in_bf16: bool = False):
+    """Where a run of these settings caches its base-model states (as train_model finds it)."""
+    return teacher_states_path(base_model_key(base_path, recipe, bf16, device_type, weights_in_bf16))
 
 
 @pytest.fixture
