@@ -28,6 +28,11 @@ def __getattr__(name: str) -> Any:
     # eager imports here it paid for torch, transformers and peft (~6 s) to read an SQLite file.
     if name not in _HOMES:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_HOMES[name]), name)
-    globals()[name] = value
-    return value
+    module = importlib.import_module(_HOMES[name])
+    # Every name the module homes, at once: importing sleeptrain.workflows.train binds the submodule to this
+    # package's `train`, which would then shadow the function for `from sleeptrain.workflows import
+    # TrainResult, train`.
+    for other, home in _HOMES.items():
+        if home == _HOMES[name]:
+            globals()[other] = getattr(module, other)
+    return globals()[name]
