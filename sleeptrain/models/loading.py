@@ -52,7 +52,43 @@ def resolve_base_model(base_model: str | None) -> str:
         return str(candidate.resolve())
     if base_model.startswith((".", "/", "~")):
         raise SleeptrainError(f"base_model: {base_model}: no such folder")
-    return base_model
+    return _hub_model(base_model)
+
+
+def _hub_model(repo_id: str) -> str:
+    """A hub id as it can be loaded here: the id itself where the hub answers, the snapshot in the local
+    Hugging Face cache where it does not. Asked first because, without a network, huggingface_hub retries each
+    file with growing waits (about 50 s of warnings on a machine without the hub) before transformers fails."""
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    cached = try_to_load_from_cache(repo_id, "config.json")
+    snapshot = str(Path(cached).parent) if isinstance(cached, str) else None
+    if constants.HF_HUB_OFFLINE:
+        why = "the hub is switched off (HF_HUB_OFFLINE)"
+    else:
+        why = _unreachable(constants.ENDPOINT)
+        if why is None:
+            return repo_id
+    if snapshot is not None:
+        log.info("%s: %s; loading the copy in the local Hugging Face cache", repo_id, why)
+        return snapshot
+    raise SleeptrainError(
+        f"base_model: {repo_id}: not in the local Hugging Face cache, and {why}; give a model folder or a .gguf file"
+    )
+
+
+def _unreachable(endpoint: str) -> str | None:
+    """Why the hub's endpoint cannot be reached in a few seconds, or None where it can."""
+    import socket
+    from urllib.parse import urlparse
+
+    url = urlparse(endpoint)
+    host, port = url.hostname or endpoint, url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=5).close()
+    except OSError as exc:
+        return f"{host} cannot be reached ({exc.strerror or type(exc).__name__})"
+    return None
 
 
 def lora_target_modules(model: Any, recipe: Recipe) -> list[str] | str:

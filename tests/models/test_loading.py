@@ -151,7 +151,7 @@ def test_bf16_lora_keeps_the_residual_stream_in_fp32(tiny_llama):
 
 
 def test_a_hub_id_that_cannot_be_loaded_offline_is_a_one_line_error():
-    with pytest.raises(SleeptrainError, match="base_model: could not load 'no-such-org/no-such-model'"):
+    with pytest.raises(SleeptrainError, match="base_model: no-such-org/no-such-model: not in the local"):
         load_base_model(recipe("no-such-org/no-such-model"), use_bf16=False)
 
 
@@ -166,8 +166,61 @@ def test_a_model_folder_resolves_to_its_absolute_path(tiny_llama, monkeypatch):
     assert resolve_base_model(f"./{folder.name}") == str(folder.resolve())
 
 
-def test_a_hub_id_is_passed_through():
-    assert resolve_base_model("HuggingFaceTB/SmolLM2-135M-Instruct") == "HuggingFaceTB/SmolLM2-135M-Instruct"
+@pytest.fixture
+def hub(monkeypatch, tmp_path):
+    """huggingface_hub's settings pointed at an empty local cache and at an endpoint where nothing listens."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # the discard port: refused at once
+    return constants
+
+
+def cache_snapshot(hub, repo_id: str, model_dir) -> str:
+    """A model folder laid out as huggingface_hub caches a download of `repo_id`."""
+    import shutil
+    from pathlib import Path
+
+    repo = Path(hub.HF_HUB_CACHE) / f"models--{repo_id.replace('/', '--')}"
+    snapshot = repo / "snapshots" / "0123abcd"
+    shutil.copytree(model_dir, snapshot)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0123abcd")
+    return str(snapshot)
+
+
+def test_a_hub_id_is_passed_through_where_the_hub_answers(hub):
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        hub.ENDPOINT = f"http://127.0.0.1:{server.getsockname()[1]}"
+        assert resolve_base_model("HuggingFaceTB/SmolLM2-135M-Instruct") == "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
+def test_a_hub_id_neither_cached_nor_reachable_is_one_line_at_once(hub):
+    import time
+
+    started = time.perf_counter()
+    with pytest.raises(SleeptrainError) as error:
+        resolve_base_model("no-such-org/no-such-model")
+    message = str(error.value)
+    assert message.startswith("base_model: no-such-org/no-such-model: not in the local Hugging Face cache")
+    assert "127.0.0.1 cannot be reached" in message and "\n" not in message
+    assert time.perf_counter() - started < 5  # not huggingface_hub's retries (about 50 s)
+
+
+def test_a_hub_id_with_the_hub_switched_off_says_so(hub):
+    hub.HF_HUB_OFFLINE = True
+    with pytest.raises(SleeptrainError, match="the hub is switched off"):
+        resolve_base_model("no-such-org/no-such-model")
+
+
+def test_without_the_hub_a_cached_hub_id_loads_from_its_snapshot(hub, tiny_llama):
+    snapshot = cache_snapshot(hub, "some-org/tiny-llama", tiny_llama)
+    assert resolve_base_model("some-org/tiny-llama") == snapshot
+    loaded = load_base_model(recipe("some-org/tiny-llama"), use_bf16=False)
+    assert loaded.path == snapshot and loaded.model.config.model_type == "llama"
 
 
 @pytest.mark.parametrize("spelling", ["./no-such-model", "/no/such/model", "~/no-such-sleeptrain-model"])
