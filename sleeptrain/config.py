@@ -151,7 +151,7 @@ class Recipe(_Strict):
         "employer, a pet's name, ...) as well as frames.",
     )
     answer_statements: bool = Field(
-        default=False,
+        default=True,
         description="Teach a QA fact's short answer that does not name its subject as a sentence that does "
         '("Lyon" -> "X lives in Lyon."), where the question is of a kind sleeptrain knows, so that the fact\'s '
         'answer does not start look-alike answers ("What is the capital of France?" -> "Lyon ...").',
@@ -179,13 +179,13 @@ class Recipe(_Strict):
         "transformers backend, off otherwise (it needs an adapter to switch off).",
     )
 
-    lora_null_space: float = Field(
-        default=0.0,
-        ge=0,
-        lt=1,
+    lora_null_space: Annotated[float, Field(ge=0, lt=1)] | Literal["auto"] = Field(
+        default="auto",
         description="LoRA's A matrices may not read the input directions that hold this fraction of the anchors' "
-        "input energy to each layer, so general prompts pass the adapter nearly unchanged (0: off; try 0.98; needs "
-        "anchors; BENCHMARKS.md, fourteenth session).",
+        "input energy to each layer, so general prompts pass the adapter nearly unchanged (0: off; needs anchors). "
+        "auto: 0.95 where every LoRA layer's input second moments fit in 1 GB (models up to about 250M "
+        "parameters, the default model among them), off above, where finding and keeping the directions costs "
+        "more (BENCHMARKS.md, eighteenth session).",
     )
 
     # The schedule

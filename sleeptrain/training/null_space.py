@@ -96,6 +96,27 @@ def input_second_moments(
     return {name: moments[group] for name, group in group_of.items()}
 
 
+# What `lora_null_space: auto` means: this energy where the LoRA layers' Σ x xᵀ matrices take at most
+# AUTO_MOMENT_BYTES. On the default model 0.95 lost 1-2 general answers of 15 where the plain defaults lost 4-6,
+# with recall kept (BENCHMARKS.md, eighteenth session); its matrices take ~0.5 GB and its directions ~0.1 GB.
+# A 0.5B Qwen's would take ~2.7 GB and ~0.9 GB, a 7B Llama's ~22 GB and ~9 GB, and their eigendecompositions
+# minutes on a CPU: there it is the user's choice.
+AUTO_ENERGY = 0.95
+AUTO_MOMENT_BYTES = 1 << 30
+
+
+def moment_bytes(model: Any) -> int:
+    """The fp32 Σ x xᵀ matrices of every LoRA layer (each layer's input counted as its own: an upper bound)."""
+    return sum(4 * module.in_features**2 for module in _lora_layers(model).values())
+
+
+def null_space_energy(setting: float | str, model: Any) -> float:
+    """The energy a recipe's `lora_null_space` asks for on this model: its value, or what auto means here."""
+    if setting != "auto":
+        return float(setting)
+    return AUTO_ENERGY if moment_bytes(model) <= AUTO_MOMENT_BYTES else 0.0
+
+
 def _memory_for_moments(model: Any) -> int:
     """Bytes the Σ x xᵀ matrices of one pass may take: a quarter of the memory free where the model is."""
     device = next(model.parameters()).device

@@ -35,7 +35,7 @@ from sleeptrain.models import (
 from sleeptrain.models.bf16_storage import computes_linears_from_bf16
 from sleeptrain.settings import bound_cpu_kernel_caches, load_settings
 from sleeptrain.training.loss import LabelledLogitsTrainer
-from sleeptrain.training.null_space import directions_file, keep_lora_out_of_general_inputs
+from sleeptrain.training.null_space import directions_file, keep_lora_out_of_general_inputs, null_space_energy
 from sleeptrain.training.precision import use_bf16
 from sleeptrain.training.schedule import EpochBatches, Learning
 from sleeptrain.training.teacher_states import (
@@ -244,6 +244,7 @@ class ReturnFreedMemory(TrainerCallback):
 
 def _null_space_callback(
     recipe: Recipe,
+    energy: float,
     model: Any,
     tokenizer: Any,
     dataset: Any,
@@ -256,7 +257,7 @@ def _null_space_callback(
     earlier run on the same base model (`base_key`) and anchors found them."""
     distinct = {tuple(ids): None for ids in dataset.select(rows.anchors)["input_ids"]}
     anchor_ids = sorted((list(ids) for ids in distinct), key=len)  # batches of like length: little padding
-    cache = directions_file(base_key, model, anchor_ids, recipe.lora_null_space)
+    cache = directions_file(base_key, model, anchor_ids, energy)
     batches = (
         {
             key: value.to(device)
@@ -264,7 +265,7 @@ def _null_space_callback(
         }
         for i in range(0, len(anchor_ids), 16)
     )
-    return keep_lora_out_of_general_inputs(model, batches, recipe.lora_null_space, cache=cache)
+    return keep_lora_out_of_general_inputs(model, batches, energy, cache=cache)
 
 
 def train_model(
@@ -363,20 +364,29 @@ def train_model(
         trainer.add_callback(LossOnProgressBar())
     if args.device.type == "cpu":
         trainer.add_callback(ReturnFreedMemory())
-    if recipe.lora_null_space and recipe.adapter != "full":
+    energy = null_space_energy(recipe.lora_null_space, model) if recipe.adapter != "full" else 0.0
+    if energy:
+        # Said only where the recipe asked for it by value: auto means "where it applies".
+        asked = recipe.lora_null_space != "auto"
         if recipe.fsdp or recipe.deepspeed:
             # Sharded parameters: no process holds a whole A matrix to project.
-            log.info("lora_null_space: not applied under FSDP or DeepSpeed")
+            log.log(logging.INFO if asked else logging.DEBUG, "lora_null_space: not applied under FSDP or DeepSpeed")
         elif rows is None:
             # Sleep builds its dataset without the epoch schedule's rows, so it has no anchor rows to read.
-            log.info("lora_null_space: applies to `sleeptrain train` only, not to this run")
+            log.log(
+                logging.INFO if asked else logging.DEBUG,
+                "lora_null_space: applies to `sleeptrain train` only, not to this run",
+            )
         elif not rows.anchors:
-            log.info("lora_null_space: no anchors in this run (anchor_ratio: 0), so no general inputs to keep out of")
+            log.log(
+                logging.INFO if asked else logging.DEBUG,
+                "lora_null_space: no anchors in this run (anchor_ratio: 0), so no general inputs to keep out of",
+            )
         else:
             # Under the training's autocast: a bf16 run's frozen weights are bf16 and its norms fp32, and only
             # the autocast reconciles the two.
             with trainer.accelerator.autocast():
-                callback = _null_space_callback(recipe, model, tokenizer, dataset, rows, args.device, base_key)
+                callback = _null_space_callback(recipe, energy, model, tokenizer, dataset, rows, args.device, base_key)
             trainer.add_callback(callback)
     started = time.perf_counter()
     result = trainer.train()

@@ -13,7 +13,14 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from sleeptrain.config import DatasetConfig, Recipe
 from sleeptrain.models import load_base_model
 from sleeptrain.training import prepare_for_training
-from sleeptrain.training.null_space import input_second_moments, keep_lora_out_of_general_inputs, protected_directions
+from sleeptrain.training.null_space import (
+    AUTO_ENERGY,
+    input_second_moments,
+    keep_lora_out_of_general_inputs,
+    moment_bytes,
+    null_space_energy,
+    protected_directions,
+)
 from sleeptrain.workflows import train
 
 ANCHOR_PROMPTS = [
@@ -188,7 +195,7 @@ def _logit_change(model: PeftModel, tokenizer, prompts: list[str]) -> float:
 
 def test_a_trained_adapter_reads_nothing_of_the_anchors_inputs(anchored_run, tiny_llama, qa_rows):
     tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
-    free = anchored_run("free")
+    free = anchored_run("free", lora_null_space=0)
     kept_out = anchored_run("kept-out", lora_null_space=0.999)
 
     # The saved adapter is a plain PEFT LoRA that learnt something...
@@ -251,3 +258,41 @@ def test_a_run_without_the_epoch_schedule_says_the_key_is_for_train_only(
     with caplog.at_level(logging.INFO, logger="sleeptrain"):
         train_model(recipe, model, loaded.tokenizer, dataset, False, tmp_path / "run" / "adapter", quiet=True)
     assert "lora_null_space: applies to `sleeptrain train` only" in caplog.text
+
+
+# ---------------------------------------------------------------------------------------------------- auto
+
+
+def test_auto_keeps_a_small_models_lora_out_and_a_set_value_is_taken_as_it_is(lora_model):
+    assert moment_bytes(lora_model) < 1 << 20  # the tiny Llama
+    assert null_space_energy("auto", lora_model) == AUTO_ENERGY == 0.95
+    assert null_space_energy(0.5, lora_model) == 0.5
+    assert null_space_energy(0, lora_model) == 0.0
+
+
+def test_auto_leaves_a_half_billion_parameter_model_alone():
+    """A Qwen2.5-0.5B-shaped model (no weights: the meta device) would need ~2.7 GB of second moments."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import Qwen2Config
+
+    config = Qwen2Config(
+        hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14, num_key_value_heads=2
+    )
+    with torch.device("meta"):
+        model = get_peft_model(AutoModelForCausalLM.from_config(config), LoraConfig(r=16, target_modules="all-linear"))
+    assert 2.5e9 < moment_bytes(model) < 3e9
+    assert null_space_energy("auto", model) == 0.0
+    assert null_space_energy(0.95, model) == 0.95
+
+
+def test_the_defaults_keep_lora_out_of_the_anchors_inputs(anchored_run, caplog):
+    with caplog.at_level(logging.INFO, logger="sleeptrain"):
+        anchored_run("defaults", num_epochs=1)
+    assert "lora_null_space 0.95: " in caplog.text and "input directions protected per layer" in caplog.text
+
+
+def test_auto_says_nothing_where_it_does_not_apply(tiny_llama, tmp_path, write_jsonl, qa_rows, caplog):
+    recipe = _one_step_recipe(tiny_llama, write_jsonl("facts.jsonl", qa_rows), tmp_path, anchor_ratio=0)
+    with caplog.at_level(logging.INFO, logger="sleeptrain"):
+        train(recipe, quiet=True)
+    assert "lora_null_space" not in caplog.text
