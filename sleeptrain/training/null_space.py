@@ -7,7 +7,8 @@ must preserve. Here the preserved keys are each LoRA layer's inputs on the run's
 with the base model's own answers, training/anchors.py), taken from the base model before training; for
 every layer the directions holding `lora_null_space` of their energy (the top eigenvectors of Σ x xᵀ) are
 removed from A's rows before training and after every optimizer step (projected gradient descent; AdamW's
-per-coordinate steps leave the subspace, so the weights are projected, not the gradients).
+per-coordinate steps leave the subspace, so the weights are projected, not the gradients). The default, auto,
+is 0.95 on models small enough that this is cheap (null_space_energy).
 
 Neither PEFT nor transformers has this; PEFT's own LoRA layers and saved format are used unchanged, so the
 adapter it writes is a plain LoRA whose A matrices happen to lie in that subspace.

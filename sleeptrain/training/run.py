@@ -243,7 +243,6 @@ class ReturnFreedMemory(TrainerCallback):
 
 
 def _null_space_callback(
-    recipe: Recipe,
     energy: float,
     model: Any,
     tokenizer: Any,
@@ -367,26 +366,20 @@ def train_model(
     energy = null_space_energy(recipe.lora_null_space, model) if recipe.adapter != "full" else 0.0
     if energy:
         # Said only where the recipe asked for it by value: auto means "where it applies".
-        asked = recipe.lora_null_space != "auto"
+        say = log.info if recipe.lora_null_space != "auto" else log.debug
         if recipe.fsdp or recipe.deepspeed:
             # Sharded parameters: no process holds a whole A matrix to project.
-            log.log(logging.INFO if asked else logging.DEBUG, "lora_null_space: not applied under FSDP or DeepSpeed")
+            say("lora_null_space: not applied under FSDP or DeepSpeed")
         elif rows is None:
             # Sleep builds its dataset without the epoch schedule's rows, so it has no anchor rows to read.
-            log.log(
-                logging.INFO if asked else logging.DEBUG,
-                "lora_null_space: applies to `sleeptrain train` only, not to this run",
-            )
+            say("lora_null_space: applies to `sleeptrain train` only, not to this run")
         elif not rows.anchors:
-            log.log(
-                logging.INFO if asked else logging.DEBUG,
-                "lora_null_space: no anchors in this run (anchor_ratio: 0), so no general inputs to keep out of",
-            )
+            say("lora_null_space: no anchors in this run (anchor_ratio: 0), so no general inputs to keep out of")
         else:
             # Under the training's autocast: a bf16 run's frozen weights are bf16 and its norms fp32, and only
             # the autocast reconciles the two.
             with trainer.accelerator.autocast():
-                callback = _null_space_callback(recipe, energy, model, tokenizer, dataset, rows, args.device, base_key)
+                callback = _null_space_callback(energy, model, tokenizer, dataset, rows, args.device, base_key)
             trainer.add_callback(callback)
     started = time.perf_counter()
     result = trainer.train()
