@@ -78,16 +78,18 @@ def _hub_model(repo_id: str) -> str:
 
 
 def _unreachable(endpoint: str) -> str | None:
-    """Why the hub's endpoint cannot be reached in a few seconds, or None where it can."""
-    import socket
+    """Why the hub's endpoint gives no answer within a few seconds, or None where it answers. Asked through
+    huggingface_hub's own HTTP session, so that its proxies and certificates apply, once and without its
+    retries."""
     from urllib.parse import urlparse
 
-    url = urlparse(endpoint)
-    host, port = url.hostname or endpoint, url.port or (443 if url.scheme == "https" else 80)
+    from huggingface_hub.utils import get_session
+
     try:
-        socket.create_connection((host, port), timeout=5).close()
-    except OSError as exc:
-        return f"{host} cannot be reached ({exc.strerror or type(exc).__name__})"
+        get_session().head(endpoint, timeout=5)
+    except Exception as exc:  # the session's transport errors: whatever stops an answer means no hub here
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"{urlparse(endpoint).hostname or endpoint} cannot be reached ({reason})"
     return None
 
 

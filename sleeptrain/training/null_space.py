@@ -106,9 +106,15 @@ AUTO_ENERGY = 0.95
 AUTO_MOMENT_BYTES = 1 << 30
 
 
+def _moment_bytes(layers: Iterable[Any]) -> int:
+    """The fp32 Σ x xᵀ matrices of these LoRA layers (each layer's input counted as its own: an upper bound, since
+    q, k and v share one)."""
+    return sum(4 * module.in_features**2 for module in layers)
+
+
 def moment_bytes(model: Any) -> int:
-    """The fp32 Σ x xᵀ matrices of every LoRA layer (each layer's input counted as its own: an upper bound)."""
-    return sum(4 * module.in_features**2 for module in _lora_layers(model).values())
+    """The fp32 Σ x xᵀ matrices of every LoRA layer of the model (_moment_bytes)."""
+    return _moment_bytes(_lora_layers(model).values())
 
 
 def null_space_energy(setting: float | str, model: Any) -> float:
@@ -131,13 +137,13 @@ def _memory_for_moments(model: Any) -> int:
 
 
 def _passes_within_memory(model: Any, budget: int) -> list[list[str]]:
-    """The LoRA layers split into runs of whole decoder layers whose fp32 Σ x xᵀ matrices fit `budget` bytes
-    (counting every layer's input as its own, an upper bound: q, k and v share one). A 7B Llama's take ~22 GB
-    (32 layers of 3 × 4096² + 11008² fp32 numbers); each further pass costs one more forward over the anchors."""
+    """The LoRA layers split into runs of whole decoder layers whose fp32 Σ x xᵀ matrices (_moment_bytes) fit
+    `budget` bytes. A 7B Llama's take ~22 GB (32 layers of 3 × 4096² + 11008² fp32 numbers); each further pass
+    costs one more forward over the anchors."""
     passes: list[list[str]] = [[]]
     used = 0
     for block in _by_decoder_layer(_lora_layers(model)).values():
-        cost = sum(4 * module.in_features**2 for module in block.values())
+        cost = _moment_bytes(block.values())
         if passes[-1] and used + cost > budget:
             passes.append([])
             used = 0

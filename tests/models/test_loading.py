@@ -191,11 +191,33 @@ def cache_snapshot(hub, repo_id: str, model_dir) -> str:
 
 
 def test_a_hub_id_is_passed_through_where_the_hub_answers(hub):
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Hub(BaseHTTPRequestHandler):
+        def do_HEAD(self):  # noqa: N802 (http.server's naming)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    with ThreadingHTTPServer(("127.0.0.1", 0), Hub) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        hub.ENDPOINT = f"http://127.0.0.1:{server.server_address[1]}"
+        try:
+            assert resolve_base_model("HuggingFaceTB/SmolLM2-135M-Instruct") == "HuggingFaceTB/SmolLM2-135M-Instruct"
+        finally:
+            server.shutdown()
+
+
+def test_a_hub_that_accepts_but_never_answers_counts_as_unreachable(hub):
     import socket
 
-    with socket.create_server(("127.0.0.1", 0)) as server:
+    with socket.create_server(("127.0.0.1", 0)) as server:  # listens, never speaks HTTP
         hub.ENDPOINT = f"http://127.0.0.1:{server.getsockname()[1]}"
-        assert resolve_base_model("HuggingFaceTB/SmolLM2-135M-Instruct") == "HuggingFaceTB/SmolLM2-135M-Instruct"
+        with pytest.raises(SleeptrainError, match="127.0.0.1 cannot be reached"):
+            resolve_base_model("no-such-org/no-such-model")
 
 
 def test_a_hub_id_neither_cached_nor_reachable_is_one_line_at_once(hub):
