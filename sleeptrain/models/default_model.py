@@ -69,6 +69,7 @@ def gguf_to_safetensors(gguf: Path, target: Path) -> Path:
     if missing or result.unexpected_keys:
         raise SleeptrainError(f"{gguf}: GGUF tensors do not match the model (missing {missing[:3]})")
     plain.generation_config = loaded.generation_config
+    _name_special_tokens_as_the_config_does(tokenizer, config)
     staging = target.with_name(target.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     plain.save_pretrained(staging)
@@ -76,6 +77,19 @@ def gguf_to_safetensors(gguf: Path, target: Path) -> Path:
     shutil.rmtree(target, ignore_errors=True)
     os.replace(staging, target)
     return target
+
+
+def _name_special_tokens_as_the_config_does(tokenizer: Any, config: Any) -> None:
+    """Give the tokenizer the special tokens whose ids the GGUF's metadata names, as the config reads them.
+
+    Both come from the same `tokenizer.ggml.*_token_id` fields, but transformers 5.17's GGUF tokenizer named
+    `<|im_start|>` as the end of sequence and no padding token, while its config had the right ids (5.24
+    names both right): the quickstart then failed at its first batch ("Asking to pad but the tokenizer does
+    not have a padding token"), and generation would not have stopped at the end of a turn."""
+    for role in ("bos", "eos", "pad", "unk"):
+        token_id = getattr(config, f"{role}_token_id", None)
+        if isinstance(token_id, int) and 0 <= token_id < len(tokenizer):
+            setattr(tokenizer, f"{role}_token", tokenizer.convert_ids_to_tokens(token_id))
 
 
 @contextlib.contextmanager

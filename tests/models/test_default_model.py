@@ -89,3 +89,24 @@ def test_the_gguf_library_is_left_as_it_was_when_a_conversion_fails(tmp_path):
     with pytest.raises(ValueError), gguf_parsed_once():
         raise ValueError("a broken file")
     assert gguf.GGUFReader is reader_class
+
+
+def test_the_converted_tokenizer_names_the_special_tokens_whose_ids_the_config_reads(tiny_llama):
+    # transformers 5.17 read the default model's GGUF into a tokenizer that ended sequences at <|im_start|> and
+    # had no padding token, while the config it read from the same metadata had the right ids.
+    from transformers import AutoConfig, AutoTokenizer
+
+    from sleeptrain.models.default_model import _name_special_tokens_as_the_config_does
+
+    config = AutoConfig.from_pretrained(tiny_llama)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
+    tokenizer.eos_token, tokenizer.pad_token = tokenizer.bos_token, None
+
+    _name_special_tokens_as_the_config_does(tokenizer, config)
+
+    assert (tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id) == (
+        config.bos_token_id,
+        config.eos_token_id,
+        config.pad_token_id,
+    )
+    assert tokenizer.eos_token == "<|im_end|>"

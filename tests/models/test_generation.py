@@ -30,3 +30,15 @@ def test_questions_get_one_answer_each_in_order_whatever_the_batches(tiny_llama)
 
     assert batched == one_by_one
     assert generate_answers(model, tokenizer, [], max_new_tokens=4) == []
+
+
+def test_a_tokenizer_that_names_no_padding_token_still_gets_answers_in_batches(tiny_llama):
+    # Llama 3's tokenizers name none; nor did transformers 5.17's tokenizer of the default model's GGUF.
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
+    tokenizer.pad_token = None
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama)
+    questions = ["Where is Oslo?", "Who wrote the longest saga of all, and where did the writer live?"]
+
+    answers = generate_answers(model, tokenizer, questions, max_new_tokens=3)  # two lengths: one row is padded
+
+    assert len(answers) == 2 and all(isinstance(a, str) for a in answers)
