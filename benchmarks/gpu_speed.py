@@ -1,7 +1,7 @@
 """sleeptrain against TRL and Unsloth on one GPU: LoRA (bf16) and QLoRA (4-bit NF4), on models of
-Qwen2.5-0.5B's and Qwen2.5-1.5B's sizes.
+Qwen2.5-0.5B's and Qwen2.5-1.5B's sizes, or the embedded default model itself.
 
-usage: python benchmarks/gpu_speed.py OUT [--sizes 0.5b 1.5b] [--modes lora qlora] [--epochs 10]
+usage: python benchmarks/gpu_speed.py OUT [--sizes 0.5b 1.5b default] [--modes lora qlora] [--epochs 10]
            [--rounds 1] [--contenders sleeptrain trl unsloth sleeptrain-unsloth sleeptrain-noprefix sleeptrain-gc
            sleeptrain-recipe sleeptrain-nullspace sleeptrain-sleep]
            [--tokenizer DIR]
@@ -50,10 +50,18 @@ QWEN25 = {
     # For trying the script on a CPU; not a real configuration.
     "tiny": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4),
 }
+# "default" is not a random model: it is the embedded default model itself (real weights), as the quickstart
+# and the CPU speed check (`speed_vs_trl.py`) train it.
+SIZES = sorted([*QWEN25, "default"])
 
 
 def make_model(size: str, tokenizer_dir: str, target: Path) -> Path:
-    """A random-weight Qwen2 model of the given size, in bf16, with the chat tokenizer beside it."""
+    """A random-weight Qwen2 model of the given size, in bf16, with the chat tokenizer beside it; for
+    "default", the embedded default model."""
+    if size == "default":
+        from sleeptrain.models import default_model_path
+
+        return default_model_path()
     if (target / "config.json").exists():
         return target
     import torch
@@ -182,7 +190,7 @@ def table(results: list[dict]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("out", type=Path)
-    parser.add_argument("--sizes", nargs="+", default=["0.5b", "1.5b"], choices=sorted(QWEN25))
+    parser.add_argument("--sizes", nargs="+", default=["0.5b", "1.5b"], choices=SIZES)
     parser.add_argument("--modes", nargs="+", default=["lora", "qlora"], choices=["lora", "qlora"])
     parser.add_argument("--contenders", nargs="+", default=["sleeptrain", "trl", "unsloth", "sleeptrain-unsloth"])
     parser.add_argument("--epochs", type=int, default=10)
