@@ -11,15 +11,15 @@ The models are the real configurations with random weights (what speed depends o
 with a chat tokenizer (the default model's, or --tokenizer DIR). Every contender trains the same
 chat-formatted facts (`benchmarks/data/heldout_facts.jsonl`), batch 8, for the same epochs:
 
-- sleeptrain: `sleeptrain train` on the same data (no question variants, summaries or anchors), its
-  default backend; sleeptrain-unsloth: the same with `backend: unsloth`; sleeptrain-noprefix: the default
-  backend without the shared-prefix pass; sleeptrain-gc: the default backend with `gradient_checkpointing:
-  true` (what TRL does by default); sleeptrain-recipe: the default recipe's data and training (question
-  variants, subject summaries, distilled anchors: more tokens than the others train, so compare tokens/s);
-  sleeptrain-nullspace: the default recipe with `lora_null_space: 0.98` (its pass over the anchors that finds
-  the directions runs before training starts: in the whole-process time, not in the training time);
-  sleeptrain-sleep: the facts ingested as memories (untimed), then `sleeptrain sleep` on them (timed), with
-  the default sleep recipe (its own wordings, summaries and anchors: compare tokens/s here too);
+- sleeptrain: `sleeptrain train` on the same data (no question variants, summaries or anchors, and the answers
+  as written, not as statements), its default backend; sleeptrain-unsloth: the same with `backend: unsloth`;
+  sleeptrain-noprefix: the default backend without the shared-prefix pass; sleeptrain-gc: the default backend
+  with `gradient_checkpointing: true` (what TRL does by default); sleeptrain-recipe: the default recipe's data
+  and training (question variants, subject summaries, distilled anchors: more tokens than the others train, so
+  compare tokens/s); sleeptrain-nullspace: the default recipe with `lora_null_space: 0.95` (its pass over the
+  anchors that finds the directions runs before training starts: in the whole-process time, not in the
+  training time); sleeptrain-sleep: the facts ingested as memories (untimed), then `sleeptrain sleep` on them
+  (timed), with the default sleep recipe (its own wordings, summaries and anchors: compare tokens/s here too);
 - trl, unsloth: the scripts a user would write (`benchmarks/gpu_contenders.py`).
 
 Each run is a whole process, timed from start to exit; it also reports its own training time, tokens and
@@ -110,9 +110,10 @@ def command(contender: str, model: Path, mode: str, epochs: int, work: Path) -> 
                 ""  # sleeptrain-recipe: the default recipe (question variants, summaries, distilled anchors)
                 if contender in ("sleeptrain-recipe", "sleeptrain-nullspace")
                 else "learning_rate: 2e-4\nquestion_variants: 1\nsubject_summaries: false\nanchor_ratio: 0\n"
+                "answer_statements: false\n"
             )
             + ("gradient_checkpointing: true\n" if contender == "sleeptrain-gc" else "")
-            + ("lora_null_space: 0.98\n" if contender == "sleeptrain-nullspace" else "")
+            + ("lora_null_space: 0.95\n" if contender == "sleeptrain-nullspace" else "")
         )
         if contender == "sleeptrain-noprefix":
             # The same run with the shared-prefix pass off (the trainer's class attribute; no recipe key):
