@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import random
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,16 @@ def record_anchor_answers(
     return answers
 
 
+def save_anchor_answers(cache_file: Path, answers: dict[str, str]) -> None:
+    """Write the cache atomically. The staging file is this process's own: two processes that share a cache
+    folder and record at the same time (two test workers, or two runs, each on an empty cache) would otherwise
+    write one staging file, and the second to rename it would find it gone."""
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
+    staging = cache_file.with_name(f".{cache_file.name}.{os.getpid()}.tmp")
+    staging.write_text(json.dumps(answers, ensure_ascii=False, indent=0), encoding="utf-8")
+    staging.replace(cache_file)
+
+
 def anchor_conversations(
     recipe: Recipe, prompts: list[str], model: Any, tokenizer: Any, model_path: str, count: int
 ) -> list[Conversation]:
@@ -134,10 +145,7 @@ def anchor_conversations(
             )
         cached.update(record_anchor_answers(model, tokenizer, missing, template, recipe.system_prompt))
         if len(cached) > known:
-            cache_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache_file.with_suffix(".tmp")
-            tmp.write_text(json.dumps(cached, ensure_ascii=False, indent=0), encoding="utf-8")
-            tmp.replace(cache_file)
+            save_anchor_answers(cache_file, cached)
     return [
         Conversation(
             (Message("user", p), Message("assistant", cached[p])),
