@@ -94,7 +94,7 @@ def test_after_projection_no_lora_layer_reads_more_than_the_unprotected_share_of
 
     def read_share(name: str, weight: torch.Tensor) -> float:
         """Σ ‖A x‖² over the inputs, against ‖A‖² Σ ‖x‖²: at most 1, and at most 1 − energy once projected."""
-        moment = moments[name]
+        moment, weight = moments[name], weight.detach()
         return float(torch.trace(weight @ moment @ weight.T) / (weight.norm() ** 2 * torch.trace(moment)))
 
     layers = {
@@ -296,3 +296,25 @@ def test_auto_says_nothing_where_it_does_not_apply(tiny_llama, tmp_path, write_j
     with caplog.at_level(logging.INFO, logger="sleeptrain"):
         train(recipe, quiet=True)
     assert "lora_null_space" not in caplog.text
+
+
+def test_the_pass_that_finds_the_directions_also_gives_the_distilled_anchors_their_teacher_states(
+    anchored_run, tmp_path, monkeypatch, caplog
+):
+    # Both need the base model's pass over the anchors; the second is saved by taking the states from the first.
+    def teacher_states(cache: str, **keys) -> dict:
+        monkeypatch.setenv("SLEEPTRAIN_CACHE_DIR", str(tmp_path / cache))
+        anchored_run(cache, num_epochs=1, **keys)
+        (states_file,) = (tmp_path / cache / "teacher").glob("*.pt")
+        saved = torch.load(states_file, weights_only=True)
+        return {tuple(key): value for key, value in zip(saved["keys"], saved["values"], strict=True)}
+
+    from_the_loss = teacher_states("loss-pass", lora_null_space=0)
+    with caplog.at_level(logging.DEBUG, logger="sleeptrain"):
+        from_the_directions_pass = teacher_states("shared-pass", lora_null_space=0.99)
+
+    assert f"Teacher states of {len(from_the_loss)} distilled anchors taken from the same pass" in caplog.text
+    assert len(from_the_loss) >= 2  # the anchors the tiny model answered (an empty answer is no anchor)
+    assert from_the_directions_pass.keys() == from_the_loss.keys()  # the loss found every anchor's states there
+    for key, states in from_the_loss.items():
+        assert torch.allclose(from_the_directions_pass[key], states, atol=1e-5)
