@@ -7,7 +7,7 @@ import math
 from typing import Any
 
 from sleeptrain.data.render import prompt_text
-from sleeptrain.models.loading import inference_context
+from sleeptrain.models.loading import inference_context, name_a_padding_token
 
 
 def generate_answers(
@@ -28,10 +28,7 @@ def generate_answers(
     prompts = [prompt_text(tokenizer, template, [{"role": "user", "content": q}], system_prompt) for q in questions]
     side = tokenizer.padding_side
     tokenizer.padding_side = "left"
-    if tokenizer.pad_token is None:
-        # Some base models' tokenizers name no padding token (Llama 3's, say); left padding is masked out, so
-        # any token will do, as for training (models/loading.py).
-        tokenizer.pad_token = tokenizer.eos_token
+    name_a_padding_token(tokenizer)
     answers: list[str] = []
     # Batches of even size: 74 questions as 37 + 37, not 64 + 10.
     size = math.ceil(len(prompts) / math.ceil(len(prompts) / batch_size))

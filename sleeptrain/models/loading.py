@@ -127,11 +127,16 @@ def load_base_model(recipe: Recipe, use_bf16: bool) -> LoadedModel:
         _four_bit_rest_for_bf16(model)
     if recipe.load_in_4bit:
         _keep_four_bit_layers_trainable(model)
-    if tokenizer.pad_token is None:
-        # Padding never carries loss (labels are -100 there), so any existing token will do.
-        tokenizer.pad_token = tokenizer.eos_token
+    name_a_padding_token(tokenizer)
     log.info("Loaded %s (%s, %.1fM parameters)", path, model.config.model_type, model.num_parameters() / 1e6)
     return LoadedModel(model=model, tokenizer=tokenizer, path=path)
+
+
+def name_a_padding_token(tokenizer: Any) -> None:
+    """Give a tokenizer that names no padding token (Llama 3's, say) its end-of-sequence token as one. Padding
+    never carries loss (labels are -100 there) and is masked out of attention, so any existing token will do."""
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
 
 
 def store_frozen_weights_in_bf16(model: Any, fp32_arithmetic: bool = False) -> None:

@@ -245,45 +245,40 @@ class ReturnFreedMemory(TrainerCallback):
 def _null_space_callback(
     energy: float,
     model: Any,
-    tokenizer: Any,
     dataset: Any,
     rows: ExampleRows,
+    collate: Any,
     device: torch.device,
     base_key: dict[str, Any] | None,
     teacher_cache: dict[tuple[int, ...], torch.Tensor] | None,
 ) -> TrainerCallback:
     """The callback that keeps LoRA out of the anchors' input directions (training/null_space.py), measured on
     every distinct anchor of the dataset (a run of many epochs repeats them), or read from the cache where an
-    earlier run on the same base model (`base_key`) and anchors found them. `teacher_cache`: where the
+    earlier run on the same base model (`base_key`) and anchors found them. The anchors are batched by the
+    training's own collator (`collate`), so their states line up as the loss's do. `teacher_cache`: where the
     distilled anchors' teacher states go (the trainer's, training/loss.py), filled from the same pass."""
     anchors = dataset.select(rows.anchors)
     distinct = dict(zip(map(tuple, anchors["input_ids"]), anchors["labels"], strict=True))
     anchor_ids = sorted(distinct, key=len)  # batches of like length: little padding
     cache = directions_file(base_key, model, [list(ids) for ids in anchor_ids], energy)
-
-    def batch(ids: list[tuple[int, ...]]) -> dict[str, torch.Tensor]:
-        # Padded on the side training pads (DataCollatorForSeq2Seq), so the states line up as the loss's do.
-        padded = tokenizer.pad({"input_ids": [list(i) for i in ids]}, return_tensors="pt")
-        width = padded["input_ids"].shape[1]
-        labels = [distinct[i] + [IGNORE_INDEX] * (width - len(i)) for i in ids]
-        if tokenizer.padding_side == "left":
-            labels = [[IGNORE_INDEX] * (width - len(i)) + distinct[i] for i in ids]
-        return {**padded, "labels": torch.tensor(labels)}
+    batches = (
+        {
+            key: value.to(device)
+            for key, value in collate([{"input_ids": list(ids), "labels": distinct[ids]} for ids in chunk]).items()
+        }
+        for chunk in (anchor_ids[i : i + 16] for i in range(0, len(anchor_ids), 16))
+    )
 
     def keep_teacher_states(batch: dict[str, torch.Tensor], hidden: torch.Tensor) -> None:
         # What the loss's own teacher pass would store for these anchors (_distilled_positions): the base
         # model's final states at the positions that predict a label, per anchor's unpadded tokens.
-        for row, ids in enumerate(batch["input_ids"].cpu()):
-            key = tuple(ids[batch["attention_mask"][row].cpu().bool()].tolist())
-            if key not in teacher_cache:
-                teacher_cache[key] = hidden[row, :-1][batch["labels"][row, 1:].to(hidden.device) != IGNORE_INDEX]
+        ids, present = batch["input_ids"].cpu(), batch["attention_mask"].cpu().bool()
+        labelled = batch["labels"][:, 1:] != IGNORE_INDEX
+        for row in range(ids.shape[0]):
+            teacher_cache.setdefault(tuple(ids[row][present[row]].tolist()), hidden[row, :-1][labelled[row]])
 
-    batches = (
-        {key: value.to(device) for key, value in batch(anchor_ids[i : i + 16]).items()}
-        for i in range(0, len(anchor_ids), 16)
-    )
-    on_hidden = keep_teacher_states if teacher_cache is not None else None
     known = len(teacher_cache or {})
+    on_hidden = keep_teacher_states if teacher_cache is not None else None
     callback = keep_lora_out_of_general_inputs(model, batches, energy, cache=cache, on_hidden=on_hidden)
     if teacher_cache is not None and len(teacher_cache) > known:
         log.debug("Teacher states of %d distilled anchors taken from the same pass", len(teacher_cache) - known)
@@ -360,8 +355,10 @@ def train_model(
         else None
     )
     states_file = None
-    distils = "distill" in (dataset.column_names or [])  # the column is there only where some row distils
-    if distils and args.world_size == 1 and trainer.labelled_logits and base_path:
+    # The loss distils anchors (and keeps their teacher states) where some row distils (the column is there
+    # only then) and its own path runs.
+    distils = "distill" in (dataset.column_names or []) and args.world_size == 1 and trainer.labelled_logits
+    if distils:
         states_file = teacher_states_path(base_key)
         trainer.teacher_cache = load_teacher_states(states_file, args.device)
     # The shared-prefix pass saves FLOPs, which bound a CPU; a GPU at these batch sizes waits on kernel
@@ -401,12 +398,10 @@ def train_model(
         else:
             # Under the training's autocast: a bf16 run's frozen weights are bf16 and its norms fp32, and only
             # the autocast reconciles the two.
-            if distils and args.world_size == 1 and trainer.labelled_logits and trainer.teacher_cache is None:
-                trainer.teacher_cache = {}
             teacher_cache = trainer.teacher_cache if distils else None
             with trainer.accelerator.autocast():
                 callback = _null_space_callback(
-                    energy, model, tokenizer, dataset, rows, args.device, base_key, teacher_cache
+                    energy, model, dataset, rows, trainer.data_collator, args.device, base_key, teacher_cache
                 )
             trainer.add_callback(callback)
     started = time.perf_counter()
