@@ -143,6 +143,10 @@ def anchor_conversations(
                 "Recording the base model's answers to %d anchor prompts (cached for later runs)",
                 sum(map(len, missing)),
             )
+            from sleeptrain.training.devices import to_compute_device
+
+            # On the GPU where there is one: Trainer would move the model there only when training starts.
+            model = to_compute_device(model, recipe)
         cached.update(record_anchor_answers(model, tokenizer, missing, template, recipe.system_prompt))
         if len(cached) > known:
             save_anchor_answers(cache_file, cached)

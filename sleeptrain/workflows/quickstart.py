@@ -18,6 +18,7 @@ from sleeptrain.config import DatasetConfig, Recipe
 from sleeptrain.evaluation.recall import ProbeResult, accuracy_by_kind, read_probes, score_probes
 from sleeptrain.examples import example_path
 from sleeptrain.models import resolve_base_model
+from sleeptrain.training.devices import to_compute_device
 from sleeptrain.workflows.train import train
 
 log = logging.getLogger("sleeptrain")
@@ -49,7 +50,8 @@ def quickstart(out: Path, recipe_overrides: dict[str, Any] | None = None, quiet:
     log.info("Step 1/3: asking the base model %d questions before training", len(probes))
     base_path = resolve_base_model(recipe.base_model)
     tokenizer = AutoTokenizer.from_pretrained(base_path)
-    base = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
+    # Asked on the GPU where there is one (fp32 either way), as training will run there.
+    base = to_compute_device(AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32), recipe)
     before = score_probes(base, tokenizer, probes)
     del base
 
@@ -69,7 +71,7 @@ def quickstart(out: Path, recipe_overrides: dict[str, Any] | None = None, quiet:
         AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32), str(trained.adapter_dir)
     )
     # Merging gives the same answers (fp32) and generates several times faster than unmerged LoRA layers.
-    model = model.merge_and_unload()
+    model = to_compute_device(model.merge_and_unload(), recipe)
     model.eval()
     after = score_probes(model, tokenizer, probes)
 

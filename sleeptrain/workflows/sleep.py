@@ -180,6 +180,7 @@ def _consolidate(
     from sleeptrain.data.mixing import build_training_dataset
     from sleeptrain.training import load_for_training, prepare_for_training, train_model
     from sleeptrain.training.anchors import anchor_conversations, read_anchor_prompts
+    from sleeptrain.training.devices import to_compute_device
     from sleeptrain.training.ewc import accumulate, attach_ewc, empirical_fisher, load_fisher, save_fisher
 
     timings: dict[str, float] = {}
@@ -208,6 +209,8 @@ def _consolidate(
     questions = contrast_questions(new, recipe.contrast_anchors, seed)
     anchors += anchor_conversations(recipe, questions, loaded.model, tokenizer, loaded.path, len(questions))
     model = _trainable_model(recipe, loaded.model, current, output_dir, prepare_for_training)
+    # The replay's losses and the dreams run before training, which would move the model only as it starts.
+    model = to_compute_device(model, recipe)
     lap("load_s")
 
     count = replay_count(recipe, len(pending), len(consolidated))
