@@ -48,19 +48,32 @@ def _cache_keyword(decoder_class: type) -> str:
 MIN_SHARED_PREFIX = 8
 
 
-def shared_prefix_length(input_ids: torch.Tensor, attention_mask: torch.Tensor | None, keep: torch.Tensor) -> int:
+def shared_prefix_length(
+    input_ids: torch.Tensor, attention_mask: torch.Tensor | None, keep: torch.Tensor | None
+) -> int:
     """How many leading tokens all rows of a batch have in common (0 if too few to be worth sharing),
-    stopping before the first position whose hidden state the loss reads (`keep`: [batch, length - 1])."""
-    if input_ids.shape[0] < 2 or not bool(keep.any()):
+    stopping before the first position whose hidden state the loss reads (`keep`: [batch, length - 1]; None
+    where no position's is), and before the last token, so that every row has one left to run."""
+    if input_ids.shape[0] < 2 or (keep is not None and not bool(keep.any())):
         return 0
     same = (input_ids == input_ids[:1]).all(dim=0)
     if attention_mask is not None:
         same &= attention_mask.bool().all(dim=0)
-    common = int(same.int().cumprod(dim=0).sum())
-    rows = keep.any(dim=1)
-    first_read = int(keep[rows].int().argmax(dim=1).min())
-    length = min(common, first_read)
+    length = min(int(same.int().cumprod(dim=0).sum()), input_ids.shape[1] - 1)
+    if keep is not None:
+        rows = keep.any(dim=1)
+        length = min(length, int(keep[rows].int().argmax(dim=1).min()))
     return length if length >= MIN_SHARED_PREFIX else 0
+
+
+def run_shared_prefix(decoder: Any, prefix_ids: torch.Tensor, rows: int) -> dict[str, Any]:
+    """Run the tokens every row of a batch starts with once (`prefix_ids`: [1, shared]), and return the keyword
+    arguments under which the decoder's call on the rest of the `rows` attends to their keys and values."""
+    cache = DynamicCache(config=decoder.config)
+    cache_kwarg = _cache_keyword(type(decoder))
+    decoder(input_ids=prefix_ids, use_cache=True, **{cache_kwarg: cache})
+    cache.batch_repeat_interleave(rows)
+    return {"use_cache": True, cache_kwarg: cache}
 
 
 def split_by_token_budget(inputs: dict[str, Any], budget: int | None) -> list[dict[str, Any]]:
@@ -349,13 +362,8 @@ class LabelledLogitsTrainer(Trainer):
             # example) run once, batch 1, and the rows attend to their keys and values. Gradients still flow
             # through the shared pass (summed over the rows, as separate passes would give), so the loss and
             # its gradients are unchanged; only the repeated work goes.
-            cache = DynamicCache(config=decoder.config)
-            cache_kwarg = _cache_keyword(type(decoder))
-            decoder(input_ids=ids[:1, :shared], use_cache=True, **{cache_kwarg: cache})
-            cache.batch_repeat_interleave(ids.shape[0])
-            hidden = decoder(
-                input_ids=ids[:, shared:], attention_mask=mask, use_cache=True, **{cache_kwarg: cache}
-            ).last_hidden_state
+            prefix = run_shared_prefix(decoder, ids[:1, :shared], ids.shape[0])
+            hidden = decoder(input_ids=ids[:, shared:], attention_mask=mask, **prefix).last_hidden_state
             targets, keep = targets[:, shared:], keep[:, shared:]
         else:
             hidden = decoder(input_ids=ids, attention_mask=mask).last_hidden_state

@@ -18,7 +18,8 @@ kept on disk (the cache folder's null_space/) and a later run with the same four
 finding them again; like the distilled anchors' states (training/teacher_states.py), the cache is only ever an
 optimisation.
 
-May import: torch, transformers, peft, psutil, sleeptrain.settings.
+May import: torch, transformers, peft, psutil, sleeptrain.settings, sleeptrain.training.loss (its shared
+prefix).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ from typing import Any
 
 import torch
 from transformers.trainer_callback import TrainerCallback
+
+from sleeptrain.training.loss import IGNORE_INDEX, run_shared_prefix, shared_prefix_length
 
 log = logging.getLogger("sleeptrain")
 
@@ -79,7 +82,9 @@ def input_second_moments(
     # same tensor, so one product serves them all. The reference also keeps that tensor alive, so no new
     # tensor can take its place and be mistaken for it.
     previous: list[Any] = [None, -1]
+    # The positions of the call under way that count (None: all of them), and how many times each counts.
     keep: torch.Tensor | None = None
+    times = 1
 
     def record(name: str):
         def hook(module: Any, args: tuple) -> None:
@@ -90,8 +95,9 @@ def input_second_moments(
             group = group_of.setdefault(name, len(moments))
             if group == len(moments):
                 moments.append(torch.zeros(x.shape[-1], x.shape[-1], device=x.device))
-            rows = x.reshape(-1, x.shape[-1])[keep].float()
-            moments[group].add_(rows.T @ rows)
+            rows = x.reshape(-1, x.shape[-1])
+            rows = (rows if keep is None else rows[keep]).float()
+            moments[group].add_(rows.T @ rows, alpha=times)
             previous[:] = [x, group]
 
         return hook
@@ -101,10 +107,24 @@ def input_second_moments(
     try:
         with torch.no_grad(), model.disable_adapter():
             for batch in batches:
-                keep = batch["attention_mask"].reshape(-1).bool()
-                output = (decoder or model)(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+                ids, mask = batch["input_ids"], batch["attention_mask"]
+                labels = batch.get("labels")
+                read = labels[:, 1:] != IGNORE_INDEX if labels is not None and on_hidden is not None else None
+                shared = shared_prefix_length(ids, mask, read) if decoder is not None else 0
+                prefix: dict[str, Any] = {}
+                if shared:
+                    # The tokens every anchor starts with (the chat template's system prompt, a third of a
+                    # short anchor) run once: their inputs are the same in every row, so they count once per row.
+                    keep, times = None, ids.shape[0]
+                    prefix = run_shared_prefix(decoder, ids[:1, :shared], ids.shape[0])
+                    previous[:] = [None, -1]
+                keep, times = mask[:, shared:].reshape(-1).bool(), 1
+                output = (decoder or model)(input_ids=ids[:, shared:], attention_mask=mask, **prefix)
                 if decoder is not None and on_hidden is not None:
-                    on_hidden(batch, output.last_hidden_state)
+                    hidden = output.last_hidden_state
+                    if shared:  # no position of the prefix is read: its states stay zero
+                        hidden = torch.cat([hidden.new_zeros(hidden.shape[0], shared, hidden.shape[2]), hidden], 1)
+                    on_hidden(batch, hidden)
                 previous[:] = [None, -1]
     finally:
         for handle in handles:

@@ -318,3 +318,59 @@ def test_the_pass_that_finds_the_directions_also_gives_the_distilled_anchors_the
     assert from_the_directions_pass.keys() == from_the_loss.keys()  # the loss found every anchor's states there
     for key, states in from_the_loss.items():
         assert torch.allclose(from_the_directions_pass[key], states, atol=1e-5)
+
+
+def test_the_system_prompt_every_anchor_starts_with_runs_once_and_counts_once_per_anchor(lora_model, tokenizer):
+    from sleeptrain.training.loss import IGNORE_INDEX, shared_prefix_length
+
+    chats = [
+        tokenizer.apply_chat_template(
+            [{"role": "user", "content": p}, {"role": "assistant", "content": "An answer."}], tokenize=False
+        )
+        for p in ANCHOR_PROMPTS
+    ]
+    rows = [tokenizer(chat, add_special_tokens=False)["input_ids"] for chat in chats]
+    answer = len(tokenizer("An answer.<|im_end|>\n", add_special_tokens=False)["input_ids"])
+    width = max(map(len, rows))
+
+    def batch_of(chosen: list[list[int]]) -> dict[str, torch.Tensor]:
+        size = max(map(len, chosen))
+        pad = tokenizer.pad_token_id
+        return {
+            "input_ids": torch.tensor([r + [pad] * (size - len(r)) for r in chosen]),
+            "attention_mask": torch.tensor([[1] * len(r) + [0] * (size - len(r)) for r in chosen]),
+            "labels": torch.tensor(
+                [[IGNORE_INDEX] * (len(r) - answer) + r[-answer:] + [IGNORE_INDEX] * (size - len(r)) for r in chosen]
+            ),
+        }
+
+    together = batch_of(rows)
+    read = together["labels"][:, 1:] != IGNORE_INDEX
+    assert shared_prefix_length(together["input_ids"], together["attention_mask"], read) >= 8
+    assert together["input_ids"].shape[1] == width
+
+    states: dict[int, torch.Tensor] = {}
+
+    def keep_states(batch: dict[str, torch.Tensor], hidden: torch.Tensor) -> None:
+        labelled = batch["labels"][:, 1:] != IGNORE_INDEX
+        for row in range(hidden.shape[0]):
+            states[len(states)] = hidden[row, :-1][labelled[row]]
+
+    embedded = []
+    embeddings = lora_model.get_input_embeddings()
+    handle = embeddings.register_forward_pre_hook(lambda module, args: embedded.append(args[0].numel()))
+    try:
+        shared = input_second_moments(lora_model, [together], on_hidden=keep_states)
+    finally:
+        handle.remove()
+    prefix = shared_prefix_length(together["input_ids"], together["attention_mask"], read)
+    assert embedded == [prefix, len(rows) * (width - prefix)]  # the prefix once, then the rest of every row
+    shared_states = dict(states)
+    states.clear()
+    alone = input_second_moments(lora_model, [batch_of([r]) for r in rows], on_hidden=keep_states)
+
+    for name, moment in shared.items():
+        assert torch.allclose(moment, alone[name], rtol=1e-4, atol=1e-4), name
+    assert len(shared_states) == len(states) == len(rows)
+    for row, value in states.items():
+        assert torch.allclose(shared_states[row], value, atol=1e-5)
