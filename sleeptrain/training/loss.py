@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from transformers import DynamicCache, Trainer
 
+from sleeptrain.models.bf16_storage import weight_as
+
 IGNORE_INDEX = -100
 
 
@@ -99,8 +101,10 @@ def split_by_token_budget(inputs: dict[str, Any], budget: int | None) -> list[di
     return chunks
 
 
-# Positions per chunk of the head's logits: chunk × vocabulary fp32 values, ~8 MB.
-_LOGITS_PER_CHUNK = 2 * 2**20
+# Logits per chunk of the head, over the vocabulary-sized tensors a chunk holds at once: ~32 MB of fp32 values.
+# At a quarter of that the distilled anchors' chunks were 14 rows of the default model's 49 152 words, and the
+# head's products ran at a quarter of a 2-core CPU's matrix speed (BENCHMARKS.md, "Twentieth session").
+_LOGITS_PER_CHUNK = 8 * 2**20
 
 
 class _FrozenHeadLoss(torch.autograd.Function):
@@ -125,7 +129,7 @@ class _FrozenHeadLoss(torch.autograd.Function):
         chunk_loss: Callable[[torch.Tensor, slice], tuple[torch.Tensor, torch.Tensor]],
         copies: int,
     ) -> torch.Tensor:
-        head = weight.to(dtype)
+        head = weight_as(weight, dtype)
         step = max(1, _LOGITS_PER_CHUNK // (copies * weight.shape[0]))
         total = torch.zeros((), dtype=torch.float32, device=hidden.device)
         grad = torch.empty_like(hidden)
@@ -159,7 +163,7 @@ def labelled_distillation(
     frozen head from hidden states (the student's through the adapter, the teacher's with it off), times
     `scale`; the gradient for the student's logits is softmax(student) - softmax(teacher)."""
     dtype = _autocast_dtype(hidden, weight)  # read before the autocast is switched off below
-    head = weight.to(dtype)
+    head = weight_as(weight, dtype)
 
     def chunk_loss(logits: torch.Tensor, rows: slice) -> tuple[torch.Tensor, torch.Tensor]:
         student = logits.log_softmax(dim=-1)

@@ -12,7 +12,7 @@ from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM
 
 from sleeptrain.models import generate_answers, store_frozen_weights_in_bf16
-from sleeptrain.models.bf16_storage import compute_linears_from_bf16, computes_linears_from_bf16
+from sleeptrain.models.bf16_storage import compute_linears_from_bf16, computes_linears_from_bf16, weight_as
 from sleeptrain.models.loading import inference_context
 
 
@@ -83,3 +83,18 @@ def test_storing_twice_changes_nothing(tiny_llama):
     compute_linears_from_bf16(model)
     assert all(torch.equal(before[name], p) for name, p in model.named_parameters())
     assert not computes_linears_from_bf16(AutoModelForCausalLM.from_pretrained(tiny_llama, dtype=torch.float32))
+
+
+def test_frozen_weights_of_one_shape_are_cast_into_one_buffer_and_trained_ones_are_not():
+    first, second = torch.randn(6, 4).bfloat16(), torch.randn(6, 4).bfloat16()
+
+    one = weight_as(first, torch.float32)
+    assert one.dtype == torch.float32 and torch.equal(one, first.float())
+    pointer = one.data_ptr()
+    other = weight_as(second, torch.float32)
+    assert other.data_ptr() == pointer and torch.equal(other, second.float())  # the same memory, refilled
+
+    trained = torch.randn(6, 4, dtype=torch.bfloat16, requires_grad=True)
+    cast = weight_as(trained, torch.float32)
+    assert cast.data_ptr() != pointer and cast.requires_grad  # an ordinary cast, on the autograd graph
+    assert weight_as(one, torch.float32) is one  # already in that precision: no copy
