@@ -10,24 +10,9 @@
 #   run(command="mkdir -p /tmp/m && cp .gma/a /tmp/m/a", carry=[".gma"])
 #   run(command="BUDGET=450 bash benchmarks/gpu_default_model.sh", carry=[".gmb", ".whl19"])
 # The log, summary.json and results.jsonl come back in $OUT.
-set -o pipefail
-budget=${BUDGET:-450}
-started=$(date +%s)
-left() { echo $((budget - ($(date +%s) - started))); }
-
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl19/*.whl \
-    2>&1 | grep -v WARNING
-export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 PYTHONWARNINGS=ignore HF_HUB_OFFLINE=1
-export SLEEPTRAIN_CACHE_DIR=/tmp/stc SLEEPTRAIN_DEFAULT_MODEL_WHEEL=/tmp/m/model.gguf
-cat /tmp/m/a .gmb/b >/tmp/m/model.gguf || exit 1
-if [ "$(sha256sum /tmp/m/model.gguf | cut -d' ' -f1)" != "$(cut -d' ' -f1 .gmb/sha256)" ]; then
-    echo "the model's two halves do not join into the GGUF"
-    exit 1
-fi
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
-python3 -c "import torch, transformers, peft, trl, datasets, bitsandbytes as b, gguf; print('torch', torch.__version__, \
-'transformers', transformers.__version__, 'peft', peft.__version__, 'trl', trl.__version__, 'datasets', \
-datasets.__version__, 'bitsandbytes', b.__version__)"
+# shellcheck source=benchmarks/gpu_default_model_setup.sh
+source "$(dirname "$0")/gpu_default_model_setup.sh"
+export PYTHONPATH=/tmp/site:$PWD SLEEPTRAIN_CACHE_DIR=/tmp/stc
 
 t0=$(date +%s)
 python3 -m sleeptrain quickstart --out /tmp/qs 2>&1 | tee "$OUT/quickstart.log"
