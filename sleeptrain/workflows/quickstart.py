@@ -19,6 +19,7 @@ from sleeptrain.evaluation.recall import ProbeResult, accuracy_by_kind, read_pro
 from sleeptrain.examples import example_path
 from sleeptrain.models import resolve_base_model
 from sleeptrain.training.devices import to_compute_device
+from sleeptrain.workflows.folders import make_output_folder
 from sleeptrain.workflows.train import train
 
 log = logging.getLogger("sleeptrain")
@@ -36,8 +37,7 @@ def quickstart(out: Path, recipe_overrides: dict[str, Any] | None = None, quiet:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     started = time.perf_counter()
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_output_folder(out, "--out")
     recipe = Recipe(
         datasets=[DatasetConfig(path=example_path("people/facts.jsonl"), type="qa")],
         output_dir=out / "run",

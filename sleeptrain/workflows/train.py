@@ -23,6 +23,7 @@ from sleeptrain.data.mixing import build_example_dataset, load_recipe_examples
 from sleeptrain.errors import SleeptrainError
 from sleeptrain.training import RunMetrics, load_for_training, prepare_for_training, train_model
 from sleeptrain.training.anchors import anchor_conversations, read_anchor_prompts
+from sleeptrain.workflows.folders import make_output_folder
 
 log = logging.getLogger("sleeptrain")
 
@@ -46,6 +47,7 @@ def train(recipe: Recipe, quiet: bool = False, examples: list[list[Conversation]
     # Read and check every data file before spending time on the model.
     if examples is None:
         examples = load_recipe_examples(recipe)
+    output_dir = make_output_folder(recipe.output_dir, "output_dir")
     # Each epoch shows every example not yet learnt once, in its next phrasing, with its share of anchors
     # (training/schedule.py plans them): the dataset holds each phrasing and anchor once.
     passes = math.ceil(recipe.num_epochs)
@@ -71,8 +73,6 @@ def train(recipe: Recipe, quiet: bool = False, examples: list[list[Conversation]
         bf16,
     )
 
-    output_dir = Path(recipe.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
     save_to = output_dir / ("model" if recipe.adapter == "full" else "adapter")
     model = prepare_for_training(recipe, loaded.model)
     metrics = train_model(

@@ -181,6 +181,11 @@ BAD_INPUTS = {
         ["--set", "lora_rr=3"],
         ["--set lora_rr=3: unknown key 'lora_rr'", "did you mean 'lora_r'?"],
     ),
+    "output-dir-under-a-file": (
+        lambda f: _write(f / "blocker", "a file, not a folder"),
+        ["--set", "output_dir=blocker/run"],
+        ["output_dir blocker/run: cannot create this folder"],
+    ),
     "set-with-brackets": (
         lambda f: None,
         ["--set", "lora_target_modules[q_proj]"],
@@ -236,6 +241,18 @@ def test_debug_shows_the_traceback(tmp_path, tiny_llama, isolated_cache):
     assert done.returncode != 0
     assert "Traceback" in done.stderr
     assert "SleeptrainError: facts.jsonl:4: not valid JSON" in done.stderr
+
+
+def test_a_quickstart_folder_that_cannot_be_made_is_one_error_line(tmp_path, isolated_cache):
+    (tmp_path / "blocker").write_text("a file, not a folder")
+
+    done = sleeptrain("quickstart", "--out", "blocker/qs", cwd=tmp_path, cache_dir=isolated_cache)
+
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "error: --out blocker/qs: cannot create this folder (Not a directory)"
+    ], done.stderr
+    assert not (isolated_cache / "models").exists()  # failed before the default model was fetched
 
 
 # ------------------------------------------------------------------------------------------ the command

@@ -1,0 +1,26 @@
+"""The folders a workflow writes into, made (and checked writable) before any time goes into a model: a path
+that cannot hold the run is a one-line error at the start, not an OSError after training.
+
+Imports sleeptrain.errors and the standard library.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sleeptrain.errors import SleeptrainError
+
+
+def make_output_folder(path: Path, what: str) -> Path:
+    """Create `path` (and its parents) if needed; `what` names it in the error, e.g. "output_dir"."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SleeptrainError(f"{what} {path}: cannot create this folder ({exc.strerror or exc})") from exc
+    if not path.is_dir():
+        raise SleeptrainError(f"{what} {path}: not a folder")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise SleeptrainError(f"{what} {path}: this folder is not writable")
+    return path
