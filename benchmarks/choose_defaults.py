@@ -3,7 +3,10 @@ set of overrides, then check the saved adapter independently with plain transfor
 
 usage: python benchmarks/choose_defaults.py OUT_DIR [key=value ...]
 Prints one JSON line: the overrides, direct and paraphrase recall, general-knowledge questions lost, the drift
-from the base model on them (mean KL per answer token, sleeptrain/evaluation/drift.py), time.
+from the base model on them (mean KL per answer token, sleeptrain/evaluation/drift.py), time. The general
+questions are also asked with a longer answer limit (LONG_ANSWER_TOKENS), before and after: an answer the base
+model gets right only near the usual 40 tokens (the Mona Lisa's "da Vinci") can count as lost when training only
+made it a few words longer, and this tells the two apart.
 """
 
 from __future__ import annotations
@@ -24,6 +27,11 @@ from sleeptrain.workflows import train
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent
+LONG_ANSWER_TOKENS = 96
+
+
+def lost_questions(before: list, after: list) -> list[str]:
+    return [b.probe.question for b, a in zip(before, after, strict=True) if b.correct and not a.correct]
 
 
 def main() -> None:
@@ -44,6 +52,7 @@ def main() -> None:
     base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
     general = read_probes(ROOT / "data" / "general_knowledge.jsonl", kind="general")
     before = score_probes(base, tokenizer, general)
+    before_long = score_probes(base, tokenizer, general, max_new_tokens=LONG_ANSWER_TOKENS)
     adapted = PeftModel.from_pretrained(base, str(result.adapter_dir))
     # How far the general answers' distributions moved (evaluation/drift.py), against the same model with the
     # adapter off: the count of answers lost is too noisy to rank recipes by.
@@ -55,7 +64,8 @@ def main() -> None:
     after = score_probes(model, tokenizer, probes + general)
     scores = accuracy_by_kind(after)
     after_general = after[len(probes) :]
-    lost = [b.probe.question for b, a in zip(before, after_general, strict=True) if b.correct and not a.correct]
+    lost = lost_questions(before, after_general)
+    lost_long = lost_questions(before_long, score_probes(model, tokenizer, general, max_new_tokens=LONG_ANSWER_TOKENS))
     wrong = [(r.probe.question, r.answer) for r in after[: len(probes)] if not r.correct]
     print(
         json.dumps(
@@ -71,6 +81,8 @@ def main() -> None:
                 "tokens_per_s": result.metrics.tokens_per_second,
                 "final_loss": result.metrics.final_loss,
                 "lost": lost,
+                f"general_base_{LONG_ANSWER_TOKENS}": sum(b.correct for b in before_long),
+                f"lost_{LONG_ANSWER_TOKENS}": lost_long,
                 "wrong": wrong[:12],
             },
             ensure_ascii=False,
