@@ -38,7 +38,11 @@ def weight_as(weight: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     key = (weight.shape, dtype)
     buffer = _CAST_BUFFERS.get(key)
     if buffer is None:
-        buffer = _CAST_BUFFERS[key] = torch.empty(weight.shape, dtype=dtype)
+        # Made outside inference mode even when the first product of this shape runs inside it (a sleep's
+        # replay losses and dreams come before its training): an inference tensor may not be written to once
+        # training starts, and a new process's second sleep failed there.
+        with torch.inference_mode(False):
+            buffer = _CAST_BUFFERS[key] = torch.empty(weight.shape, dtype=dtype)
     return buffer.copy_(weight)
 
 

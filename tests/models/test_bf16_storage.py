@@ -11,7 +11,7 @@ import torch
 from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM
 
-from sleeptrain.models import generate_answers, store_frozen_weights_in_bf16
+from sleeptrain.models import bf16_storage, generate_answers, store_frozen_weights_in_bf16
 from sleeptrain.models.bf16_storage import compute_linears_from_bf16, computes_linears_from_bf16, weight_as
 from sleeptrain.models.loading import inference_context
 
@@ -98,3 +98,20 @@ def test_frozen_weights_of_one_shape_are_cast_into_one_buffer_and_trained_ones_a
     cast = weight_as(trained, torch.float32)
     assert cast.data_ptr() != pointer and cast.requires_grad  # an ordinary cast, on the autograd graph
     assert weight_as(one, torch.float32) is one  # already in that precision: no copy
+
+
+def test_a_shape_first_cast_under_inference_mode_still_trains(monkeypatch):
+    # A new process whose first products are answers (a sleep's dreams), then training steps.
+    monkeypatch.setattr(bf16_storage, "_CAST_BUFFERS", {})
+    layer = torch.nn.Linear(4, 6, bias=False).requires_grad_(False)  # frozen, as LoRA's base weights are
+    compute_linears_from_bf16(layer)
+    x = torch.randn(3, 4)
+    with torch.inference_mode():
+        answered = layer(x)
+
+    trained_input = x.clone().requires_grad_()
+    out = layer(trained_input)
+    out.sum().backward()
+
+    assert torch.equal(out.detach(), answered)
+    assert torch.allclose(trained_input.grad, layer.weight.float().sum(0).expand(3, 4))
