@@ -3,7 +3,7 @@ Qwen2.5-0.5B's and Qwen2.5-1.5B's sizes, or the embedded default model itself.
 
 usage: python benchmarks/gpu_speed.py OUT [--sizes 0.5b 1.5b default] [--modes lora qlora] [--epochs 10]
            [--rounds 1] [--contenders sleeptrain trl unsloth sleeptrain-unsloth sleeptrain-noprefix sleeptrain-gc
-           sleeptrain-recipe sleeptrain-nullspace sleeptrain-sleep]
+           sleeptrain-recipe sleeptrain-nullspace sleeptrain-sleep sleeptrain-second-sleep]
            [--tokenizer DIR]
            [--results FILE] [--budget SECONDS]
 
@@ -20,6 +20,9 @@ chat-formatted facts (`benchmarks/data/heldout_facts.jsonl`), batch 8, for the s
   anchors that finds the directions runs before training starts: in the whole-process time, not in the
   training time); sleeptrain-sleep: the facts ingested as memories (untimed), then `sleeptrain sleep` on them
   (timed), with the default sleep recipe (its own wordings, summaries and anchors: compare tokens/s here too);
+  sleeptrain-second-sleep: half the facts ingested and slept on, then the other half ingested (all untimed),
+  then the second `sleeptrain sleep` timed, with `sleep.dreams: 1`: the sleep that chooses its replay by the
+  model's losses and generates dreams before it trains (a first sleep has nothing to replay or dream of);
 - trl, unsloth: the scripts a user would write (`benchmarks/gpu_contenders.py`).
 
 Each run is a whole process, timed from start to exit; it also reports its own training time, tokens and
@@ -87,16 +90,30 @@ def make_model(size: str, tokenizer_dir: str, target: Path) -> Path:
     return target
 
 
-def sleep_commands(model: Path, mode: str, epochs: int, work: Path) -> tuple[list[str], list[str]]:
+def sleep_commands(model: Path, mode: str, epochs: int, work: Path, second: bool) -> tuple[list[list[str]], list[str]]:
     """sleeptrain-sleep: the memories go into a fresh store first (untimed; the hippocampus judges them with
     the same base model, the default model being out of reach on a leased machine), then `sleeptrain sleep`
-    consolidates them with the default sleep recipe, timed."""
+    consolidates them with the default sleep recipe, timed. sleeptrain-second-sleep (`second`): half the
+    facts ingested and slept on first, untimed, then the other half ingested and the second sleep timed."""
     recipe = work / "sleep.yaml"
-    recipe.write_text(f"base_model: {model}\nadapter: {mode}\noutput_dir: {work}\nnum_epochs: {epochs}\n")
+    recipe.write_text(
+        f"base_model: {model}\nadapter: {mode}\noutput_dir: {work}\nnum_epochs: {epochs}\n"
+        + ("sleep:\n  dreams: 1\n" if second else "")
+    )
     store = str(work / "memories.db")
-    ingest = [sys.executable, "-m", "sleeptrain", "memory", "ingest", str(FACTS), "--store", store]
-    ingest += ["--recipe", str(recipe), "--json"]
-    return ingest, [sys.executable, "-m", "sleeptrain", "sleep", "--store", store, "--recipe", str(recipe), "--quiet"]
+    sleep = [sys.executable, "-m", "sleeptrain", "sleep", "--store", store, "--recipe", str(recipe), "--quiet"]
+
+    def ingest(facts: Path) -> list[str]:
+        judged_by = ["--recipe", str(recipe), "--json"]
+        return [sys.executable, "-m", "sleeptrain", "memory", "ingest", str(facts), "--store", store, *judged_by]
+
+    if not second:
+        return [ingest(FACTS)], sleep
+    lines = FACTS.read_text(encoding="utf-8").splitlines(keepends=True)
+    first, rest = work / "facts-1.jsonl", work / "facts-2.jsonl"
+    first.write_text("".join(lines[: len(lines) // 2]), encoding="utf-8")
+    rest.write_text("".join(lines[len(lines) // 2 :]), encoding="utf-8")
+    return [ingest(first), sleep, ingest(rest)], sleep
 
 
 def command(contender: str, model: Path, mode: str, epochs: int, work: Path) -> list[str]:
@@ -131,13 +148,16 @@ def command(contender: str, model: Path, mode: str, epochs: int, work: Path) -> 
 def run_one(contender: str, model: Path, mode: str, epochs: int, work: Path, timeout: float) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    if contender != "sleeptrain-sleep":
+    sleeps = contender in ("sleeptrain-sleep", "sleeptrain-second-sleep")
+    if not sleeps:
         cmd = command(contender, model, mode, epochs, work)
     else:
-        ingest, cmd = sleep_commands(model, mode, epochs, work)
-        judged = subprocess.run(ingest, env=env, capture_output=True, text=True, timeout=timeout, cwd=HERE.parent)
-        if judged.returncode != 0:
-            return {"ok": False, "error": "memory ingest: " + (judged.stderr or judged.stdout)[-3000:]}
+        setup, cmd = sleep_commands(model, mode, epochs, work, second=contender == "sleeptrain-second-sleep")
+        for step in setup:  # untimed
+            done = subprocess.run(step, env=env, capture_output=True, text=True, timeout=timeout, cwd=HERE.parent)
+            if done.returncode != 0:
+                what = "memory ingest" if "ingest" in step else "the first sleep"
+                return {"ok": False, "error": f"{what}: " + (done.stderr or done.stdout)[-3000:]}
     started = time.perf_counter()
     try:
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=HERE.parent)
@@ -146,14 +166,18 @@ def run_one(contender: str, model: Path, mode: str, epochs: int, work: Path, tim
     wall = time.perf_counter() - started
     if done.returncode != 0:
         return {"ok": False, "wall_s": round(wall, 2), "error": (done.stderr or done.stdout)[-3000:]}
-    if contender == "sleeptrain-sleep":
-        report = json.loads((work / "adapters" / "latest" / "sleep.json").read_text())["metrics"]
+    phases = {}
+    if sleeps:
+        record = json.loads((work / "adapters" / "latest" / "sleep.json").read_text())
+        # Where the sleep's time went (load, replay chosen by loss, dreams, training ...), and how much it replayed.
+        report, phases = record["metrics"], {**record["timings"], "replayed": len(record["replayed"])}
+        phases["dreams"] = record["dreams"]
     elif contender.startswith("sleeptrain"):
         report = json.loads((work / "metrics.json").read_text())
     else:
         report = json.loads([line for line in done.stdout.splitlines() if line.startswith("{")][-1])
     keys = ("train_runtime_s", "train_tokens", "tokens_per_second", "peak_gpu_mb")
-    return {"ok": True, "wall_s": round(wall, 2), **{k: report.get(k) for k in keys}}
+    return {"ok": True, "wall_s": round(wall, 2), **{k: report.get(k) for k in keys}, **phases}
 
 
 def table(results: list[dict]) -> str:
