@@ -74,6 +74,31 @@ def test_sleep_consolidates_and_prints_the_new_version(tiny_llama, tmp_path, iso
     assert again.returncode == 0 and "no sleep: no pending memories" in again.stdout
 
 
+def test_a_second_sleep_in_its_own_process_replays_by_loss_and_dreams(tiny_llama, tmp_path, isolated_cache):
+    # Its replay losses and dreams are the new process's first products, before any training step: on a CPU
+    # that stores frozen weights in bf16 this once left buffers that training could not write to.
+    recipe = write_sleep_recipe(tmp_path, tiny_llama)
+    fill_store(tmp_path / "memories.db", FACTS[:2])
+    args = ("sleep", "--store", "memories.db", "--recipe", str(recipe), "-q")
+    assert sleeptrain(*args, cwd=tmp_path, cache_dir=isolated_cache).returncode == 0
+    fill_store(tmp_path / "memories.db", FACTS[2:])
+
+    second = sleeptrain(
+        *args,
+        "--set",
+        "sleep.replay_ratio=0.5",  # one of the two consolidated memories: chosen by its loss
+        "--set",
+        "sleep.dreams=1",
+        cwd=tmp_path,
+        cache_dir=isolated_cache,
+    )
+
+    assert second.returncode == 0, second.stderr
+    record = json.loads((tmp_path / "run" / "adapters" / "v2" / "sleep.json").read_text())
+    assert len(record["replayed"]) == 1
+    assert record["timings"]["replay_select_s"] > 0 and record["timings"]["dreams_s"] > 0
+
+
 def test_if_needed_below_the_threshold_says_why_and_does_not_train(tiny_llama, tmp_path, isolated_cache):
     recipe = write_sleep_recipe(tmp_path, tiny_llama)
     fill_store(tmp_path / "memories.db", FACTS[:1], importance=0.3)
