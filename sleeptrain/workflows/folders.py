@@ -1,5 +1,5 @@
 """The folders a workflow writes into, made (and checked writable) before any time goes into a model: a path
-that cannot hold the run is a one-line error at the start, not an OSError after training.
+that cannot hold the run is a one-line error at the start, not a raw OSError once the model has loaded.
 
 Imports sleeptrain.errors and the standard library.
 """
@@ -18,9 +18,8 @@ def make_output_folder(path: Path, what: str) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
+        # A file already at `path` is a FileExistsError here too: mkdir's exist_ok accepts only a folder.
         raise SleeptrainError(f"{what} {path}: cannot create this folder ({exc.strerror or exc})") from exc
-    if not path.is_dir():
-        raise SleeptrainError(f"{what} {path}: not a folder")
     if not os.access(path, os.W_OK | os.X_OK):
         raise SleeptrainError(f"{what} {path}: this folder is not writable")
     return path

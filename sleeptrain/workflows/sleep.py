@@ -45,6 +45,7 @@ from sleeptrain.sleep.versions import (
     version_dir,
 )
 from sleeptrain.training.run import RunMetrics
+from sleeptrain.workflows.folders import make_output_folder
 
 log = logging.getLogger("sleeptrain")
 
@@ -97,7 +98,8 @@ def sleep(store: MemoryStore | str | Path, recipe: Recipe, if_needed: bool = Fal
 @contextlib.contextmanager
 def _sleep_lock(output_dir: Path) -> Iterator[None]:
     """One sleep at a time per output_dir. The kernel drops a flock when its process dies, even by SIGKILL."""
-    adapters_dir(output_dir).mkdir(parents=True, exist_ok=True)
+    make_output_folder(output_dir, "output_dir")
+    adapters_dir(output_dir).mkdir(exist_ok=True)
     handle = open(adapters_dir(output_dir) / ".sleep.lock", "w")  # noqa: SIM115 - held for the whole sleep
     try:
         import fcntl

@@ -129,6 +129,7 @@ def test_if_needed_below_the_threshold_says_why_and_does_not_train(tiny_llama, t
             "unknown key 'sleep.replay_ration' (did you mean 'replay_ratio'?)",
         ),
         ("store", ["--set", "sleep.ewc_lambda=-1"], "'sleep.ewc_lambda': Input should be greater than or equal to 0"),
+        ("store", ["--set", "output_dir=memories.db/run"], "output_dir memories.db/run: cannot create this folder"),
     ],
 )
 def test_bad_input_is_one_error_line(tiny_llama, tmp_path, isolated_cache, setup, args, expected):
