@@ -253,6 +253,24 @@ def isolated_cache(tmp_path_factory, monkeypatch) -> Path:
     return cache
 
 
+@pytest.fixture
+def progress_bars(monkeypatch) -> list[tuple[str, int, int]]:
+    """Each progress bar sleeptrain opens from now on, as (label, count, total) when it closes: the real tqdm
+    bars, drawn as usual, with what they reached kept."""
+    import tqdm.auto
+
+    closed: list[tuple[str, int, int]] = []
+
+    class Recorded(tqdm.auto.tqdm):
+        def close(self):
+            if not self.disable and (self.desc, self.n, self.total) not in closed[-1:]:  # close() runs twice at exit
+                closed.append((self.desc, self.n, self.total))
+            super().close()
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", Recorded)
+    return closed
+
+
 def read_scalars(log_dir) -> dict[str, list[float]]:
     """Every scalar series of the TensorBoard event files under log_dir, by tag, in step order."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

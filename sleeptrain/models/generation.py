@@ -18,10 +18,12 @@ def generate_answers(
     system_prompt: str | None = None,
     max_new_tokens: int = 40,
     batch_size: int = 64,
+    progress: str | None = None,
 ) -> list[str]:
     """One greedy answer per question, each asked as a fresh single-turn chat. Large batches: on a CPU a decoding
     step of a small model costs about as much at 16 rows as at 40 (the quickstart's 74 questions took 54 s in
-    batches of 16, 34 s of 40 and 25 s in one; BENCHMARKS.md, sixteenth session)."""
+    batches of 16, 34 s of 40 and 25 s in one; BENCHMARKS.md, sixteenth session). `progress`: the label of a
+    progress bar over the decoding steps (none without it)."""
     if not questions:
         return []
     template = template or tokenizer.chat_template
@@ -32,6 +34,11 @@ def generate_answers(
     answers: list[str] = []
     # Batches of even size: 74 questions as 37 + 37, not 64 + 10.
     size = math.ceil(len(prompts) / math.ceil(len(prompts) / batch_size))
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=math.ceil(len(prompts) / size) * max_new_tokens, desc=progress, unit="step", leave=False)
     try:
         for start in range(0, len(prompts), size):
             batch = tokenizer(
@@ -47,9 +54,28 @@ def generate_answers(
                     do_sample=False,
                     pad_token_id=tokenizer.pad_token_id,
                     eos_token_id=tokenizer.eos_token_id,
+                    stopping_criteria=_advancing(bar) if bar else None,
                 )
+            if bar:  # a batch whose every row ended early skips its remaining steps
+                bar.update((start // size + 1) * max_new_tokens - bar.n)
             new_tokens = output[:, batch["input_ids"].shape[1] :]
             answers.extend(text.strip() for text in tokenizer.batch_decode(new_tokens, skip_special_tokens=True))
     finally:
         tokenizer.padding_side = side
+        if bar:
+            bar.close()
     return answers
+
+
+def _advancing(bar: Any) -> Any:
+    """A stopping criterion that never stops and advances `bar` once per decoding step: the one hook generate()
+    calls at every step for any batch size (its streamers take one row)."""
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class AdvanceBar(StoppingCriteria):
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            bar.update(1)
+            return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+    return StoppingCriteriaList([AdvanceBar()])

@@ -47,9 +47,16 @@ def dream_prompts(consolidated: list[Memory], count: int, seed: int) -> list[tup
 
 
 def dream_conversations(
-    model: Any, tokenizer: Any, recipe: Recipe, consolidated: list[Memory], count: int, seed: int
+    model: Any,
+    tokenizer: Any,
+    recipe: Recipe,
+    consolidated: list[Memory],
+    count: int,
+    seed: int,
+    progress: bool = False,
 ) -> list[Conversation]:
-    """`count` dreams: prompts about earlier subjects with the model's own greedy answers (cut at a sentence)."""
+    """`count` dreams: prompts about earlier subjects with the model's own greedy answers (cut at a sentence),
+    under a progress bar where `progress`."""
     prompts = dream_prompts(consolidated, count, seed)
     if not prompts:
         return []
@@ -58,7 +65,13 @@ def dream_conversations(
     model.eval()
     try:
         answers = generate_answers(
-            model, tokenizer, [q for q, _ in prompts], template, recipe.system_prompt, max_new_tokens=DREAM_TOKENS
+            model,
+            tokenizer,
+            [q for q, _ in prompts],
+            template,
+            recipe.system_prompt,
+            max_new_tokens=DREAM_TOKENS,
+            progress="dreaming" if progress else None,
         )
     finally:
         model.train(was_training)

@@ -290,6 +290,15 @@ def _save_directions(path: Path | None, directions: dict[str, torch.Tensor]) -> 
         old.unlink(missing_ok=True)
 
 
+def _bar(items: Any, label: str, shown: bool) -> Any:
+    """`items`, iterated under a progress bar where `shown`."""
+    if not shown:
+        return items
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc=label, total=len(items), leave=False)
+
+
 def keep_lora_out_of_general_inputs(
     model: Any,
     batches: Iterable[dict[str, torch.Tensor]],
@@ -297,13 +306,15 @@ def keep_lora_out_of_general_inputs(
     memory: int | None = None,
     cache: Path | None = None,
     on_hidden: Callable[[dict[str, torch.Tensor], torch.Tensor], None] | None = None,
+    progress: bool = False,
 ) -> KeepLoraOutOfGeneralInputs:
     """The callback that keeps the model's LoRA A matrices out of the directions holding `energy` of the
     general prompts' inputs to each layer (the `batches`: tokenized anchors). The Σ x xᵀ matrices of one pass
     over the batches take at most `memory` bytes (default: a quarter of what is free), in as many passes as
     that needs. `cache`: the file (directions_file) the directions are read from if it holds them, and written
     to if not. `on_hidden`: given the final hidden states of each batch of the first pass (input_second_moments),
-    where the directions are found rather than read."""
+    where the directions are found rather than read. `progress`: bars over the passes and the
+    eigendecompositions, which take most of a minute on two CPU cores for the default model."""
     started = time.perf_counter()
     cached = _load_directions(cache, next(model.parameters()).device)
     if cached is not None:
@@ -313,14 +324,17 @@ def keep_lora_out_of_general_inputs(
     directions = {}
     passes = _passes_within_memory(model, memory if memory is not None else _memory_for_moments(model))
     for number, names in enumerate(passes):
-        moments = input_second_moments(model, batches, names, on_hidden if number == 0 else None)
-        bases: dict[int, torch.Tensor] = {}
-        for name, moment in moments.items():
-            # Layers that share an input share its matrix, and its eigenvectors.
-            if id(moment) not in bases:
-                bases[id(moment)] = protected_directions(moment, energy)
-            directions[name] = bases[id(moment)]
-        del moments, bases
+        part = f" ({number + 1} of {len(passes)})" if len(passes) > 1 else ""
+        read = _bar(batches, f"lora_null_space: the anchors' inputs{part}", progress)
+        moments = input_second_moments(model, read, names, on_hidden if number == 0 else None)
+        # Layers that share an input share its matrix, and its eigenvectors.
+        distinct = {id(moment): moment for moment in moments.values()}
+        bases = {
+            key: protected_directions(moment, energy)
+            for key, moment in _bar(distinct.items(), f"lora_null_space: directions{part}", progress)
+        }
+        directions.update((name, bases[id(moment)]) for name, moment in moments.items())
+        del moments, distinct, bases
     if directions:
         kept = sum(d.shape[1] for d in directions.values()) / len(directions)
         width = sum(d.shape[0] for d in directions.values()) / len(directions)

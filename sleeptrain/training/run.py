@@ -251,12 +251,14 @@ def _null_space_callback(
     device: torch.device,
     base_key: dict[str, Any] | None,
     teacher_cache: dict[tuple[int, ...], torch.Tensor] | None,
+    progress: bool,
 ) -> TrainerCallback:
     """The callback that keeps LoRA out of the anchors' input directions (training/null_space.py), measured on
     every distinct anchor of the dataset (a run of many epochs repeats them), or read from the cache where an
     earlier run on the same base model (`base_key`) and anchors found them. The anchors are batched by the
     training's own collator (`collate`), so their states line up as the loss's do. `teacher_cache`: where the
-    distilled anchors' teacher states go (the trainer's, training/loss.py), filled from the same pass."""
+    distilled anchors' teacher states go (the trainer's, training/loss.py), filled from the same pass.
+    `progress`: bars over the finding, where the directions are not read from the cache."""
     anchors = dataset.select(rows.anchors)
     distinct = dict(zip(map(tuple, anchors["input_ids"]), anchors["labels"], strict=True))
     anchor_ids = sorted(distinct, key=len)  # batches of like length: little padding
@@ -279,7 +281,9 @@ def _null_space_callback(
 
     known = len(teacher_cache or {})
     on_hidden = keep_teacher_states if teacher_cache is not None else None
-    callback = keep_lora_out_of_general_inputs(model, batches, energy, cache=cache, on_hidden=on_hidden)
+    callback = keep_lora_out_of_general_inputs(
+        model, batches, energy, cache=cache, on_hidden=on_hidden, progress=progress
+    )
     if teacher_cache is not None and len(teacher_cache) > known:
         log.debug("Teacher states of %d distilled anchors taken from the same pass", len(teacher_cache) - known)
     return callback
@@ -401,7 +405,15 @@ def train_model(
             teacher_cache = trainer.teacher_cache if distils else None
             with trainer.accelerator.autocast():
                 callback = _null_space_callback(
-                    energy, model, dataset, rows, trainer.data_collator, args.device, base_key, teacher_cache
+                    energy,
+                    model,
+                    dataset,
+                    rows,
+                    trainer.data_collator,
+                    args.device,
+                    base_key,
+                    teacher_cache,
+                    progress=not quiet,
                 )
             trainer.add_callback(callback)
     started = time.perf_counter()

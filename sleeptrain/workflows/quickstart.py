@@ -52,7 +52,7 @@ def quickstart(out: Path, recipe_overrides: dict[str, Any] | None = None, quiet:
     tokenizer = AutoTokenizer.from_pretrained(base_path)
     # Asked on the GPU where there is one (fp32 either way), as training will run there.
     base = to_compute_device(AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32), recipe)
-    before = score_probes(base, tokenizer, probes)
+    before = score_probes(base, tokenizer, probes, progress=None if quiet else "asking")
     del base
 
     facts = sum(1 for _ in example_path("people/facts.jsonl").open(encoding="utf-8"))
@@ -73,7 +73,7 @@ def quickstart(out: Path, recipe_overrides: dict[str, Any] | None = None, quiet:
     # Merging gives the same answers (fp32) and generates several times faster than unmerged LoRA layers.
     model = to_compute_device(model.merge_and_unload(), recipe)
     model.eval()
-    after = score_probes(model, tokenizer, probes)
+    after = score_probes(model, tokenizer, probes, progress=None if quiet else "asking again")
 
     summary = _summarise(before, after, trained, time.perf_counter() - started)
     summary_path = out / "summary.json"

@@ -205,11 +205,14 @@ def _consolidate(
     new, corrections = new_conversations(pending, active, superseded, recipe, seed)
     # Anchors are the base model's answers: recorded before the adapter is on. Counted on the new examples
     # only, so that replay and dreams do not also grow the anchors.
+    anchor_count = math.ceil(recipe.anchor_ratio * len(new))
     anchors = anchor_conversations(
-        recipe, anchor_prompts, loaded.model, tokenizer, loaded.path, math.ceil(recipe.anchor_ratio * len(new))
+        recipe, anchor_prompts, loaded.model, tokenizer, loaded.path, anchor_count, progress=not quiet
     )
     questions = contrast_questions(new, recipe.contrast_anchors, seed)
-    anchors += anchor_conversations(recipe, questions, loaded.model, tokenizer, loaded.path, len(questions))
+    anchors += anchor_conversations(
+        recipe, questions, loaded.model, tokenizer, loaded.path, len(questions), progress=not quiet
+    )
     model = _trainable_model(recipe, loaded.model, current, output_dir, prepare_for_training)
     # The replay's losses and the dreams run before training, which would move the model only as it starts.
     model = to_compute_device(model, recipe)
@@ -226,7 +229,7 @@ def _consolidate(
     dreams = []
     dream_count = math.ceil(recipe.sleep.dreams * len(pending)) if consolidated and current else 0
     if dream_count:
-        dreams = dream_conversations(model, tokenizer, recipe, consolidated, dream_count, seed)
+        dreams = dream_conversations(model, tokenizer, recipe, consolidated, dream_count, seed, progress=not quiet)
     lap("dreams_s")
 
     handles = []

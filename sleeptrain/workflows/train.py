@@ -60,9 +60,12 @@ def train(recipe: Recipe, quiet: bool = False, examples: list[list[Conversation]
         loaded.tokenizer,
         loaded.path,
         math.ceil(recipe.anchor_ratio * len(examples)) * passes,  # different anchors in every pass
+        progress=not quiet,
     )
     questions = contrast_questions([phrasings[0] for phrasings in examples], recipe.contrast_anchors, recipe.seed)
-    anchors += anchor_conversations(recipe, questions, loaded.model, loaded.tokenizer, loaded.path, len(questions))
+    anchors += anchor_conversations(
+        recipe, questions, loaded.model, loaded.tokenizer, loaded.path, len(questions), progress=not quiet
+    )
     dataset, rows = build_example_dataset(recipe, loaded.tokenizer, examples, anchors, passes)
     log.info(
         "%d examples from %d file(s), %g epochs' steps at most, %d anchors, bf16=%s",

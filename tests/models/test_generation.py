@@ -42,3 +42,18 @@ def test_a_tokenizer_that_names_no_padding_token_still_gets_answers_in_batches(t
     answers = generate_answers(model, tokenizer, questions, max_new_tokens=3)  # two lengths: one row is padded
 
     assert len(answers) == 2 and all(isinstance(a, str) for a in answers)
+
+
+def test_a_progress_bar_counts_every_decoding_step_and_changes_no_answer(tiny_llama, capfd, progress_bars):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama)
+    questions = [f"Question number {i}?" for i in range(7)]
+    progress_bars.clear()  # transformers' own, while loading
+    plain = generate_answers(model, tokenizer, questions, max_new_tokens=4, batch_size=3)
+    assert progress_bars == [] and "asking" not in capfd.readouterr().err  # no bar unless asked for
+
+    shown = generate_answers(model, tokenizer, questions, max_new_tokens=4, batch_size=3, progress="asking")
+
+    assert shown == plain
+    assert "asking" in capfd.readouterr().err
+    assert progress_bars == [("asking", 12, 12)]  # three batches (3 + 2 + 2) of four steps each, however many ran

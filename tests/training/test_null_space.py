@@ -154,6 +154,23 @@ def test_the_directions_found_once_are_read_back_from_the_cache_and_a_torn_file_
     assert len(again.pairs) == 14 and torch.load(cache, weights_only=True)["groups"]
 
 
+def test_finding_the_directions_shows_its_progress_and_reading_them_back_shows_none(
+    lora_model, tokenizer, tmp_path, progress_bars
+):
+    batch = tokenizer(ANCHOR_PROMPTS, padding=True, return_tensors="pt")
+    cache = tmp_path / "null_space" / "directions.pt"
+
+    keep_lora_out_of_general_inputs(lora_model, [batch, batch], energy=0.9, cache=cache, progress=True)
+    # Two batches of anchors, then one eigendecomposition per distinct input: q/k/v, o, gate/up and down in
+    # each of the two decoder layers.
+    assert progress_bars == [
+        ("lora_null_space: the anchors' inputs", 2, 2),
+        ("lora_null_space: directions", 8, 8),
+    ]
+    keep_lora_out_of_general_inputs(lora_model, [batch], energy=0.9, cache=cache, progress=True)
+    assert len(progress_bars) == 2
+
+
 @pytest.fixture
 def anchored_run(tiny_llama, tmp_path, write_jsonl, qa_rows, isolated_cache):
     facts = write_jsonl("facts.jsonl", qa_rows)

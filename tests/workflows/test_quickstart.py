@@ -8,8 +8,8 @@ import json
 from sleeptrain.workflows import quickstart
 
 
-def test_quickstart_writes_a_summary_of_before_and_after(tmp_path, tiny_llama):
-    result = quickstart(tmp_path / "qs", recipe_overrides={"base_model": tiny_llama, "max_steps": 2}, quiet=True)
+def test_quickstart_writes_a_summary_of_before_and_after(tmp_path, tiny_llama, progress_bars):
+    result = quickstart(tmp_path / "qs", recipe_overrides={"base_model": tiny_llama, "max_steps": 2}, quiet=False)
 
     summary = json.loads(result.summary_path.read_text())
     assert result.summary_path == tmp_path / "qs" / "summary.json"
@@ -22,3 +22,11 @@ def test_quickstart_writes_a_summary_of_before_and_after(tmp_path, tiny_llama):
     )
     assert summary["train"]["steps"] == 2
     assert (tmp_path / "qs" / "run" / "adapter" / "adapter_config.json").exists()
+
+    # No step is silent: asking, recording the anchors' answers (a model sleeptrain ships none for), finding the
+    # directions LoRA keeps out of, and asking again each show a bar that ends full (training shows Trainer's).
+    ours = [bar for bar in progress_bars if not bar[0].startswith("Loading")]  # transformers' (off in the CLI)
+    labels = [label for label, _, _ in ours]
+    assert labels[0] == "asking" and labels[-1] == "asking again"
+    assert "anchor answers, group 1 of 8" in labels and "lora_null_space: directions" in labels
+    assert all(count == total for _, count, total in ours), ours

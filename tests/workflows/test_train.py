@@ -210,3 +210,9 @@ def test_with_learnt_after_0_every_epoch_runs(tiny_llama, make_recipe):
     result = train(recipe, quiet=True)
     assert result.metrics.epochs == 3 and result.metrics.steps == 3
     assert result.metrics.examples_learnt is None
+
+
+def test_a_quiet_run_shows_no_progress_bar(tiny_llama, make_recipe, progress_bars):
+    train(make_recipe(tiny_llama, anchor_ratio=1.0), quiet=True)  # anchors recorded, directions found
+
+    assert [label for label, _, _ in progress_bars if not label.startswith("Loading")] == []
