@@ -64,6 +64,11 @@ def keyword_match(answer: str, keywords: tuple[str, ...] | list[str]) -> bool:
 
 def score_probes(model: Any, tokenizer: Any, probes: list[Probe], **kwargs: Any) -> list[ProbeResult]:
     answers = generate_answers(model, tokenizer, [p.question for p in probes], **kwargs)
+    return score_answers_to_probes(probes, answers)
+
+
+def score_answers_to_probes(probes: list[Probe], answers: list[str]) -> list[ProbeResult]:
+    """Each probe's answer (in the probes' order) scored by its keywords."""
     return [ProbeResult(p, a, keyword_match(a, p.keywords)) for p, a in zip(probes, answers, strict=True)]
 
 

@@ -2,11 +2,13 @@
 
 Teach the bundled facts about a handful of fictional people, ask before and after (the training questions,
 paraphrases of them, and general-knowledge questions that must not be lost), and write DIR/summary.json.
-The trained adapter is checked the way a user would: plain transformers + peft loading the saved folder.
+The trained adapter is checked the way a user would: plain transformers + peft loading the saved folder. The
+base model's own answers are asked once per machine and kept in the cache folder, as its weights never change.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -15,14 +17,29 @@ from pathlib import Path
 from typing import Any
 
 from sleeptrain.config import DatasetConfig, Recipe
-from sleeptrain.evaluation.recall import ProbeResult, accuracy_by_kind, read_probes, score_probes
+from sleeptrain.evaluation.recall import (
+    Probe,
+    ProbeResult,
+    accuracy_by_kind,
+    read_probes,
+    score_answers_to_probes,
+    score_probes,
+)
 from sleeptrain.examples import example_path
-from sleeptrain.models import resolve_base_model
+from sleeptrain.models import generate_answers, resolve_base_model
+from sleeptrain.settings import load_settings
+from sleeptrain.training.anchors import save_anchor_answers
 from sleeptrain.training.devices import to_compute_device
+from sleeptrain.training.shipped_anchors import recording_conditions
 from sleeptrain.workflows.folders import make_output_folder
 from sleeptrain.workflows.train import train
 
 log = logging.getLogger("sleeptrain")
+
+# How the probes are asked, before and after alike: generate_answers' defaults, named here because the base
+# model's answers are cached under them.
+ANSWER_TOKENS = 40
+ANSWER_BATCH = 64
 
 
 @dataclass
@@ -52,7 +69,7 @@ def quickstart(out: Path, recipe_overrides: dict[str, Any] | None = None, quiet:
     tokenizer = AutoTokenizer.from_pretrained(base_path)
     # Asked on the GPU where there is one (fp32 either way), as training will run there.
     base = to_compute_device(AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32), recipe)
-    before = score_probes(base, tokenizer, probes, progress=None if quiet else "asking")
+    before = score_answers_to_probes(probes, _base_model_answers(base, tokenizer, probes, quiet))
     del base
 
     facts = sum(1 for _ in example_path("people/facts.jsonl").open(encoding="utf-8"))
@@ -73,12 +90,48 @@ def quickstart(out: Path, recipe_overrides: dict[str, Any] | None = None, quiet:
     # Merging gives the same answers (fp32) and generates several times faster than unmerged LoRA layers.
     model = to_compute_device(model.merge_and_unload(), recipe)
     model.eval()
-    after = score_probes(model, tokenizer, probes, progress=None if quiet else "asking again")
+    after = score_probes(
+        model,
+        tokenizer,
+        probes,
+        max_new_tokens=ANSWER_TOKENS,
+        batch_size=ANSWER_BATCH,
+        progress=None if quiet else "asking again",
+    )
 
     summary = _summarise(before, after, trained, time.perf_counter() - started)
     summary_path = out / "summary.json"
     summary_path.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     return QuickstartResult(summary, summary_path)
+
+
+def _base_model_answers(base: Any, tokenizer: Any, probes: list[Probe], quiet: bool) -> list[str]:
+    """The base model's greedy answers to the probes. Its weights never change, so the answers are kept in the
+    cache folder under everything they depend on (the weights' checksum, the template, the questions, the
+    answer length, the batches, the device) and a later quickstart on this machine reads them instead of
+    asking again: about 40 s of a quickstart on two CPU cores (BENCHMARKS.md, twenty-second session)."""
+    questions = [probe.question for probe in probes]
+    conditions = recording_conditions(base, tokenizer.chat_template, None, questions, ANSWER_TOKENS, ANSWER_BATCH)
+    conditions["device"] = base.device.type  # another device's kernels may break a near-tie another way
+    key = hashlib.sha1(json.dumps(conditions, sort_keys=True).encode()).hexdigest()[:16]
+    cache = load_settings().cache_dir / "answers" / f"{key}.json"
+    try:
+        remembered = json.loads(cache.read_text(encoding="utf-8"))
+        answers = [remembered[question] for question in questions]
+        log.info("The base model's answers read from %s (the same weights were asked the same questions)", cache)
+        return answers
+    except (OSError, ValueError, KeyError, TypeError):  # none yet, or a torn file: asked again
+        pass
+    answers = generate_answers(
+        base,
+        tokenizer,
+        questions,
+        max_new_tokens=ANSWER_TOKENS,
+        batch_size=ANSWER_BATCH,
+        progress=None if quiet else "asking",
+    )
+    save_anchor_answers(cache, dict(zip(questions, answers, strict=True)))
+    return answers
 
 
 def _summarise(before: list[ProbeResult], after: list[ProbeResult], trained: Any, seconds: float) -> dict[str, Any]:

@@ -4,6 +4,7 @@ facts and writes a summary a person (or a notebook) can read. The real run is `s
 from __future__ import annotations
 
 import json
+import logging
 
 from sleeptrain.workflows import quickstart
 
@@ -30,3 +31,27 @@ def test_quickstart_writes_a_summary_of_before_and_after(tmp_path, tiny_llama, p
     assert labels[0] == "asking" and labels[-1] == "asking again"
     assert "anchor answers, group 1 of 8" in labels and "lora_null_space: directions" in labels
     assert all(count == total for _, count, total in ours), ours
+
+
+def test_a_second_quickstart_reads_the_base_models_answers_instead_of_asking_it_again(
+    tmp_path, tiny_llama, progress_bars, isolated_cache, caplog
+):
+    overrides = {"base_model": tiny_llama, "max_steps": 1}
+    first = quickstart(tmp_path / "one", overrides, quiet=False)
+
+    progress_bars.clear()
+    with caplog.at_level(logging.INFO, logger="sleeptrain"):
+        second = quickstart(tmp_path / "two", overrides, quiet=False)
+
+    assert "The base model's answers read from" in caplog.text
+    asked = [label for label, _, _ in progress_bars]
+    assert "asking" not in asked and "asking again" in asked  # the trained model is always asked
+    assert [row["before"] for row in second.summary["answers"]] == [row["before"] for row in first.summary["answers"]]
+    assert second.summary["before"] == first.summary["before"]
+
+    (cache,) = (isolated_cache / "answers").glob("*.json")
+    cache.write_text('{"torn', encoding="utf-8")
+    progress_bars.clear()
+    third = quickstart(tmp_path / "three", overrides, quiet=False)
+    assert "asking" in [label for label, _, _ in progress_bars]  # asked again, and the file rewritten
+    assert third.summary["before"] == first.summary["before"] and json.loads(cache.read_text(encoding="utf-8"))
