@@ -122,8 +122,11 @@ class AnswerScore:
     reproduced: bool  # every answer token is the model's top choice given the ones before it
 
 
-def score_answers(model: Any, tokenizer: Any, recipe: Recipe, conversations: list[Conversation]) -> list[AnswerScore]:
-    """How well `model` knows each conversation's trained tokens, from forward passes only (batched).
+def score_answers(
+    model: Any, tokenizer: Any, recipe: Recipe, conversations: list[Conversation], progress: str | None = None
+) -> list[AnswerScore]:
+    """How well `model` knows each conversation's trained tokens, from forward passes only (batched), under a
+    progress bar labelled `progress` where one is given.
 
     `reproduced` is exact: when every answer token is the argmax given the true tokens before it, greedy
     decoding from the question writes the stored answer token for token. So one forward pass per memory
@@ -139,8 +142,13 @@ def score_answers(model: Any, tokenizer: Any, recipe: Recipe, conversations: lis
     scores: list[AnswerScore] = []
     was_training = model.training
     model.eval()
+    starts = range(0, len(rows), 16)
+    if progress:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc=progress, unit="batch", leave=False)
     try:
-        for start in range(0, len(rows), 16):
+        for start in starts:
             chunk = rows[start : start + 16]
             width = max(len(r["input_ids"]) for r in chunk)
             ids = torch.tensor([r["input_ids"] + [pad] * (width - len(r["input_ids"])) for r in chunk])
@@ -167,9 +175,11 @@ def score_answers(model: Any, tokenizer: Any, recipe: Recipe, conversations: lis
     return scores
 
 
-def answer_losses(model: Any, tokenizer: Any, recipe: Recipe, conversations: list[Conversation]) -> list[float]:
-    """The mean loss of each conversation's trained tokens under `model`."""
-    return [score.loss for score in score_answers(model, tokenizer, recipe, conversations)]
+def answer_losses(
+    model: Any, tokenizer: Any, recipe: Recipe, conversations: list[Conversation], progress: str | None = None
+) -> list[float]:
+    """The mean loss of each conversation's trained tokens under `model` (score_answers)."""
+    return [score.loss for score in score_answers(model, tokenizer, recipe, conversations, progress)]
 
 
 def replay_count(recipe: Recipe, new_memories: int, consolidated: int) -> int:

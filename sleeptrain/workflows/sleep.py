@@ -221,7 +221,13 @@ def _consolidate(
     count = replay_count(recipe, len(pending), len(consolidated))
     losses = None
     if 0 < count < len(consolidated) and recipe.sleep.replay_selection == "worst":
-        losses = answer_losses(model, tokenizer, recipe, taught_conversations(consolidated, recipe))
+        losses = answer_losses(
+            model,
+            tokenizer,
+            recipe,
+            taught_conversations(consolidated, recipe),
+            progress=None if quiet else "choosing what to replay",
+        )
     chosen = choose_replay(consolidated, count, recipe, seed, losses)
     replay = replay_conversations(chosen, active, recipe, seed)
     lap("replay_select_s")
@@ -273,9 +279,8 @@ def _consolidate(
             base_path=loaded.path,
         )
         lap("train_s")
-        repair = _repair(
-            recipe, model, tokenizer, active, anchors, staging, output_dir / "sleeps" / f"v{version}", seed, loaded.path
-        )
+        logs = output_dir / "sleeps" / f"v{version}"
+        repair = _repair(recipe, model, tokenizer, active, anchors, staging, logs, seed, loaded.path, quiet)
     finally:
         for handle in handles:
             handle.remove()
@@ -331,9 +336,11 @@ def _repair(
     logs: Path,
     seed: int,
     base_path: str,
+    quiet: bool,
 ) -> _Repair:
     """Check every active memory (one forward pass each); train those the adapter does not reproduce again,
-    with as many anchors, for up to `repair_rounds` short rounds, each saving over the staged adapter."""
+    with as many anchors, for up to `repair_rounds` short rounds, each saving over the staged adapter. Only the
+    checks show progress: the rounds are short."""
     from sleeptrain.data.mixing import build_training_dataset
     from sleeptrain.training import train_model, use_bf16
 
@@ -343,7 +350,8 @@ def _repair(
     rounds = recipe.sleep.repair_rounds
     for round_ in range(rounds + 1):
         started = time.perf_counter()
-        scores = score_answers(model, tokenizer, recipe, taught_conversations(active, recipe))
+        label = None if quiet else "checking what it learnt" if round_ == 0 else f"checking again ({round_})"
+        scores = score_answers(model, tokenizer, recipe, taught_conversations(active, recipe), progress=label)
         failing = [m for m, score in zip(active, scores, strict=True) if not score.reproduced]
         check_s += time.perf_counter() - started
         if not failing or round_ == rounds:

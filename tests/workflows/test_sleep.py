@@ -223,9 +223,7 @@ def test_ewc_writes_a_fisher_per_version_and_accumulates_it(tiny_llama, tmp_path
     assert all((two[n] >= one[n]).all() for n in names) and any((two[n] > one[n]).any() for n in names)
 
 
-def test_dreams_are_the_models_own_answers_about_earlier_subjects(
-    tiny_llama, tmp_path, store, monkeypatch, progress_bars
-):
+def test_dreams_are_the_models_own_answers_about_earlier_subjects(tiny_llama, tmp_path, store, monkeypatch):
     recipe = tiny_recipe(tiny_llama, tmp_path / "out", dreams=2.0, replay_ratio=0)
     add_fact(store, *FACTS[0])
     add_fact(store, *FACTS[1])
@@ -235,12 +233,29 @@ def test_dreams_are_the_models_own_answers_about_earlier_subjects(
     # without native bf16, so its dreams are the first products (models/bf16_storage.py).
     monkeypatch.setattr(bf16_storage, "_CAST_BUFFERS", {})
 
-    result = sleep(store, recipe, quiet=False)
+    result = sleep(store, recipe, quiet=True)
 
     # A random tiny model may answer with nothing; a dream is only kept when it says something.
     assert 0 <= result.dreams <= 2 and result.replayed == []
     assert result.timings["dreams_s"] > 0
-    assert [bar for bar in progress_bars if bar[0] == "dreaming"] == [("dreaming", 48, 48)]  # one batch, 48 steps
+
+
+def test_a_sleep_shows_the_progress_of_every_phase_before_and_after_training(
+    tiny_llama, tmp_path, store, progress_bars
+):
+    recipe = tiny_recipe(tiny_llama, tmp_path / "out", dreams=1.0, replay_ratio=0.5)
+    add_fact(store, *FACTS[0])
+    add_fact(store, *FACTS[1])
+    sleep(store, recipe, quiet=True)
+    assert [bar for bar in progress_bars if not bar[0].startswith("Loading")] == []  # --quiet: none
+    add_fact(store, *FACTS[2])
+
+    sleep(store, recipe, quiet=False)
+
+    # One new memory: one of the two earlier ones replayed (chosen by their losses), one dream, then the check
+    # of all three (each phase a batch: of 16 rows, of 48 decoding steps).
+    ours = [bar for bar in progress_bars if not bar[0].startswith("Loading")]
+    assert ours == [("choosing what to replay", 1, 1), ("dreaming", 48, 48), ("checking what it learnt", 1, 1)]
 
 
 def test_repair_trains_again_what_the_adapter_does_not_reproduce(tiny_llama, tmp_path, store):
