@@ -15,6 +15,7 @@ from sleeptrain.models import load_base_model
 from sleeptrain.training import prepare_for_training
 from sleeptrain.training.null_space import (
     AUTO_ENERGY,
+    add_upper_gram,
     input_second_moments,
     keep_lora_out_of_general_inputs,
     moment_bytes,
@@ -61,6 +62,20 @@ def test_the_protected_directions_hold_the_asked_share_of_the_energy():
     rest = torch.eye(4) - two @ two.T
     assert torch.allclose(rest @ rotation[:, 2:].float(), rotation[:, 2:].float(), atol=1e-5)
     assert torch.allclose(rest @ rotation[:, :2].float(), torch.zeros(4, 2), atol=1e-5)
+
+
+def test_the_gram_products_fill_the_upper_triangle_in_blocks_and_skip_the_blocks_below():
+    rows = torch.randn(300, 1000)  # three blocks of columns: 0-332, 333-665, 666-999
+    moment = torch.full((1000, 1000), 7.0)
+
+    add_upper_gram(moment, rows, alpha=2.0)
+
+    full = 7.0 + 2.0 * rows.T @ rows
+    upper = torch.ones(1000, 1000, dtype=torch.bool).triu()
+    assert torch.allclose(moment[upper], full[upper], rtol=1e-4, atol=1e-2)
+    # The three blocks below the diagonal blocks: never computed (a third of the product).
+    for below in (moment[333:666, :333], moment[666:, :333], moment[666:, 333:666]):
+        assert torch.equal(below, torch.full_like(below, 7.0))
 
 
 def test_layers_fed_one_tensor_share_one_moment_over_the_unpadded_positions_only(lora_model, tokenizer):
