@@ -58,6 +58,7 @@ def ingest(
     """Judge each memory (importance, reality, contradiction) and store it with its decision."""
     from sleeptrain.config import HippocampusConfig, load_recipe
     from sleeptrain.errors import SleeptrainError
+    from sleeptrain.workflows.folders import make_cache_folder
     from sleeptrain.workflows.memory import ingest as ingest_file
     from sleeptrain.workflows.memory import open_store
 
@@ -70,6 +71,7 @@ def ingest(
         if set_:
             raise SleeptrainError("--set needs --recipe")
         config, base_model = HippocampusConfig(), None
+    make_cache_folder()  # the judges' cache and the model that measures surprise: before the store is made
     with open_store(store, create=True) as memories:
         results = ingest_file(file, memories, config, judge_kind=judge, base_model=base_model)
         counts = memories.counts()

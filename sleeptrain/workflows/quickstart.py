@@ -31,7 +31,7 @@ from sleeptrain.settings import load_settings
 from sleeptrain.training.anchors import save_anchor_answers
 from sleeptrain.training.devices import to_compute_device
 from sleeptrain.training.shipped_anchors import recording_conditions
-from sleeptrain.workflows.folders import make_output_folder
+from sleeptrain.workflows.folders import make_cache_folder, make_output_folder
 from sleeptrain.workflows.train import train
 
 log = logging.getLogger("sleeptrain")
@@ -55,6 +55,7 @@ def quickstart(out: Path, recipe_overrides: dict[str, Any] | None = None, quiet:
 
     started = time.perf_counter()
     out = make_output_folder(out, "--out")
+    make_cache_folder()
     recipe = Recipe(
         datasets=[DatasetConfig(path=example_path("people/facts.jsonl"), type="qa")],
         output_dir=out / "run",

@@ -45,7 +45,7 @@ from sleeptrain.sleep.versions import (
     version_dir,
 )
 from sleeptrain.training.run import RunMetrics
-from sleeptrain.workflows.folders import make_output_folder
+from sleeptrain.workflows.folders import make_cache_folder, make_output_folder
 
 log = logging.getLogger("sleeptrain")
 
@@ -99,6 +99,7 @@ def sleep(store: MemoryStore | str | Path, recipe: Recipe, if_needed: bool = Fal
 def _sleep_lock(output_dir: Path) -> Iterator[None]:
     """One sleep at a time per output_dir. The kernel drops a flock when its process dies, even by SIGKILL."""
     make_output_folder(output_dir, "output_dir")
+    make_cache_folder()
     adapters_dir(output_dir).mkdir(exist_ok=True)
     handle = open(adapters_dir(output_dir) / ".sleep.lock", "w")  # noqa: SIM115 - held for the whole sleep
     try:

@@ -23,7 +23,7 @@ from sleeptrain.data.mixing import build_example_dataset, load_recipe_examples
 from sleeptrain.errors import SleeptrainError
 from sleeptrain.training import RunMetrics, load_for_training, prepare_for_training, train_model
 from sleeptrain.training.anchors import anchor_conversations, read_anchor_prompts
-from sleeptrain.workflows.folders import make_output_folder
+from sleeptrain.workflows.folders import make_cache_folder, make_output_folder
 
 log = logging.getLogger("sleeptrain")
 
@@ -48,6 +48,7 @@ def train(recipe: Recipe, quiet: bool = False, examples: list[list[Conversation]
     if examples is None:
         examples = load_recipe_examples(recipe)
     output_dir = make_output_folder(recipe.output_dir, "output_dir")
+    make_cache_folder()
     # Each epoch shows every example not yet learnt once, in its next phrasing, with its share of anchors
     # (training/schedule.py plans them): the dataset holds each phrasing and anchor once.
     passes = math.ceil(recipe.num_epochs)

@@ -255,6 +255,21 @@ def test_a_quickstart_folder_that_cannot_be_made_is_one_error_line(tmp_path, iso
     assert not (isolated_cache / "models").exists()  # failed before the default model was fetched
 
 
+def test_a_cache_folder_that_cannot_be_made_is_one_error_line_naming_its_setting(tmp_path, write_recipe):
+    (tmp_path / "blocker").write_text("a file, not a folder")
+    recipe = write_recipe("datasets:\n  - path: facts.jsonl\noutput_dir: out\n")
+    (tmp_path / "facts.jsonl").write_text('{"question": "Q?", "answer": "A."}\n')
+    cache = tmp_path / "blocker" / "cache"
+
+    for args in (("train", str(recipe)), ("quickstart", "--out", "qs")):
+        done = sleeptrain(*args, cwd=tmp_path, cache_dir=cache)
+
+        assert done.returncode == 1, args
+        assert done.stderr.strip().splitlines() == [
+            f"error: the cache folder (SLEEPTRAIN_CACHE_DIR) {cache}: cannot create this folder (Not a directory)"
+        ], done.stderr
+
+
 # ------------------------------------------------------------------------------------------ the command
 
 

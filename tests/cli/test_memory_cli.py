@@ -104,3 +104,16 @@ def test_bad_input_is_one_error_line(tmp_path, write_jsonl, write_recipe, monkey
     assert "Traceback" not in err
     with MemoryStore(store) as opened:  # nothing already stored is lost
         assert opened.get_meta("kept") == "yes"
+
+
+def test_a_cache_folder_that_cannot_be_made_is_one_error_line_and_no_store_is_made(tmp_path, write_jsonl):
+    (tmp_path / "cache").write_text("a file where the cache folder should be")
+    memories = write_jsonl("memories.jsonl", [{"question": "Where was Ada born?", "answer": "Ada was born in Oslo."}])
+
+    done = sleeptrain("memory", "ingest", str(memories), "--store", "memories.db", cwd=tmp_path)
+
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"error: the cache folder (SLEEPTRAIN_CACHE_DIR) {tmp_path / 'cache'}: cannot create this folder (File exists)"
+    ], done.stderr
+    assert not (tmp_path / "memories.db").exists()
