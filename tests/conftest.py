@@ -262,8 +262,11 @@ def progress_bars(monkeypatch) -> list[tuple[str, int, int]]:
     closed: list[tuple[str, int, int]] = []
 
     class Recorded(tqdm.auto.tqdm):
+        recorded = False
+
         def close(self):
-            if not self.disable and (self.desc, self.n, self.total) not in closed[-1:]:  # close() runs twice at exit
+            if not self.disable and not self.recorded:  # close() also runs when the bar is collected
+                self.recorded = True
                 closed.append((self.desc, self.n, self.total))
             super().close()
 

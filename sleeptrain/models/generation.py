@@ -54,15 +54,15 @@ def generate_answers(
                     do_sample=False,
                     pad_token_id=tokenizer.pad_token_id,
                     eos_token_id=tokenizer.eos_token_id,
-                    stopping_criteria=_advancing(bar) if bar else None,
+                    stopping_criteria=_advancing(bar) if bar is not None else None,
                 )
-            if bar:  # a batch whose every row ended early skips its remaining steps
+            if bar is not None:  # a batch whose every row ended early skips its remaining steps
                 bar.update((start // size + 1) * max_new_tokens - bar.n)
             new_tokens = output[:, batch["input_ids"].shape[1] :]
             answers.extend(text.strip() for text in tokenizer.batch_decode(new_tokens, skip_special_tokens=True))
     finally:
         tokenizer.padding_side = side
-        if bar:
+        if bar is not None:
             bar.close()
     return answers
 

@@ -130,7 +130,8 @@ def input_second_moments(
         for handle in handles:
             handle.remove()
     for moment in moments:  # the lower triangle from the upper one that add_upper_gram filled
-        moment.copy_(moment.triu() + moment.triu(1).T)
+        moment.triu_()
+        moment.add_(moment.triu(1).T)
     return {name: moments[group] for name, group in group_of.items()}
 
 

@@ -413,7 +413,7 @@ def train_model(
                     args.device,
                     base_key,
                     teacher_cache,
-                    progress=not quiet,
+                    progress=not quiet and args.local_process_index == 0,
                 )
             trainer.add_callback(callback)
     started = time.perf_counter()

@@ -50,7 +50,8 @@ def _state_size(model: Any) -> int:
 def recording_conditions(
     model: Any, template: str, system_prompt: str | None, prompts: list[str], max_new_tokens: int, batch: int
 ) -> dict[str, Any]:
-    """Everything a greedy anchor answer depends on, besides the prompt itself."""
+    """Everything a greedy answer of the model depends on, besides the prompt itself and the code that computes
+    it (the quickstart adds that for the base model's answers it keeps)."""
     values, checksum = weights_checksum(model)
     return {
         "state_values": values,

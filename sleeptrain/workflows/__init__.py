@@ -1,7 +1,8 @@
 """Workflows: one function per CLI verb (`train`, `quickstart`, ...), which the CLI, the notebooks and the
 tests all call. They compose the concept packages and own the files a run writes.
 
-May import: every concept package (config, models, data, training, evaluation); never the CLI.
+May import: every concept package (config, models, data, training, evaluation, hippocampus, sleep, judges) and
+the modules under them (settings, errors, examples); never the CLI.
 """
 
 from __future__ import annotations

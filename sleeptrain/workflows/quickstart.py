@@ -54,8 +54,8 @@ def quickstart(out: Path, recipe_overrides: dict[str, Any] | None = None, quiet:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     started = time.perf_counter()
+    make_cache_folder()  # first: a bad cache folder leaves no output folder behind
     out = make_output_folder(out, "--out")
-    make_cache_folder()
     recipe = Recipe(
         datasets=[DatasetConfig(path=example_path("people/facts.jsonl"), type="qa")],
         output_dir=out / "run",
@@ -108,12 +108,28 @@ def quickstart(out: Path, recipe_overrides: dict[str, Any] | None = None, quiet:
 
 def _base_model_answers(base: Any, tokenizer: Any, probes: list[Probe], quiet: bool) -> list[str]:
     """The base model's greedy answers to the probes. Its weights never change, so the answers are kept in the
-    cache folder under everything they depend on (the weights' checksum, the template, the questions, the
-    answer length, the batches, the device) and a later quickstart on this machine reads them instead of
-    asking again: about 40 s of a quickstart on two CPU cores (BENCHMARKS.md, twenty-second session)."""
+    cache folder under what they depend on (the weights' checksum, the model's and its generation's
+    configuration, the template, the questions, the answer length, the batches, the libraries' versions, the
+    device and its kind) and a later quickstart on this machine reads them instead of asking again: about 40 s
+    of a quickstart on two CPU cores (BENCHMARKS.md, twenty-second session)."""
+    import torch
+    import transformers
+
     questions = [probe.question for probe in probes]
     conditions = recording_conditions(base, tokenizer.chat_template, None, questions, ANSWER_TOKENS, ANSWER_BATCH)
-    conditions["device"] = base.device.type  # another device's kernels may break a near-tie another way
+    generation = getattr(base, "generation_config", None)
+    conditions |= {
+        "config": base.config.to_json_string(),
+        "generation_config": generation.to_json_string() if generation is not None else None,
+        "versions": [torch.__version__, transformers.__version__],
+        # Another device's kernels may break a near-tie another way, and a cache folder may be shared.
+        "device": base.device.type,
+        "device_kind": (
+            torch.cuda.get_device_name(base.device)
+            if base.device.type == "cuda"
+            else torch.backends.cpu.get_cpu_capability()
+        ),
+    }
     key = hashlib.sha1(json.dumps(conditions, sort_keys=True).encode()).hexdigest()[:16]
     cache = load_settings().cache_dir / "answers" / f"{key}.json"
     try:

@@ -98,8 +98,8 @@ def sleep(store: MemoryStore | str | Path, recipe: Recipe, if_needed: bool = Fal
 @contextlib.contextmanager
 def _sleep_lock(output_dir: Path) -> Iterator[None]:
     """One sleep at a time per output_dir. The kernel drops a flock when its process dies, even by SIGKILL."""
+    make_cache_folder()  # first: a bad cache folder leaves no output folder behind
     make_output_folder(output_dir, "output_dir")
-    make_cache_folder()
     adapters_dir(output_dir).mkdir(exist_ok=True)
     handle = open(adapters_dir(output_dir) / ".sleep.lock", "w")  # noqa: SIM115 - held for the whole sleep
     try:

@@ -47,8 +47,8 @@ def train(recipe: Recipe, quiet: bool = False, examples: list[list[Conversation]
     # Read and check every data file before spending time on the model.
     if examples is None:
         examples = load_recipe_examples(recipe)
+    make_cache_folder()  # first: a bad cache folder leaves no output folder behind
     output_dir = make_output_folder(recipe.output_dir, "output_dir")
-    make_cache_folder()
     # Each epoch shows every example not yet learnt once, in its next phrasing, with its share of anchors
     # (training/schedule.py plans them): the dataset holds each phrasing and anchor once.
     passes = math.ceil(recipe.num_epochs)

@@ -268,6 +268,7 @@ def test_a_cache_folder_that_cannot_be_made_is_one_error_line_naming_its_setting
         assert done.stderr.strip().splitlines() == [
             f"error: the cache folder (SLEEPTRAIN_CACHE_DIR) {cache}: cannot create this folder (Not a directory)"
         ], done.stderr
+    assert not (tmp_path / "out").exists() and not (tmp_path / "qs").exists()  # no output folder left behind
 
 
 # ------------------------------------------------------------------------------------------ the command

@@ -78,6 +78,20 @@ def test_the_gram_products_fill_the_upper_triangle_in_blocks_and_skip_the_blocks
         assert torch.equal(below, torch.full_like(below, 7.0))
 
 
+def test_moments_made_in_blocks_are_the_whole_products_and_exactly_symmetric(lora_model, tokenizer, monkeypatch):
+    from sleeptrain.training import null_space
+
+    batch = tokenizer(ANCHOR_PROMPTS, padding=True, return_tensors="pt")
+    whole = input_second_moments(lora_model, [batch])  # the tiny model's 32-wide inputs: one block, rowsᵀ rows
+    monkeypatch.setattr(null_space, "GRAM_BLOCK", 8)  # four blocks, six of their sixteen products
+
+    blocked = input_second_moments(lora_model, [batch])
+
+    for name, moment in blocked.items():
+        assert torch.equal(moment, moment.T), name
+        assert torch.allclose(moment, whole[name], rtol=1e-5, atol=1e-5), name
+
+
 def test_layers_fed_one_tensor_share_one_moment_over_the_unpadded_positions_only(lora_model, tokenizer):
     short, long = (tokenizer(text)["input_ids"] for text in ("one two", "What is the capital of France?"))
     tokenizer.padding_side = "right"

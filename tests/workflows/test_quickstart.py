@@ -34,7 +34,7 @@ def test_quickstart_writes_a_summary_of_before_and_after(tmp_path, tiny_llama, p
 
 
 def test_a_second_quickstart_reads_the_base_models_answers_instead_of_asking_it_again(
-    tmp_path, tiny_llama, progress_bars, isolated_cache, caplog
+    tmp_path, tiny_llama, tiny_models, progress_bars, isolated_cache, caplog
 ):
     overrides = {"base_model": tiny_llama, "max_steps": 1}
     first = quickstart(tmp_path / "one", overrides, quiet=False)
@@ -49,7 +49,11 @@ def test_a_second_quickstart_reads_the_base_models_answers_instead_of_asking_it_
     assert [row["before"] for row in second.summary["answers"]] == [row["before"] for row in first.summary["answers"]]
     assert second.summary["before"] == first.summary["before"]
 
-    (cache,) = (isolated_cache / "answers").glob("*.json")
+    progress_bars.clear()
+    other = quickstart(tmp_path / "other", {"base_model": tiny_models("qwen2"), "max_steps": 1}, quiet=False)
+    assert "asking" in [label for label, _, _ in progress_bars]  # another base model: asked, not read
+    assert len(list((isolated_cache / "answers").glob("*.json"))) == 2 and other.summary["before"]
+    (cache, _) = sorted((isolated_cache / "answers").glob("*.json"), key=lambda p: p.stat().st_mtime)
     cache.write_text('{"torn', encoding="utf-8")
     progress_bars.clear()
     third = quickstart(tmp_path / "three", overrides, quiet=False)
