@@ -2,7 +2,7 @@
 GGUF files, 4-bit loading, the LoRA target modules of each family, and what their layers keep for the
 backward pass.
 
-May import: sleeptrain.config, sleeptrain.settings, sleeptrain.errors, sleeptrain.data (rendering),
+May import: sleeptrain.config, sleeptrain.settings, sleeptrain.errors, sleeptrain.progress, sleeptrain.data (rendering),
 transformers, peft, torch.
 """
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from sleeptrain.data.render import prompt_text
 from sleeptrain.models.loading import inference_context, name_a_padding_token
+from sleeptrain.progress import progress_bar
 
 
 def generate_answers(
@@ -34,11 +35,7 @@ def generate_answers(
     answers: list[str] = []
     # Batches of even size: 74 questions as 37 + 37, not 64 + 10.
     size = math.ceil(len(prompts) / math.ceil(len(prompts) / batch_size))
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=math.ceil(len(prompts) / size) * max_new_tokens, desc=progress, unit="step", leave=False)
+    bar = progress_bar(label=progress, total=math.ceil(len(prompts) / size) * max_new_tokens, unit="step")
     try:
         for start in range(0, len(prompts), size):
             batch = tokenizer(
@@ -54,16 +51,15 @@ def generate_answers(
                     do_sample=False,
                     pad_token_id=tokenizer.pad_token_id,
                     eos_token_id=tokenizer.eos_token_id,
-                    stopping_criteria=_advancing(bar) if bar is not None else None,
+                    stopping_criteria=_advancing(bar) if progress else None,
                 )
-            if bar is not None:  # a batch whose every row ended early skips its remaining steps
-                bar.update((start // size + 1) * max_new_tokens - bar.n)
+            # A batch whose every row ended early skips its remaining steps.
+            bar.update((start // size + 1) * max_new_tokens - bar.n)
             new_tokens = output[:, batch["input_ids"].shape[1] :]
             answers.extend(text.strip() for text in tokenizer.batch_decode(new_tokens, skip_special_tokens=True))
     finally:
         tokenizer.padding_side = side
-        if bar is not None:
-            bar.close()
+        bar.close()
     return answers
 
 

@@ -6,7 +6,7 @@ memories, dreams), the model's own answers about earlier subjects (`dreams.py`),
 (`versions.py`). The training itself is `sleeptrain.training`'s; the cycle that joins them is
 `sleeptrain.workflows.sleep`.
 
-May import: sleeptrain.config, sleeptrain.errors, sleeptrain.settings, sleeptrain.hippocampus (memory types
-and the store), sleeptrain.data, sleeptrain.models, sleeptrain.training, transformers, peft, torch and the
+May import: sleeptrain.config, sleeptrain.errors, sleeptrain.settings, sleeptrain.progress,
+sleeptrain.hippocampus (memory types and the store), sleeptrain.data, sleeptrain.models, sleeptrain.training, transformers, peft, torch and the
 standard library; never workflows/ or the CLI.
 """

@@ -36,6 +36,7 @@ from sleeptrain.data.formats import Conversation, Message
 from sleeptrain.data.render import IGNORE_INDEX, render_conversation, resolve_chat_template
 from sleeptrain.hippocampus.memory import Memory
 from sleeptrain.models.loading import inference_context
+from sleeptrain.progress import progress_bar
 
 ANSWER_ROLES = ("assistant",)
 
@@ -142,13 +143,8 @@ def score_answers(
     scores: list[AnswerScore] = []
     was_training = model.training
     model.eval()
-    starts = range(0, len(rows), 16)
-    if progress:
-        from tqdm.auto import tqdm
-
-        starts = tqdm(starts, desc=progress, unit="batch", leave=False)
     try:
-        for start in starts:
+        for start in progress_bar(range(0, len(rows), 16), label=progress, unit="batch"):
             chunk = rows[start : start + 16]
             width = max(len(r["input_ids"]) for r in chunk)
             ids = torch.tensor([r["input_ids"] + [pad] * (width - len(r["input_ids"])) for r in chunk])

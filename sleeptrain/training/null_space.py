@@ -18,8 +18,8 @@ kept on disk (the cache folder's null_space/) and a later run with the same four
 finding them again; like the distilled anchors' states (training/teacher_states.py), the cache is only ever an
 optimisation.
 
-May import: torch, transformers, peft, psutil, sleeptrain.settings, sleeptrain.training.loss (its shared
-prefix).
+May import: torch, transformers, peft, psutil, sleeptrain.settings, sleeptrain.progress, sleeptrain.training.loss
+(its shared prefix).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from typing import Any
 import torch
 from transformers.trainer_callback import TrainerCallback
 
+from sleeptrain.progress import progress_bar
 from sleeptrain.training.loss import IGNORE_INDEX, run_shared_prefix, shared_prefix_length
 
 log = logging.getLogger("sleeptrain")
@@ -313,15 +314,6 @@ def _save_directions(path: Path | None, directions: dict[str, torch.Tensor]) -> 
         old.unlink(missing_ok=True)
 
 
-def _bar(items: Any, label: str, shown: bool) -> Any:
-    """`items`, iterated under a progress bar where `shown`."""
-    if not shown:
-        return items
-    from tqdm.auto import tqdm
-
-    return tqdm(items, desc=label, total=len(items), leave=False)
-
-
 def keep_lora_out_of_general_inputs(
     model: Any,
     batches: Iterable[dict[str, torch.Tensor]],
@@ -348,13 +340,15 @@ def keep_lora_out_of_general_inputs(
     passes = _passes_within_memory(model, memory if memory is not None else _memory_for_moments(model))
     for number, names in enumerate(passes):
         part = f" ({number + 1} of {len(passes)})" if len(passes) > 1 else ""
-        read = _bar(batches, f"lora_null_space: the anchors' inputs{part}", progress)
+        read = progress_bar(batches, label=f"lora_null_space: the anchors' inputs{part}" if progress else None)
         moments = input_second_moments(model, read, names, on_hidden if number == 0 else None)
         # Layers that share an input share its matrix, and its eigenvectors.
         distinct = {id(moment): moment for moment in moments.values()}
         bases = {
             key: protected_directions(moment, energy)
-            for key, moment in _bar(distinct.items(), f"lora_null_space: directions{part}", progress)
+            for key, moment in progress_bar(
+                distinct.items(), label=f"lora_null_space: directions{part}" if progress else None
+            )
         }
         directions.update((name, bases[id(moment)]) for name, moment in moments.items())
         del moments, distinct, bases
