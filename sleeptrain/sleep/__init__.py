@@ -7,6 +7,6 @@ memories, dreams), the model's own answers about earlier subjects (`dreams.py`),
 `sleeptrain.workflows.sleep`.
 
 May import: sleeptrain.config, sleeptrain.errors, sleeptrain.settings, sleeptrain.progress,
-sleeptrain.hippocampus (memory types and the store), sleeptrain.data, sleeptrain.models, sleeptrain.training, transformers, peft, torch and the
-standard library; never workflows/ or the CLI.
+sleeptrain.hippocampus (memory types and the store), sleeptrain.data, sleeptrain.models, sleeptrain.training,
+transformers, peft, torch and the standard library; never workflows/ or the CLI.
 """
