@@ -20,9 +20,12 @@ def configure_output(debug: bool = False, quiet: bool = False) -> None:
     handler = RichHandler(console=errors, show_path=debug, show_time=False, markup=False)
     logging.basicConfig(level=level, handlers=[handler], format="%(message)s", force=True)
     if not debug:
-        # Library chatter (deprecation notices, optional-kernel hints) is not for a user of this CLI.
+        # Library chatter (deprecation notices, optional-kernel hints) is not for a user of this CLI. `kernels`:
+        # on a CPU with AVX-512-BF16, importing bitsandbytes asks the hub for a 4-bit kernel and warns when the
+        # hub is off; bitsandbytes falls back to its own.
         warnings.filterwarnings("ignore")
-        for name in ("transformers", "datasets", "peft", "accelerate", "bitsandbytes", "torch", "httpx"):
+        names = ("transformers", "datasets", "peft", "accelerate", "bitsandbytes", "kernels", "torch", "httpx")
+        for name in names:
             logging.getLogger(name).setLevel(logging.ERROR)
         _quiet_hugging_face_libraries()
 

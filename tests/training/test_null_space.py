@@ -34,8 +34,11 @@ ANCHOR_PROMPTS = [
 
 @pytest.fixture
 def lora_model(tiny_llama, tmp_path):
-    """The tiny Llama with the default recipe's LoRA layers, untrained."""
-    recipe = Recipe(datasets=[DatasetConfig(path=tmp_path / "x.jsonl")], output_dir=tmp_path, base_model=tiny_llama)
+    """The tiny Llama with the default recipe's LoRA layers, untrained, in fp32 (with `bf16: auto`, a CPU with
+    AVX-512-BF16 would store its frozen weights for bf16 arithmetic, which only the training's autocast runs)."""
+    recipe = Recipe(
+        datasets=[DatasetConfig(path=tmp_path / "x.jsonl")], output_dir=tmp_path, base_model=tiny_llama, bf16=False
+    )
     return prepare_for_training(recipe, load_base_model(recipe, use_bf16=False).model)
 
 
