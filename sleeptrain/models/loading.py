@@ -104,7 +104,10 @@ def load_base_model(recipe: Recipe, use_bf16: bool) -> LoadedModel:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = resolve_base_model(recipe.base_model)
-    kwargs: dict[str, Any] = {"dtype": torch.float32}
+    # use_kernels off: transformers 5.25 turned the `kernels` library's hub layers on by default and re-applies
+    # them at every train()/eval(), which put back the forward of the norms sleeptrain makes lean
+    # (models/lean_norm.py), so a training step kept the residual stream again. Off, as in earlier releases.
+    kwargs: dict[str, Any] = {"dtype": torch.float32, "use_kernels": False}
     if recipe.load_in_4bit:
         kwargs["quantization_config"] = _four_bit_config(use_bf16)
         # What is not quantized (embeddings, often tied to the LM head, and norms) in bf16, as QLoRA's authors
