@@ -435,7 +435,8 @@ def train_model(
             log.info("Every example learnt after %g of at most %g epochs", epochs, recipe.num_epochs)
         elif epochs > recipe.num_epochs:
             extra = epochs - recipe.num_epochs
-            log.info("%g more epochs for the examples not learnt after %g", extra, recipe.num_epochs)
+            noun = "epoch" if extra == 1 else "epochs"
+            log.info("%g more %s for the examples not learnt after %g", extra, noun, recipe.num_epochs)
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     tokens = int(trainer.state.num_input_tokens_seen)
     return RunMetrics(
