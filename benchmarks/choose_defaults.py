@@ -1,7 +1,12 @@
 """Choose the training defaults by measurement: train on held-out facts with `sleeptrain.train` under a
 set of overrides, then check the saved adapter independently with plain transformers + peft.
 
-usage: python benchmarks/choose_defaults.py OUT_DIR [key=value ...]
+usage: python benchmarks/choose_defaults.py OUT_DIR [--facts F.jsonl --probes P.jsonl] [--general G.jsonl ...]
+                                          [key=value ...]
+The facts default to the held-out set (`data/heldout_facts.jsonl` and its probes); `--facts second` names the
+second held-out set (`data/second_facts.jsonl`, `data/second_probes.jsonl`), written after the defaults were
+chosen so that they can be checked on facts they were not tuned on. The general questions default to
+`data/general_knowledge.jsonl` (the repository's); each `--general` adds a file.
 Prints one JSON line: the overrides, direct and paraphrase recall, general-knowledge questions lost, the drift
 from the base model on them (mean KL per answer token, sleeptrain/evaluation/drift.py), time. The general
 questions are also asked with a longer answer limit (LONG_ANSWER_TOKENS), before and after: an answer the base
@@ -11,8 +16,8 @@ made it a few words longer, and this tells the two apart.
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -34,13 +39,31 @@ def lost_questions(before: list, after: list) -> list[str]:
     return [b.probe.question for b, a in zip(before, after, strict=True) if b.correct and not a.correct]
 
 
+def parse_arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Train on held-out facts and check the adapter independently.")
+    parser.add_argument("out", type=Path)
+    parser.add_argument("overrides", nargs="*", help="recipe keys, as key=value")
+    parser.add_argument("--facts", default="heldout", help="heldout, second, or a QA JSONL path")
+    parser.add_argument("--probes", type=Path, help="the probes of --facts when it is a path")
+    parser.add_argument("--general", type=Path, action="append", default=[], help="more general questions")
+    args = parser.parse_intermixed_args()
+    if args.facts in ("heldout", "second"):
+        args.probes = HERE / "data" / f"{args.facts}_probes.jsonl"
+        args.facts = HERE / "data" / f"{args.facts}_facts.jsonl"
+    elif args.probes is None:
+        parser.error("--probes is needed with a --facts path")
+    args.general = [ROOT / "data" / "general_knowledge.jsonl", *args.general]
+    return args
+
+
 def main() -> None:
-    out = Path(sys.argv[1])
-    overrides = sys.argv[2:]
+    args = parse_arguments()
+    out = args.out
+    overrides = args.overrides
     out.mkdir(parents=True, exist_ok=True)
     recipe_file = out / "recipe.yaml"
     recipe_file.write_text(
-        f"datasets:\n  - path: {HERE / 'data' / 'heldout_facts.jsonl'}\n    type: qa\noutput_dir: {out / 'run'}\n"
+        f"datasets:\n  - path: {Path(args.facts).resolve()}\n    type: qa\noutput_dir: {out / 'run'}\n"
     )
     recipe = load_recipe(recipe_file, overrides)
     started = time.perf_counter()
@@ -50,7 +73,7 @@ def main() -> None:
     base_dir = str(default_model_path())
     tokenizer = AutoTokenizer.from_pretrained(str(result.adapter_dir))
     base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
-    general = read_probes(ROOT / "data" / "general_knowledge.jsonl", kind="general")
+    general = [probe for path in args.general for probe in read_probes(path, kind="general")]
     before = score_probes(base, tokenizer, general)
     before_long = score_probes(base, tokenizer, general, max_new_tokens=LONG_ANSWER_TOKENS)
     adapted = PeftModel.from_pretrained(base, str(result.adapter_dir))
@@ -60,7 +83,7 @@ def main() -> None:
     # Merged for speed: generation through unmerged LoRA layers is several times slower on a CPU.
     model = adapted.merge_and_unload()
     model.eval()
-    probes = read_probes(HERE / "data" / "heldout_probes.jsonl")
+    probes = read_probes(args.probes)
     after = score_probes(model, tokenizer, probes + general)
     scores = accuracy_by_kind(after)
     after_general = after[len(probes) :]
@@ -71,6 +94,7 @@ def main() -> None:
         json.dumps(
             {
                 "overrides": overrides,
+                "facts": Path(args.facts).name,
                 "direct": scores.get("direct"),
                 "paraphrase": scores.get("paraphrase"),
                 "general_base": sum(b.correct for b in before),
