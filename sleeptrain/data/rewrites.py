@@ -177,6 +177,22 @@ RULES = (
     # Questions whose answers have a sentence but no other wordings.
     _rule(r"(?:which|what) (?:city|town|country) does {s} work in", says="{s} works in {a}."),
     _rule(r"what (?P<v>is|was|are|were) {s}{of} (?P<x>[a-z][a-z ]*)", says="{s}'s {x} {v} {a}."),
+    # The general shapes of a question about a person, for the answers no rule above knows: a bare answer that
+    # no sentence introduces leaks into look-alike questions ("What colour is X's bicycle? -> Orange" made
+    # "What colour are ripe strawberries?" answer "Orange"; BENCHMARKS.md, twenty-fourth session).
+    _rule(r"what (?P<v>is|was) the title of {s}{of} (?P<x>[a-z][a-z ]*)", says="{s}'s {x} {v} called {a}."),
+    _rule(
+        r"what (?:colou?r|size|make|model|brand) (?P<v>is|was|are|were) {s}{of} (?P<x>[a-z][a-z ]*)",
+        says="{s}'s {x} {v} {a_low}.",
+    ),
+    _rule(r"(?:what|which) [a-z]+ does {s} (?P<v>[a-z]+)", says="{s} {third} {a_low}."),
+    _rule(r"what does {s} (?P<v>(?!do\b)[a-z]+)", says="{s} {third} {a_low}."),
+    _rule(
+        r"(?:what|which) [a-z]+ did {s} (?P<v>[a-z]+)(?: (?P<p>in|on|at|for|with))?(?P<tail>(?: [a-z]+)*)",
+        says="{s} {past_v}{p} {a}{tail}.",
+    ),
+    _rule(r"what (?P<v>is|was) {s} (?P<x>[a-z]+ (?:of|for|at|in|to|about|with))", says="{s} {v} {x} {a}."),
+    _rule(r"where did {s} (?P<rest>[a-z]+(?: [a-z]+)* (?:to|from))", says="{s} {past} {a}."),
 )
 
 
@@ -261,6 +277,8 @@ def _past(phrase: str) -> str:
 
 def _third(verb: str) -> str:
     """The verb in the third person singular ("play" -> "plays", "teach" -> "teaches")."""
+    if verb in ("have", "be"):
+        return {"have": "has", "be": "is"}[verb]
     if re.search(r"(?:s|sh|ch|x|z|o)$", verb):
         return verb + "es"
     if re.search(r"[^aeiou]y$", verb):
@@ -295,9 +313,13 @@ def answer_statement(question: str, answer: str, subject: str | None) -> str | N
             s=subject,
             a=answer,
             a_work=_as_work(answer),
+            a_low=re.sub(r"^(A|An|The) ", lambda article: article.group(1).lower() + " ", answer),
             past=_past(parts.get("rest", "")),
+            past_v=_past(parts.get("v", "")),
             third=_third(parts.get("v", "")),
             x=parts.get("x", ""),
             v=parts.get("v", "is"),
+            p=f" {parts['p']}" if "p" in parts else "",
+            tail=f" {parts['tail']}" if "tail" in parts else "",
         )
     return None

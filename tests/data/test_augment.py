@@ -116,7 +116,7 @@ def test_restated_answers_begin_with_the_subject_and_the_summary_uses_them():
     facts = [
         fact("Which city does Ilvana Drosk live in?", "Lyon"),
         fact("Where was Ilvana Drosk born?", "Ilvana Drosk was born in Tromsø, Norway."),
-        fact("Which sport did Ilvana Drosk compete in at school?", "Rowing"),
+        fact("How old was Ilvana Drosk when she moved to Chile?", "19"),
     ]
 
     restated = restate_answers(facts)
