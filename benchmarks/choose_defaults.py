@@ -90,6 +90,9 @@ def main() -> None:
     lost = lost_questions(before, after_general)
     lost_long = lost_questions(before_long, score_probes(model, tokenizer, general, max_new_tokens=LONG_ANSWER_TOKENS))
     wrong = [(r.probe.question, r.answer) for r in after[: len(probes)] if not r.correct]
+    lost_answers = [
+        (b.probe.question, a.answer) for b, a in zip(before, after_general, strict=True) if b.correct and not a.correct
+    ]
     print(
         json.dumps(
             {
@@ -108,6 +111,7 @@ def main() -> None:
                 f"general_base_{LONG_ANSWER_TOKENS}": sum(b.correct for b in before_long),
                 f"lost_{LONG_ANSWER_TOKENS}": lost_long,
                 "wrong": wrong[:12],
+                "lost_answers": lost_answers,
             },
             ensure_ascii=False,
         )
