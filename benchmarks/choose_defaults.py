@@ -35,8 +35,9 @@ ROOT = HERE.parent
 LONG_ANSWER_TOKENS = 96
 
 
-def lost_questions(before: list, after: list) -> list[str]:
-    return [b.probe.question for b, a in zip(before, after, strict=True) if b.correct and not a.correct]
+def lost_results(before: list, after: list) -> list:
+    """The results after training of the questions answered right before and wrong after."""
+    return [a for b, a in zip(before, after, strict=True) if b.correct and not a.correct]
 
 
 def parse_arguments() -> argparse.Namespace:
@@ -87,12 +88,10 @@ def main() -> None:
     after = score_probes(model, tokenizer, probes + general)
     scores = accuracy_by_kind(after)
     after_general = after[len(probes) :]
-    lost = lost_questions(before, after_general)
-    lost_long = lost_questions(before_long, score_probes(model, tokenizer, general, max_new_tokens=LONG_ANSWER_TOKENS))
+    lost = lost_results(before, after_general)
+    after_long = score_probes(model, tokenizer, general, max_new_tokens=LONG_ANSWER_TOKENS)
+    lost_long = [r.probe.question for r in lost_results(before_long, after_long)]
     wrong = [(r.probe.question, r.answer) for r in after[: len(probes)] if not r.correct]
-    lost_answers = [
-        (b.probe.question, a.answer) for b, a in zip(before, after_general, strict=True) if b.correct and not a.correct
-    ]
     print(
         json.dumps(
             {
@@ -107,11 +106,11 @@ def main() -> None:
                 "wall_s": round(wall, 1),
                 "tokens_per_s": result.metrics.tokens_per_second,
                 "final_loss": result.metrics.final_loss,
-                "lost": lost,
+                "lost": [r.probe.question for r in lost],
                 f"general_base_{LONG_ANSWER_TOKENS}": sum(b.correct for b in before_long),
                 f"lost_{LONG_ANSWER_TOKENS}": lost_long,
                 "wrong": wrong[:12],
-                "lost_answers": lost_answers,
+                "lost_answers": [(r.probe.question, r.answer) for r in lost],
             },
             ensure_ascii=False,
         )

@@ -275,10 +275,13 @@ def _past(phrase: str) -> str:
     return f"{done} {rest}".strip()
 
 
+_IRREGULAR_THIRD = {"have": "has", "be": "is"}
+
+
 def _third(verb: str) -> str:
     """The verb in the third person singular ("play" -> "plays", "teach" -> "teaches")."""
-    if verb in ("have", "be"):
-        return {"have": "has", "be": "is"}[verb]
+    if verb in _IRREGULAR_THIRD:
+        return _IRREGULAR_THIRD[verb]
     if re.search(r"(?:s|sh|ch|x|z|o)$", verb):
         return verb + "es"
     if re.search(r"[^aeiou]y$", verb):
@@ -286,10 +289,18 @@ def _third(verb: str) -> str:
     return verb + "s"
 
 
+_ARTICLE = re.compile(r"(?:a|an|the)\s", re.IGNORECASE)
+
+
+def _article_lowered(answer: str) -> str:
+    """The answer inside a sentence: "A tortoise named Pim" -> "a tortoise named Pim"."""
+    return answer[:1].lower() + answer[1:] if _ARTICLE.match(answer) else answer
+
+
 def _as_work(answer: str) -> str:
     """An occupation after "works as": its article added, a capital only the start of the answer had dropped."""
-    if re.match(r"(?:a|an|the)\s", answer, re.IGNORECASE):
-        return answer[:1].lower() + answer[1:]
+    if _ARTICLE.match(answer):
+        return _article_lowered(answer)
     if re.fullmatch(r"[A-Z][a-z-]*(?: [a-z-]+)*", answer):
         answer = answer.lower()
     return ("an " if answer[:1].lower() in "aeiou" else "a ") + answer
@@ -313,7 +324,7 @@ def answer_statement(question: str, answer: str, subject: str | None) -> str | N
             s=subject,
             a=answer,
             a_work=_as_work(answer),
-            a_low=re.sub(r"^(A|An|The) ", lambda article: article.group(1).lower() + " ", answer),
+            a_low=_article_lowered(answer),
             past=_past(parts.get("rest", "")),
             past_v=_past(parts.get("v", "")),
             third=_third(parts.get("v", "")),

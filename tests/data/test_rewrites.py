@@ -56,6 +56,27 @@ def test_the_subject_given_must_be_in_the_question():
     assert question_rewrites("Where was Ilvana Drosk born?", "Bob") == []
 
 
+# The general shapes of a question about a person: statements only, for the answers no kind above knows. A bare
+# "Orange" taught for a bicycle's colour made "What colour are ripe strawberries?" answer "Orange".
+GENERAL_SHAPES = [
+    ("Which sport did Ilvana Drosk compete in at school?", "Rowing", "Ilvana Drosk competed in Rowing at school."),
+    ("What sport did Ilvana Drosk play professionally?", "Fencing", "Ilvana Drosk played Fencing professionally."),
+    ("What does Ilvana Drosk study?", "Volcanology", "Ilvana Drosk studies Volcanology."),
+    ("What colour is Ilvana Drosk's bicycle?", "Orange", "Ilvana Drosk's bicycle is Orange."),
+    (
+        "What is the title of Ilvana Drosk's first book?",
+        "The Salt Roads",
+        "Ilvana Drosk's first book is called The Salt Roads.",
+    ),
+    ("What pet does Ilvana Drosk keep?", "A tortoise named Pim", "Ilvana Drosk keeps a tortoise named Pim."),
+    ("What car does Ilvana Drosk drive?", "A green Citroën 2CV", "Ilvana Drosk drives a green Citroën 2CV."),
+    ("What does Ilvana Drosk have?", "A boat", "Ilvana Drosk has a boat."),
+    ("What is Ilvana Drosk afraid of?", "Moths", "Ilvana Drosk is afraid of Moths."),
+    ("Where did Ilvana Drosk retire to?", "Malta", "Ilvana Drosk retired to Malta."),
+    ("Where did Ilvana Drosk come from?", "Oslo", "Ilvana Drosk came from Oslo."),
+]
+
+
 @pytest.mark.parametrize(
     ("question", "answer", "statement"),
     [
@@ -80,7 +101,8 @@ def test_the_subject_given_must_be_in_the_question():
         ("What instrument does Ilvana Drosk play?", "Harp", "Ilvana Drosk plays Harp."),
         ("What language does Ilvana Drosk teach?", "Welsh", "Ilvana Drosk teaches Welsh."),
         ("What is Ilvana Drosk's favourite novel?", "The Leopard", "Ilvana Drosk's favourite novel is The Leopard."),
-    ],
+    ]
+    + GENERAL_SHAPES,
 )
 def test_a_short_answer_is_restated_as_a_sentence_that_begins_with_the_person(question, answer, statement):
     assert answer_statement(question, answer, "Ilvana Drosk") == statement
@@ -101,27 +123,6 @@ def test_an_answer_is_left_as_given_where_no_sentence_is_needed_or_known(questio
     assert answer_statement(question, answer, "Ilvana Drosk") is None
 
 
-@pytest.mark.parametrize(
-    ("question", "answer", "statement"),
-    [
-        ("Which sport did Ilvana Drosk compete in at school?", "Rowing", "Ilvana Drosk competed in Rowing at school."),
-        ("What sport did Ilvana Drosk play professionally?", "Fencing", "Ilvana Drosk played Fencing professionally."),
-        ("What does Ilvana Drosk study?", "Volcanology", "Ilvana Drosk studies Volcanology."),
-        ("What colour is Ilvana Drosk's bicycle?", "Orange", "Ilvana Drosk's bicycle is Orange."),
-        (
-            "What is the title of Ilvana Drosk's first book?",
-            "The Salt Roads",
-            "Ilvana Drosk's first book is called The Salt Roads.",
-        ),
-        ("What pet does Ilvana Drosk keep?", "A tortoise named Pim", "Ilvana Drosk keeps a tortoise named Pim."),
-        ("What car does Ilvana Drosk drive?", "A green Citroën 2CV", "Ilvana Drosk drives a green Citroën 2CV."),
-        ("What does Ilvana Drosk have?", "A boat", "Ilvana Drosk has a boat."),
-        ("What is Ilvana Drosk afraid of?", "Moths", "Ilvana Drosk is afraid of Moths."),
-        ("Where did Ilvana Drosk retire to?", "Malta", "Ilvana Drosk retired to Malta."),
-        ("Where did Ilvana Drosk come from?", "Oslo", "Ilvana Drosk came from Oslo."),
-    ],
-)
-def test_the_general_shapes_of_a_question_about_a_person_restate_a_bare_answer_too(question, answer, statement):
-    # A bare "Orange" taught for a bicycle's colour made "What colour are ripe strawberries?" answer "Orange".
-    assert answer_statement(question, answer, "Ilvana Drosk") == statement
-    assert question_rewrites(question, "Ilvana Drosk") == []  # the shapes restate answers; they add no wordings
+@pytest.mark.parametrize("question", [question for question, _, _ in GENERAL_SHAPES])
+def test_the_general_shapes_restate_answers_and_add_no_wordings(question):
+    assert question_rewrites(question, "Ilvana Drosk") == []
