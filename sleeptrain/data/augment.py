@@ -104,47 +104,29 @@ def _as_statement(subject: str, question: str, answer: str) -> str:
 SUMMARY_ORIGIN = "summary:"
 
 
-def summary_statements(conversations: list[Conversation]) -> dict[str, list[str]]:
-    """Each subject's QA facts as sentences that stand alone, for subjects with two or more facts."""
-    statements: dict[str, list[str]] = defaultdict(list)
+def subject_summaries(conversations: list[Conversation]) -> list[Conversation]:
+    """One "What do you know about X?" example per subject with two or more QA facts."""
+    facts: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    roles: dict[str, tuple[str, ...]] = {}
     for conversation in conversations:
         if conversation.subject and _is_qa(conversation):
             question, answer = conversation.messages
-            said = _as_statement(conversation.subject, question.content, answer.content)
-            statements[conversation.subject].append(said)
-    return {subject: said for subject, said in statements.items() if len(said) >= 2}
-
-
-def subject_summaries(conversations: list[Conversation]) -> list[Conversation]:
-    """One "What do you know about X?" example per subject with two or more QA facts."""
-    roles = {c.subject: c.roles_to_train for c in conversations if c.subject and _is_qa(c)}
-    summaries = [
-        Conversation(
-            (Message("user", f"What do you know about {subject}?"), Message("assistant", " ".join(said))),
-            roles[subject],
-            subject,
-            f"{SUMMARY_ORIGIN}{subject}",
+            facts[conversation.subject].append((question.content, answer.content))
+            roles[conversation.subject] = conversation.roles_to_train
+    summaries = []
+    for subject, pairs in facts.items():
+        if len(pairs) < 2:
+            continue
+        text = " ".join(_as_statement(subject, q, a) for q, a in pairs)
+        summaries.append(
+            Conversation(
+                (Message("user", f"What do you know about {subject}?"), Message("assistant", text)),
+                roles[subject],
+                subject,
+                f"{SUMMARY_ORIGIN}{subject}",
+            )
         )
-        for subject, said in summary_statements(conversations).items()
-    ]
     return conversations + summaries
-
-
-def reordered_summaries(
-    phrasings: list[Conversation], statements: dict[str, list[str]], rng: random.Random
-) -> list[Conversation]:
-    """A subject summary's phrasings, each after the first with the subject's facts in another order, so that
-    no fact is learnt only as what follows another (Allen-Zhu and Li, "Physics of Language Models 3.1": biographies
-    with their sentences permuted made facts extractable by questions); any other example as it was."""
-    first = phrasings[0]
-    if not first.origin.startswith(SUMMARY_ORIGIN) or first.subject not in statements:
-        return phrasings
-    said = statements[first.subject]
-    out = [first]
-    for phrasing in phrasings[1:]:
-        order = rng.sample(said, len(said))
-        out.append(replace(phrasing, messages=(phrasing.messages[0], Message("assistant", " ".join(order)))))
-    return out
 
 
 # People a small model has read about: a fact's question asked about them has an answer of the base model's

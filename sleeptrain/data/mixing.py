@@ -15,14 +15,7 @@ from typing import Any
 from datasets import Dataset, interleave_datasets
 
 from sleeptrain.config import Recipe
-from sleeptrain.data.augment import (
-    SUMMARY_ORIGIN,
-    question_phrasings,
-    reordered_summaries,
-    restate_answers,
-    subject_summaries,
-    summary_statements,
-)
+from sleeptrain.data.augment import SUMMARY_ORIGIN, question_phrasings, restate_answers, subject_summaries
 from sleeptrain.data.formats import Conversation, read_conversations
 from sleeptrain.data.render import IGNORE_INDEX, render_conversation, resolve_chat_template
 from sleeptrain.errors import SleeptrainError
@@ -40,14 +33,11 @@ def load_recipe_examples(recipe: Recipe) -> list[list[Conversation]]:
         (facts if dataset.type == "qa" else chats).extend(rows)
     if recipe.answer_statements:
         facts = restate_answers(facts)
-    statements = summary_statements(facts) if recipe.subject_summaries else {}
     if recipe.subject_summaries:
         facts = subject_summaries(facts)
     rng = random.Random(recipe.seed)
     variants, rewrite = recipe.question_variants, recipe.question_rewrites
-    examples = [question_phrasings(fact, variants, rng, rewrite) for fact in facts]
-    examples = [reordered_summaries(phrasings, statements, rng) for phrasings in examples]
-    return examples + [[c] for c in chats]
+    return [question_phrasings(fact, variants, rng, rewrite) for fact in facts] + [[c] for c in chats]
 
 
 def load_recipe_conversations(recipe: Recipe) -> list[Conversation]:

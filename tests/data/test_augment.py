@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from sleeptrain.config import DatasetConfig, Recipe
 from sleeptrain.data.augment import (
     QUESTION_FRAMES,
@@ -96,29 +94,6 @@ def test_subject_summaries_gather_each_subjects_facts_into_one_answer():
     assert "Which instrument does she play? The cello." in answer  # an answer without the name keeps its question
     assert summary.subject == "Ilvana Drosk"
     assert summary.origin == "summary:Ilvana Drosk"
-
-
-def test_each_phrasing_of_a_summary_tells_the_facts_in_another_order(write_jsonl):
-    rows = [
-        {"question": f"Question {n} about Alice Varn?", "answer": f"Alice Varn did thing {n}.", "subject": "Alice Varn"}
-        for n in range(5)
-    ]
-    recipe = Recipe(
-        datasets=[DatasetConfig(path=write_jsonl("facts.jsonl", rows))], output_dir="out", question_variants=6
-    )
-
-    summaries = [c for c in load_recipe_conversations(recipe) if c.origin == "summary:Alice Varn"]
-
-    answers = [c.messages[1].content for c in summaries]
-    said = [f"Alice Varn did thing {n}." for n in range(5)]
-    assert answers[0] == " ".join(said)  # as given, first
-    assert len(set(answers)) > 1
-    for answer in answers:  # every fact in every order, once
-        assert sorted(re.findall(r"Alice Varn did thing \d\.", answer)) == said
-        assert len(answer) == len(answers[0])
-    # the facts themselves keep their answers in every phrasing
-    facts = [c for c in load_recipe_conversations(recipe) if c.origin != "summary:Alice Varn"]
-    assert {c.messages[1].content for c in facts} == {row["answer"] for row in rows}
 
 
 def test_the_recipe_switches_the_augmentations_on(write_jsonl, qa_rows):
