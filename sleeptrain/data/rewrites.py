@@ -4,9 +4,8 @@ A small model taught "What is X's profession? -> Glassblower" learns that string
 a living?" it often answers with another person's work. Neutral frames around the question (augment.py)
 vary the words around it, not the words for the relation itself. These rewrites do: each rule recognises one
 kind of question about a person (where they were born, their work, their employer, a pet's name, the year
-something happened, ...) and gives the wordings that ask the same thing. After the kinds come the general
-shapes of a question about a person ("What pet does X keep?", "How many sisters does X have?"), whose wordings
-only move the question's own words around. A question no rule knows keeps its frames only. English only.
+something happened, ...) and gives the wordings that ask the same thing. No rule matches a question that is
+not of its kind, so a question no rule knows keeps its frames only. English only.
 
 The same kinds of question also give answer statements: a short answer ("Lyon") restated as a sentence that
 begins with the person ("X lives in Lyon."), which the recipe's `answer_statements` trains instead.
@@ -33,7 +32,7 @@ _NAME = re.compile(r"(?<!^)(?<![.?!] )\b[A-Z][\w'-]*(?:\s+(?:[a-z]{1,3}\s+)*[A-Z
 class Rule(NamedTuple):
     pattern: re.Pattern[str]
     wordings: tuple[str, ...]  # the same question in other words
-    statement: str  # a sentence that answers it, beginning with the person (answer_statement); "" none
+    statement: str  # a sentence that answers it, beginning with the person (answer_statement)
 
 
 def _rule(asked: str | tuple[str, ...], *wordings: str, says: str) -> Rule:
@@ -175,140 +174,26 @@ RULES = (
         "Which {x} does {s} {v}?",
         says="{s} {third} {a}.",
     ),
-    _rule(
-        (
-            r"what was {s}{of} (?:profession|occupation|job|line of work|career)",
-            r"what did {s} do (?:for a living|for work)",
-        ),
-        "What was {s}'s profession?",
-        "What did {s} do for a living?",
-        "What was {s}'s job?",
-        "What was {s}'s occupation?",
-        "What work did {s} do?",
-        says="{s} worked as {a_work}.",
-    ),
+    # Questions whose answers have a sentence but no other wordings.
     _rule(r"(?:which|what) (?:city|town|country) does {s} work in", says="{s} works in {a}."),
-    # The general shapes of a question about a person, for the questions no kind above knows. Their wordings
-    # only move the question's own words around ("What pet does X keep?" -> "Which pet does X keep?", "What is
-    # the pet that X keeps?"), so they never narrow what is asked: a fact taught in one shape was recalled in
-    # another at random (BENCHMARKS.md, twenty-fifth session). Their statements matter as much: a bare answer
-    # that no sentence introduces leaks into look-alike questions ("What colour is X's bicycle? -> Orange" made
-    # "What colour are ripe strawberries?" answer "Orange"; twenty-fourth session).
+    _rule(r"what (?P<v>is|was|are|were) {s}{of} (?P<x>[a-z][a-z ]*)", says="{s}'s {x} {v} {a}."),
+    # The general shapes of a question about a person, for the answers no rule above knows: a bare answer that
+    # no sentence introduces leaks into look-alike questions ("What colour is X's bicycle? -> Orange" made
+    # "What colour are ripe strawberries?" answer "Orange"; BENCHMARKS.md, twenty-fourth session).
+    _rule(r"what (?P<v>is|was) the title of {s}{of} (?P<x>[a-z][a-z ]*)", says="{s}'s {x} {v} called {a}."),
     _rule(
-        r"what (?P<v>is|was) the title of {s}{of} (?P<x>[a-z][a-z ]*)",
-        "What {v} {s}'s {x} called?",
-        "What {v} the name of {s}'s {x}?",
-        says="{s}'s {x} {v} called {a}.",
-    ),
-    _rule(
-        r"what (?P<k>colou?r|size|make|model|brand) (?P<v>is|was|are|were) {s}{of} (?P<x>[a-z][a-z ]*)",
-        "Which {k} {v} {s}'s {x}?",
-        "Tell me the {k} of {s}'s {x}.",
-        "Do you know what {k} {s}'s {x} {v}?",
+        r"what (?:colou?r|size|make|model|brand) (?P<v>is|was|are|were) {s}{of} (?P<x>[a-z][a-z ]*)",
         says="{s}'s {x} {v} {a_low}.",
     ),
+    _rule(r"(?:what|which) [a-z]+ does {s} (?P<v>[a-z]+)", says="{s} {third} {a_low}."),
+    _rule(r"what does {s} (?P<v>(?!do\b)[a-z]+)", says="{s} {third} {a_low}."),
     _rule(
-        r"what (?P<v>is|was|are|were) {s}{of} (?P<x>[a-z][a-z ]*)",
-        "What {v} the {x} of {s}?",
-        "Tell me {s}'s {x}.",
-        "Do you know {s}'s {x}?",
-        says="{s}'s {x} {v} {a}.",
-    ),
-    _rule(
-        r"(?:what|which) (?:kind|sort|type) of (?P<x>[a-z]+) does {s} (?P<v>[a-z]+)",
-        "What kind of {x} does {s} {v}?",
-        "What type of {x} does {s} {v}?",
-        "What sort of {x} does {s} {v}?",
-        says="{s} {third} {a_low}.",
-    ),
-    _rule(
-        r"(?:what|which) (?P<x>[a-z]+) does {s} (?P<v>[a-z]+)",
-        "What {x} does {s} {v}?",
-        "Which {x} does {s} {v}?",
-        "What is the {x} that {s} {third}?",
-        "Tell me which {x} {s} {third}.",
-        says="{s} {third} {a_low}.",
-    ),
-    _rule(
-        r"what does {s} (?P<v>(?!do\b)[a-z]+)",
-        "What is it that {s} {third}?",
-        "Tell me what {s} {third}.",
-        "Do you know what {s} {third}?",
-        says="{s} {third} {a_low}.",
-    ),
-    _rule(  # the answer after a verb in -ing: "X grew up speaking Basque", not "X grew Basque up speaking"
-        r"(?:what|which) (?P<x>[a-z]+) did {s} (?P<v>[a-z]+)(?P<tail>(?: [a-z]+)* [a-z]+ing)",
-        "What {x} did {s} {v}{tail}?",
-        "Which {x} did {s} {v}{tail}?",
-        "What was the {x} that {s} {past_v}{tail}?",
-        "Tell me which {x} {s} {past_v}{tail}.",
-        says="{s} {past_v}{tail} {a}.",
-    ),
-    _rule(
-        r"(?:what|which) (?P<x>[a-z]+) did {s} (?P<v>[a-z]+)(?: (?P<p>in|on|at|for|with))?(?P<tail>(?: [a-z]+)*)",
-        "What {x} did {s} {v}{p}{tail}?",
-        "Which {x} did {s} {v}{p}{tail}?",
-        "What was the {x} that {s} {past_v}{p}{tail}?",
-        "Tell me which {x} {s} {past_v}{p}{tail}.",
+        r"(?:what|which) [a-z]+ did {s} (?P<v>[a-z]+)(?: (?P<p>in|on|at|for|with))?(?P<tail>(?: [a-z]+)*)",
         says="{s} {past_v}{p} {a}{tail}.",
     ),
-    _rule(
-        r"how many (?P<x>[a-z][a-z ]*?) does {s} (?P<v>[a-z]+)",
-        "How many {x} does {s} {v}?",
-        "What is the number of {x} that {s} {third}?",
-        "Tell me how many {x} {s} {third}.",
-        "Do you know how many {x} {s} {third}?",
-        says="{s} {third} {a_count} {x}.",
-    ),
-    _rule(
-        r"how old (?P<v>is|was) {s}(?P<tail> when [a-z][^?]*)?",
-        "What age {v} {s}{tail}?",
-        "How old {v} {s}{tail}?",
-        says="{s} {v} {a_count}{tail}.",
-    ),
-    _rule(
-        r"where does {s} (?P<v>(?!live\b)[a-z]+)(?P<tail>(?: [a-z]+)*)",
-        "Where is it that {s} {third}{tail}?",
-        "Tell me where {s} {third}{tail}.",
-        "Do you know where {s} {third}{tail}?",
-        says="",
-    ),
-    _rule(
-        r"what (?P<v>is|was) {s} (?P<x>[a-z]+ (?:of|for|at|in|to|about|with))",
-        "What {v} it that {s} {v} {x}?",
-        "Tell me what {s} {v} {x}.",
-        says="{s} {v} {x} {a}.",
-    ),
-    _rule(
-        r"where did {s} (?P<rest>[a-z]+(?: [a-z]+)* (?:to|from))",
-        "Where is it that {s} {past}?",
-        "Tell me where {s} {past}.",
-        says="{s} {past} {a}.",
-    ),
+    _rule(r"what (?P<v>is|was) {s} (?P<x>[a-z]+ (?:of|for|at|in|to|about|with))", says="{s} {v} {x} {a}."),
+    _rule(r"where did {s} (?P<rest>[a-z]+(?: [a-z]+)* (?:to|from))", says="{s} {past} {a}."),
 )
-
-
-def _fields(subject: str, match: re.Match[str]) -> dict[str, str]:
-    """What a rule's wordings and statement may name: the person, what its pattern caught, and the verb forms
-    made from it. A preposition or tail caught keeps the space before it, so that "{v}{p}{tail}" reads
-    "compete in at school" and "compete" alike."""
-    parts = {key: value.strip() for key, value in match.groupdict().items() if value}
-    return {
-        "s": subject,
-        "x": parts.get("x", ""),
-        "k": parts.get("k", ""),
-        "v": parts.get("v", "is"),
-        "rest": parts.get("rest", ""),
-        "p": f" {parts['p']}" if "p" in parts else "",
-        "tail": f" {parts['tail']}" if "tail" in parts else "",
-        "past": _past(parts.get("rest", "")),
-        "past_v": _past(parts.get("v", "")),
-        "third": _third(parts.get("v", "")),
-    }
-
-
-# A count a sentence can hold: "Three" -> "Ottilie has three sisters."; "Two and a half" stays a bare answer.
-_COUNT = re.compile(r"[A-Za-z]+|\d+")
 
 
 def question_rewrites(question: str, subject: str | None = None) -> list[str]:
@@ -325,10 +210,10 @@ def question_rewrites(question: str, subject: str | None = None) -> list[str]:
         match = pattern.match(marked)
         if match is None:
             continue
-        fields = _fields(subject, match)
+        parts = {key: value.strip() for key, value in match.groupdict().items() if value}
         out = []
         for wording in wordings:
-            rewritten = wording.format(**fields)
+            rewritten = wording.format(s=subject, **parts)
             if rewritten.casefold() != text.casefold() and rewritten not in out:
                 out.append(rewritten)
         return out
@@ -343,73 +228,34 @@ def question_rewrites(question: str, subject: str | None = None) -> list[str]:
 _IRREGULAR_PAST = {
     "begin": "began",
     "become": "became",
-    "bring": "brought",
     "build": "built",
     "buy": "bought",
-    "catch": "caught",
-    "choose": "chose",
     "come": "came",
-    "dig": "dug",
     "do": "did",
     "draw": "drew",
-    "drink": "drank",
-    "drive": "drove",
     "eat": "ate",
-    "fall": "fell",
-    "feed": "fed",
-    "feel": "felt",
-    "fight": "fought",
     "find": "found",
     "fly": "flew",
-    "forget": "forgot",
     "get": "got",
     "give": "gave",
     "go": "went",
-    "grow": "grew",
-    "hang": "hung",
     "have": "had",
-    "hear": "heard",
-    "hide": "hid",
-    "hold": "held",
-    "keep": "kept",
-    "know": "knew",
-    "lead": "led",
     "leave": "left",
-    "lend": "lent",
     "lose": "lost",
     "make": "made",
     "meet": "met",
-    "pay": "paid",
-    "put": "put",
-    "quit": "quit",
-    "read": "read",
-    "ride": "rode",
-    "ring": "rang",
     "run": "ran",
-    "say": "said",
     "see": "saw",
     "sell": "sold",
-    "send": "sent",
-    "set": "set",
-    "shoot": "shot",
     "sing": "sang",
-    "sit": "sat",
-    "sleep": "slept",
-    "speak": "spoke",
-    "spend": "spent",
-    "stand": "stood",
-    "steal": "stole",
     "swim": "swam",
     "take": "took",
     "teach": "taught",
-    "tell": "told",
-    "think": "thought",
-    "throw": "threw",
-    "understand": "understood",
-    "wake": "woke",
-    "wear": "wore",
     "win": "won",
     "write": "wrote",
+    "set": "set",
+    "put": "put",
+    "quit": "quit",
 }
 
 
@@ -473,13 +319,18 @@ def answer_statement(question: str, answer: str, subject: str | None) -> str | N
         match = pattern.match(marked)
         if match is None:
             continue
-        if not template or ("{a_count}" in template and not _COUNT.fullmatch(answer)):
-            return None
+        parts = {key: value.strip() for key, value in match.groupdict().items() if value}
         return template.format(
-            **_fields(subject, match),
+            s=subject,
             a=answer,
             a_work=_as_work(answer),
             a_low=_article_lowered(answer),
-            a_count=answer.lower() if answer[:1].isupper() else answer,
+            past=_past(parts.get("rest", "")),
+            past_v=_past(parts.get("v", "")),
+            third=_third(parts.get("v", "")),
+            x=parts.get("x", ""),
+            v=parts.get("v", "is"),
+            p=f" {parts['p']}" if "p" in parts else "",
+            tail=f" {parts['tail']}" if "tail" in parts else "",
         )
     return None

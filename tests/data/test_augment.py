@@ -23,7 +23,7 @@ def fact(question: str, answer: str, subject: str | None = "Ilvana Drosk") -> Co
 FACTS = [
     fact("Where was Ilvana Drosk born?", "Ilvana Drosk was born in Tromsø, Norway."),
     fact("Which instrument does she play?", "The cello"),
-    fact("Why does Bob like boats?", "Bob likes their colour.", subject="Bob"),
+    fact("What does Bob like?", "Bob likes red boats.", subject="Bob"),
 ]
 
 
@@ -60,7 +60,7 @@ def test_without_rewrites_every_variant_is_a_frame_around_the_question():
 
 def test_a_question_no_rule_knows_gets_frames_only():
     questions = [c.messages[0].content for c in question_variants(FACTS[2:], 4, seed=0)]
-    assert all("why does bob like boats" in q.lower() for q in questions)
+    assert all("what does bob like" in q.lower() for q in questions)
 
 
 def test_question_variants_are_reproducible_with_the_seed():
@@ -116,7 +116,7 @@ def test_restated_answers_begin_with_the_subject_and_the_summary_uses_them():
     facts = [
         fact("Which city does Ilvana Drosk live in?", "Lyon"),
         fact("Where was Ilvana Drosk born?", "Ilvana Drosk was born in Tromsø, Norway."),
-        fact("Why did Ilvana Drosk move to Chile?", "For love"),
+        fact("How old was Ilvana Drosk when she moved to Chile?", "19"),
     ]
 
     restated = restate_answers(facts)
