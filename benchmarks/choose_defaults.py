@@ -44,7 +44,7 @@ def lost_results(before: list, after: list) -> list:
 # The held-out sets under data/, each NAME_facts.jsonl with NAME_probes.jsonl. blind3 and blind4 were written by
 # helper sessions that saw none of sleeptrain's rules or data, only the file format (BENCHMARKS.md, twenty-fifth
 # session): rules tuned on them stop measuring anything.
-NAMED_SETS = ("heldout", "second", "blind3", "blind4")
+NAMED_SETS = tuple(sorted(path.name.removesuffix("_facts.jsonl") for path in (HERE / "data").glob("*_facts.jsonl")))
 
 
 def parse_arguments() -> argparse.Namespace:
