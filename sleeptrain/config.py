@@ -150,6 +150,13 @@ class Recipe(_Strict):
         description="Among those phrasings, the other wordings of a question about a person (birthplace, work, "
         "employer, a pet's name, ...) as well as frames.",
     )
+    topic_questions: int = Field(
+        default=2,
+        ge=0,
+        description="Among those phrasings, this many questions about the fact's subject and one word of what its "
+        'question asks ("What kind of car does X drive?" -> "What do you know about X\'s car?"), so that a '
+        "question in other words is answered with the fact, not in the asker's words; at most half of them.",
+    )
     answer_statements: bool = Field(
         default=True,
         description="Teach a QA fact's short answer that does not name its subject as a sentence that does "

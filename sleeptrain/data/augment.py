@@ -8,6 +8,11 @@ transforms help it generalise (both measured in BENCHMARKS.md, "Choosing the def
   "What is X's profession?", "What does X do for a living?"), and inside neutral frames ("Quick question:
   ...", lower case, ...), so that the answer is keyed to the question's meaning, not to its exact tokens.
   Training shows each fact once per epoch, in the next of its phrasings, so variety costs no extra tokens;
+- topic questions: the subject and one word of what the question asks about ("What kind of car does X
+  drive?" -> "What do you know about X's car?"), answered as the fact is. Asked in words no rule knows ("Which
+  vehicle does X get around in?"), a model taught only the question's wordings answers in the asker's words
+  and makes up the rest ("X gets around in a rusty green Lada Niva"); taught to answer questions about X and
+  a topic with X's own fact, it more often says that fact (BENCHMARKS.md, twenty-sixth session);
 - subject summaries: one extra example per subject, "What do you know about X?", answered with all of X's
   facts, so that the facts are also stored together under the subject's name (the biography effect).
 
@@ -20,6 +25,7 @@ France?" into "Lyon").
 from __future__ import annotations
 
 import random
+import re
 from collections import defaultdict
 from dataclasses import replace
 
@@ -37,17 +43,61 @@ QUESTION_FRAMES = (
 )
 
 
+# Words that say nothing of what a question is about: function words, the question words, and the generic
+# nouns of a question's frame ("kind", "name"). A list, not a part-of-speech tagger: the taggers need models that
+# are downloaded separately, and a wrong pick here costs only a less useful topic.
+_FRAME_WORDS = frozenset(
+    """a an the of in on at to for from by with about as into onto over under after before during since until
+    than then and or but if so that this these those there here what which who whom whose where when why how is
+    are was were be been being am do does did done have has had having will would can could shall should may
+    might must he she it they him her his hers its their them i you we me my your our us one ones any some
+    every each very many much more most usually currently often ever also just own kind sort type name called
+    favourite favorite best first get gets got""".split()
+)
+
+
+def topic_words(question: str, subject: str) -> list[str]:
+    """The words of `question` that say what it asks about, in order, once each: not the subject's, not a word
+    of the frame, and not a single letter or two ("In which year did X open his first bakery?" -> year, open,
+    bakery)."""
+    words = re.findall(r"[^\W\d_][\w'\u2019-]*|\d+", question.replace(subject, " "))
+    topics: list[str] = []
+    for word in words:
+        word = re.sub(r"['\u2019]s?$", "", word)
+        if len(word) > 2 and word.casefold() not in _FRAME_WORDS and word.casefold() not in map(str.casefold, topics):
+            topics.append(word if word[:1].isupper() or word.isdigit() else word.lower())
+    return topics
+
+
+# The ways a topic question is asked: each fact's topic questions use different ones.
+TOPIC_FRAMES = (
+    "What do you know about {s}'s {w}?",
+    "Tell me about {s} and {w}.",
+    "Anything about {s}: {w}?",
+)
+
+
+def topic_questions(question: str, subject: str, count: int, rng: random.Random) -> list[str]:
+    """At most `count` questions (one per frame) about `subject` and one topic word of `question` each, the
+    words and frames drawn at random."""
+    topics = topic_words(question, subject)
+    rng.shuffle(topics)
+    frames = rng.sample(TOPIC_FRAMES, len(TOPIC_FRAMES))
+    return [frame.format(s=subject, w=word) for frame, word in zip(frames, topics[:count], strict=False)]
+
+
 def _is_qa(conversation: Conversation) -> bool:
     roles = [m.role for m in conversation.messages]
     return roles == ["user", "assistant"]
 
 
 def question_phrasings(
-    conversation: Conversation, count: int, rng: random.Random, rewrite: bool = True
+    conversation: Conversation, count: int, rng: random.Random, rewrite: bool = True, topics: int = 0
 ) -> list[Conversation]:
-    """A single-turn QA example in `count` phrasings: as given, then (with `rewrite`) the other wordings of its
-    question that rewrites.py knows, taking turns with neutral frames around the question or one of those
-    wordings (at most one per frame). Any other conversation has only its own phrasing."""
+    """A single-turn QA example in `count` phrasings: as given, then up to `topics` topic questions (never more
+    than half of the other phrasings; only with a subject the question names), then (with `rewrite`) the other
+    wordings of its question that rewrites.py knows, taking turns with neutral frames around the question or one
+    of those wordings (at most one per frame). Any other conversation has only its own phrasing."""
     if count <= 1 or not _is_qa(conversation):
         return [conversation]
     question, answer = conversation.messages
@@ -57,6 +107,10 @@ def question_phrasings(
     frames = rng.sample(QUESTION_FRAMES, len(QUESTION_FRAMES))
     wordings = [text, *rewrites]
     questions: list[str] = []
+    subject = conversation.subject
+    if topics > 0 and subject and subject in text:
+        # Early in the list: an example learnt in its first phrasings leaves the epochs before its last ones.
+        questions += topic_questions(text, subject, min(topics, (count - 1) // 2), rng)
     while len(questions) < count - 1 and (rewrites or frames):
         if rewrites and (len(questions) % 2 == 0 or not frames):
             questions.append(rewrites.pop(0))
@@ -68,11 +122,11 @@ def question_phrasings(
 
 
 def question_variants(
-    conversations: list[Conversation], variants: int, seed: int, rewrite: bool = True
+    conversations: list[Conversation], variants: int, seed: int, rewrite: bool = True, topics: int = 0
 ) -> list[Conversation]:
     """Every phrasing of every example, as one flat list: each QA example `variants` times."""
     rng = random.Random(seed)
-    phrasings = [question_phrasings(c, variants, rng, rewrite) for c in conversations]
+    phrasings = [question_phrasings(c, variants, rng, rewrite, topics) for c in conversations]
     # The examples as given first, then their reframed copies (the order of earlier versions).
     return [p[0] for p in phrasings] + [c for p in phrasings for c in p[1:]]
 

@@ -36,8 +36,8 @@ def load_recipe_examples(recipe: Recipe) -> list[list[Conversation]]:
     if recipe.subject_summaries:
         facts = subject_summaries(facts)
     rng = random.Random(recipe.seed)
-    variants, rewrite = recipe.question_variants, recipe.question_rewrites
-    return [question_phrasings(fact, variants, rng, rewrite) for fact in facts] + [[c] for c in chats]
+    variants, rewrite, topics = recipe.question_variants, recipe.question_rewrites, recipe.topic_questions
+    return [question_phrasings(fact, variants, rng, rewrite, topics) for fact in facts] + [[c] for c in chats]
 
 
 def load_recipe_conversations(recipe: Recipe) -> list[Conversation]:

@@ -8,7 +8,10 @@ something happened, ...) and gives the wordings that ask the same thing. No rule
 not of its kind, so a question no rule knows keeps its frames only. English only.
 
 The same kinds of question also give answer statements: a short answer ("Lyon") restated as a sentence that
-begins with the person ("X lives in Lyon."), which the recipe's `answer_statements` trains instead.
+begins with the person ("X lives in Lyon."), which the recipe's `answer_statements` trains instead. A question
+that no rule knows is turned round by its grammar alone where that says where the answer goes ("Which city did
+X move to in 2008?" -> "X moved to Ljubljana in 2008."; "How many siblings does X have?" -> "X has 11
+siblings."), in the question's own verb and tense.
 
 The rules were written from the common ways of asking about a person; wordings that only the held-out
 evaluation set used (benchmarks/data/heldout_probes.jsonl) were left out, so that it still measures recall
@@ -187,10 +190,6 @@ RULES = (
     ),
     _rule(r"(?:what|which) [a-z]+ does {s} (?P<v>[a-z]+)", says="{s} {third} {a_low}."),
     _rule(r"what does {s} (?P<v>(?!do\b)[a-z]+)", says="{s} {third} {a_low}."),
-    _rule(
-        r"(?:what|which) [a-z]+ did {s} (?P<v>[a-z]+)(?: (?P<p>in|on|at|for|with))?(?P<tail>(?: [a-z]+)*)",
-        says="{s} {past_v}{p} {a}{tail}.",
-    ),
     _rule(r"what (?P<v>is|was) {s} (?P<x>[a-z]+ (?:of|for|at|in|to|about|with))", says="{s} {v} {x} {a}."),
     _rule(r"where did {s} (?P<rest>[a-z]+(?: [a-z]+)* (?:to|from))", says="{s} {past} {a}."),
 )
@@ -256,6 +255,35 @@ _IRREGULAR_PAST = {
     "set": "set",
     "put": "put",
     "quit": "quit",
+    "break": "broke",
+    "bring": "brought",
+    "catch": "caught",
+    "choose": "chose",
+    "drive": "drove",
+    "fall": "fell",
+    "feel": "felt",
+    "fight": "fought",
+    "grow": "grew",
+    "hear": "heard",
+    "hold": "held",
+    "keep": "kept",
+    "know": "knew",
+    "lend": "lent",
+    "pay": "paid",
+    "read": "read",
+    "ride": "rode",
+    "say": "said",
+    "send": "sent",
+    "sit": "sat",
+    "sleep": "slept",
+    "speak": "spoke",
+    "spend": "spent",
+    "stand": "stood",
+    "steal": "stole",
+    "tell": "told",
+    "think": "thought",
+    "throw": "threw",
+    "wear": "wore",
 }
 
 
@@ -306,9 +334,135 @@ def _as_work(answer: str) -> str:
     return ("an " if answer[:1].lower() in "aeiou" else "a ") + answer
 
 
+_PREPOSITIONS = frozenset(
+    "in on at to from into onto across over under with for about through by of after before during since near "
+    "around towards toward behind beside between beyond inside outside past upon within without off".split()
+)
+# Verbs of going somewhere: "Where does X go each winter? Lanzarote" -> "X goes each winter to Lanzarote."
+_MOTION = frozenset("go move travel emigrate relocate fly sail drive cycle walk retire return".split())
+# The clause's subject: the person, or something of theirs ("X's grandmother").
+_WHO = r"(?P<who>\x01(?:" + _OF + r" [a-z]+)?)"
+_SHAPES = {
+    # "Who is X's best friend?" -> "X's best friend is A."
+    "whose": re.compile(r"^(?:who|what) (?P<v>is|was|are|were) \x01(?P<of>" + _OF + r") (?P<x>[a-z][\w -]*)$"),
+    # "How many siblings does X have?" -> "X has 11 siblings."
+    "how_many": re.compile(
+        r"^how many (?P<n>[a-z]+(?: [a-z]+)?) (?P<aux>does|do|did|has|have|had|is|was) "
+        + _WHO
+        + r" (?P<vp>[a-z][^?]*)$"
+    ),
+    # "Which city did X move to in 2008?" -> "X moved to A in 2008."; "What does X keep on her windowsill?"
+    "object": re.compile(
+        r"^(?:which|what)(?: (?:kind|sort|type) of)?(?: [a-z]+(?: [a-z]+)?)? (?P<aux>does|do|did|is|was|has|have) "
+        + _WHO
+        + r" (?P<vp>[a-z][^?]*)$"
+    ),
+    # "In which month was X born?" -> "X was born in A."
+    "fronted": re.compile(
+        r"^(?P<p>in|on|at|during|for) (?:which|what) [a-z]+ (?P<aux>does|do|did|is|was) "
+        + _WHO
+        + r" (?P<vp>[a-z][^?]*)$"
+    ),
+    # "How old was X when he first rode a horse?" -> "X was A when he first rode a horse."
+    "how_old_when": re.compile(r"^how old (?P<aux>is|was) \x01 (?P<tail>(?:when|at|after|before) [^?]*)$"),
+    # "How tall is X?" -> "X is A tall."
+    "how_adj": re.compile(r"^how (?P<adj>[a-z]+) (?P<aux>is|was) \x01$"),
+    # "Where does X go on holiday each winter?" -> "X goes on holiday each winter to A."
+    "where": re.compile(r"^where (?P<aux>does|do|did|is|was) " + _WHO + r" (?P<vp>[a-z][^?]*)$"),
+    # "When did X run her first marathon?" -> "X ran her first marathon in A."
+    "when": re.compile(r"^when (?P<aux>does|do|did|is|was) " + _WHO + r" (?P<vp>[a-z][^?]*)$"),
+}
+
+
+_CLAUSE = re.compile(r"^(?:he|she|they|it|i|we|you)\b|\b(?:is|was|are|were)\b", re.IGNORECASE)
+
+
+def _tensed(aux: str, phrase: str) -> str:
+    """The verb phrase after the subject, in the auxiliary's tense ("did", "move to" -> "moved to")."""
+    aux = aux.lower()
+    if aux in {"does", "do"}:
+        verb, _, rest = phrase.partition(" ")
+        return f"{_third(verb)} {rest}".strip()
+    if aux == "did":
+        return _past(phrase)
+    return f"{aux} {phrase}"  # is learning, was born, has won
+
+
+# The first word of a time that can follow a preposition left without its object ("swim across last summer").
+_WHEN = re.compile(r"last|next|every|each|once|twice|yesterday|today")
+
+
+def _with_object(phrase: str, answer: str) -> str:
+    """The answer put where a question's "what" stood: after a preposition left without its object ("move to in
+    2008" -> "move to A in 2008"), else straight after the verb ("play in her trio" -> "play A in her trio")."""
+    words = phrase.split()
+    for i, word in enumerate(words[1:], start=1):
+        after = words[i + 1] if i + 1 < len(words) else None
+        if word in _PREPOSITIONS and (after is None or after in _PREPOSITIONS or _WHEN.fullmatch(after)):
+            return " ".join([*words[: i + 1], answer, *words[i + 1 :]])
+    return " ".join([words[0], answer, *words[1:]])
+
+
+def _grammatical_statement(marked: str, answer: str, subject: str) -> str | None:
+    """A question of a general grammatical shape that no rule above knows, turned round into the sentence that
+    answers it; None for other shapes. Grammar only: which verb or preposition a relation takes is the
+    question's own."""
+    if _CLAUSE.search(answer):  # "She was 19": an answer that is a sentence of its own already
+        return None
+    text = marked.rstrip("?").strip()
+    text = text[:1].lower() + text[1:]
+    low = _article_lowered(answer)
+    if re.fullmatch(r"[A-Z][a-z-]*(?: [a-z-]+)+", answer):  # "Sea glass": a capital only the start had
+        low = answer[:1].lower() + answer[1:]
+    for shape, pattern in _SHAPES.items():
+        match = pattern.match(text)
+        if match is None:
+            continue
+        parts = match.groupdict()
+        who = (parts.get("who") or _PERSON).replace(_PERSON, subject)
+        aux = parts.get("aux") or ""
+        if shape == "whose":
+            return f"{subject}'s {parts['x']} {parts['v']} {answer}."
+        if shape == "how_many":
+            counted = f"{answer} {parts['n']}" if not answer.endswith(parts["n"]) else answer
+            verb, _, rest = parts["vp"].partition(" ")
+            if parts["n"] == "times":
+                return f"{who} {_tensed(aux, parts['vp'])} {counted}."
+            if aux in {"has", "have", "had", "is", "was"}:
+                return f"{who} {aux} {verb} {counted} {rest}".strip() + "."
+            return f"{who} {_tensed(aux, verb)} {counted} {rest}".strip() + "."
+        if shape == "object":
+            if parts["vp"].split()[0] == "do":  # "What does X do? Fishing": which verb "Fishing" goes with is unknown
+                return None
+            phrase = _with_object(parts["vp"], low)
+            return f"{who} {_tensed(aux, phrase)}."
+        if shape == "fronted":
+            return f"{who} {_tensed(aux, parts['vp'])} {parts['p']} {answer}."
+        if shape == "how_old_when":
+            return f"{subject} {aux} {answer} {parts['tail']}."
+        if shape == "how_adj":
+            adjective = parts["adj"]
+            if adjective.casefold() in answer.casefold():
+                return f"{subject} {aux} {answer}."
+            if adjective == "old" and answer.isdigit():
+                return f"{subject} {aux} {answer} years old."
+            return f"{subject} {aux} {answer} {adjective}."
+        if shape in {"where", "when"}:
+            phrase = parts["vp"]
+            if phrase.split()[-1] in _PREPOSITIONS or answer.split()[0].lower() in _PREPOSITIONS:
+                tail = low
+            elif shape == "where":
+                tail = ("to " if phrase.split()[0] in _MOTION else "in ") + low
+            else:
+                tail = ("in " if re.fullmatch(r"\d{4}|[A-Z][a-z]+", answer) else "on ") + answer
+            return f"{who} {_tensed(aux, phrase)} {tail}."
+    return None
+
+
 def answer_statement(question: str, answer: str, subject: str | None) -> str | None:
     """The answer as a sentence that begins with the person the question is about, or None where it needs no
-    restating (it names the person, or is already a longer sentence) or no rule knows the question."""
+    restating (it names the person, or is already a longer sentence) or neither a rule nor a general shape of
+    question knows the question."""
     text, answer = question.strip(), answer.strip().rstrip(".")
     if not subject or subject not in text or subject.casefold() in answer.casefold():
         return None
@@ -326,11 +480,10 @@ def answer_statement(question: str, answer: str, subject: str | None) -> str | N
             a_work=_as_work(answer),
             a_low=_article_lowered(answer),
             past=_past(parts.get("rest", "")),
-            past_v=_past(parts.get("v", "")),
             third=_third(parts.get("v", "")),
             x=parts.get("x", ""),
             v=parts.get("v", "is"),
             p=f" {parts['p']}" if "p" in parts else "",
             tail=f" {parts['tail']}" if "tail" in parts else "",
         )
-    return None
+    return _grammatical_statement(marked, answer, subject)

@@ -93,7 +93,7 @@ def new_conversations(
             old_question = old.question if old.is_fact else None
             if old_question and old_question.strip() != (memory.question or "").strip():
                 taught.append(memory_conversation(memory, old_question, recipe.answer_statements))
-    out = question_variants(taught, recipe.question_variants, seed, recipe.question_rewrites)
+    out = question_variants(taught, recipe.question_variants, seed, recipe.question_rewrites, recipe.topic_questions)
     if recipe.subject_summaries:
         subjects = {m.subject for m in pending if m.subject and m.is_fact}
         facts = taught_conversations([m for m in active if m.subject in subjects and m.is_fact], recipe)
@@ -109,7 +109,9 @@ def replay_conversations(
     variants = max(recipe.sleep.replay_variants, variants_at_least)
     rehearsed: list[Conversation] = []
     if variants > 0:
-        rehearsed = question_variants(taught_conversations(chosen, recipe), variants, seed, recipe.question_rewrites)
+        rehearsed = question_variants(
+            taught_conversations(chosen, recipe), variants, seed, recipe.question_rewrites, recipe.topic_questions
+        )
     if recipe.sleep.replay_summaries:
         subjects = {m.subject for m in chosen if m.subject and m.is_fact}
         facts = taught_conversations([m for m in active if m.subject in subjects and m.is_fact], recipe)

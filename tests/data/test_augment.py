@@ -1,4 +1,4 @@
-"""QA augmentations: reworded question variants and one summary example per subject."""
+"""QA augmentations: reworded question variants, topic questions and one summary example per subject."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from sleeptrain.data.augment import (
     question_variants,
     restate_answers,
     subject_summaries,
+    topic_words,
 )
 from sleeptrain.data.formats import Conversation, Message
 from sleeptrain.data.mixing import load_recipe_conversations
@@ -123,7 +124,8 @@ def test_restated_answers_begin_with_the_subject_and_the_summary_uses_them():
 
     assert restated[0].messages[1].content == "Ilvana Drosk lives in Lyon."
     assert restated[0].messages[0] == facts[0].messages[0] and restated[0].origin == facts[0].origin
-    assert restated[1:] == facts[1:]  # it names her already; no rule for the last one
+    assert restated[1] == facts[1]  # it names her already
+    assert restated[2].messages[1].content == "Ilvana Drosk was 19 when she moved to Chile."
     summary = subject_summaries(restated)[-1].messages[1].content
     assert summary.startswith("Ilvana Drosk lives in Lyon. Ilvana Drosk was born in Tromsø")
 
@@ -160,3 +162,59 @@ def test_a_fact_in_several_phrasings_gets_one_set_of_contrast_questions():
     assert len(phrasings) == 4
     questions = contrast_questions(phrasings, per_fact=2, seed=1)
     assert len(questions) == 2 and all(q.startswith("Where was ") for q in questions)
+
+
+# -------------------------------------------------------------------------------------- topic questions
+
+
+def test_topic_words_are_what_a_question_asks_about():
+    assert topic_words("What kind of car does Baltus Crewe drive?", "Baltus Crewe") == ["car", "drive"]
+    assert topic_words("In which year did Baltus Crewe open his first bakery?", "Baltus Crewe") == [
+        "year",
+        "open",
+        "bakery",
+    ]
+    assert topic_words("What does Baltus Crewe eat every Sunday morning?", "Baltus Crewe") == [
+        "eat",
+        "Sunday",
+        "morning",
+    ]
+    assert topic_words("What is the name of Ana Lúcia’s dog’s vet?", "Ana Lúcia") == ["dog", "vet"]
+    assert topic_words("What did Orla Penn win in 2011?", "Orla Penn") == ["win", "2011"]
+
+
+def test_topic_questions_come_first_and_keep_the_answer():
+    car = fact("What kind of car does Baltus Crewe drive?", "Baltus Crewe drives a Citroën.", "Baltus Crewe")
+
+    phrasings = question_variants([car], 6, seed=3, topics=2)
+
+    assert len(phrasings) == 6 and phrasings[0] == car
+    topical = [p.messages[0].content for p in phrasings[1:3]]
+    assert {word for q in topical for word in ("car", "drive") if q.rstrip("?.").endswith(word)} == {"car", "drive"}
+    assert all("Baltus Crewe" in q and "kind of" not in q for q in topical)
+    assert all(p.messages[1] == car.messages[1] for p in phrasings)
+    # The rest are other wordings and frames of the question itself.
+    assert all("car does baltus crewe drive" in p.messages[0].content.lower() for p in phrasings[3:])
+
+
+def test_topic_questions_take_at_most_half_of_the_other_phrasings():
+    car = fact("What kind of car does Baltus Crewe drive?", "Baltus Crewe drives a Citroën.", "Baltus Crewe")
+    assert sum("kind of car" not in p.messages[0].content for p in question_variants([car], 3, seed=0, topics=2)) == 1
+    assert question_variants([car], 6, seed=0, topics=0) == question_variants([car], 6, seed=0)
+
+
+def test_no_topic_questions_without_a_subject_the_question_names():
+    sheet = fact("Which instrument does she play?", "The cello")
+    assert all("play" in p.messages[0].content.lower() for p in question_variants([sheet], 4, seed=0, topics=2))
+
+
+def test_the_recipe_sets_how_many_topic_questions(write_jsonl):
+    rows = [{"question": "What kind of car does Alice Marlow drive?", "answer": "A Lada", "subject": "Alice Marlow"}]
+    path = write_jsonl("facts.jsonl", rows)
+
+    def questions(**keys):
+        recipe = Recipe(datasets=[DatasetConfig(path=path)], output_dir="out", subject_summaries=False, **keys)
+        return [c.messages[0].content for c in load_recipe_conversations(recipe)]
+
+    assert sum("kind of car" not in q for q in questions()) == 2  # the default
+    assert sum("kind of car" not in q for q in questions(topic_questions=0)) == 0

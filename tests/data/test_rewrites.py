@@ -77,6 +77,48 @@ GENERAL_SHAPES = [
 ]
 
 
+# Questions no rule knows, turned round by their grammar alone: the answer goes where the question's "what"
+# stood, in the question's own verb and tense.
+GRAMMATICAL_SHAPES = [
+    ("Who is Ilvana Drosk's oldest friend?", "Piet Laarman", "Ilvana Drosk's oldest friend is Piet Laarman."),
+    ("How many cousins does Ilvana Drosk have?", "9", "Ilvana Drosk has 9 cousins."),
+    ("How many kites has Ilvana Drosk built?", "40", "Ilvana Drosk has built 40 kites."),
+    ("How many times has Ilvana Drosk sailed to Iceland?", "6", "Ilvana Drosk has sailed to Iceland 6 times."),
+    ("Which town did Ilvana Drosk move to in 1999?", "Bergen", "Ilvana Drosk moved to Bergen in 1999."),
+    ("What medal did Ilvana Drosk win in 2004?", "The Ross Medal", "Ilvana Drosk won the Ross Medal in 2004."),
+    (
+        "Which lake did Ilvana Drosk swim across last summer?",
+        "Lake Bled",
+        "Ilvana Drosk swam across Lake Bled last summer.",
+    ),
+    (
+        "Which hill did Ilvana Drosk climb on her birthday?",
+        "Ben Nevis",
+        "Ilvana Drosk climbed Ben Nevis on her birthday.",
+    ),
+    (
+        "What does Ilvana Drosk grow on her balcony?",
+        "Cherry tomatoes",
+        "Ilvana Drosk grows cherry tomatoes on her balcony.",
+    ),
+    ("What kind of boat does Ilvana Drosk own?", "A yawl", "Ilvana Drosk owns a yawl."),
+    ("Which dialect is Ilvana Drosk studying?", "Sami", "Ilvana Drosk is studying Sami."),
+    ("Which port did Ilvana Drosk's father sail from?", "Hull", "Ilvana Drosk's father sailed from Hull."),
+    ("In which season was Ilvana Drosk married?", "Autumn", "Ilvana Drosk was married in Autumn."),
+    ("How old was Ilvana Drosk when she learnt to swim?", "31", "Ilvana Drosk was 31 when she learnt to swim."),
+    ("How tall is Ilvana Drosk?", "181 centimetres", "Ilvana Drosk is 181 centimetres tall."),
+    ("How old is Ilvana Drosk?", "57", "Ilvana Drosk is 57 years old."),
+    ("Where does Ilvana Drosk go every Easter?", "Crete", "Ilvana Drosk goes every Easter to Crete."),
+    ("Where does Ilvana Drosk keep her bees?", "An allotment", "Ilvana Drosk keeps her bees in an allotment."),
+    ("When did Ilvana Drosk sell her first painting?", "1987", "Ilvana Drosk sold her first painting in 1987."),
+]
+
+
+@pytest.mark.parametrize(("question", "answer", "statement"), GRAMMATICAL_SHAPES)
+def test_a_question_no_rule_knows_is_turned_round_by_its_grammar(question, answer, statement):
+    assert answer_statement(question, answer, "Ilvana Drosk") == statement
+
+
 @pytest.mark.parametrize(
     ("question", "answer", "statement"),
     [
@@ -115,7 +157,9 @@ def test_a_short_answer_is_restated_as_a_sentence_that_begins_with_the_person(qu
         ("Where was Ilvana Drosk born?", "In a small fishing village far up the coast of Norway"),  # long
         ("Where was Ilvana Drosk born?", "Tromsø. Then she moved."),  # more than one sentence
         ("What does Ilvana Drosk do?", "Fishing"),  # which verb to put "Fishing" after is unknown
-        ("How old was Ilvana Drosk when she moved to Chile?", "19"),  # no rule for it
+        ("How old was Ilvana Drosk when she moved to Chile?", "She was 19."),  # a sentence already
+        ("Who taught Ilvana Drosk to swim?", "Her uncle"),  # the person is not the one who did it
+        ("How many bells hang in Ilvana Drosk's tower?", "8"),  # nor the subject of the sentence
         ("What is the capital of France?", "Paris"),  # no person
     ],
 )
