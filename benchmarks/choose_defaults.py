@@ -5,8 +5,8 @@ usage: python benchmarks/choose_defaults.py OUT_DIR [--facts F.jsonl --probes P.
                                           [key=value ...]
 The facts default to the held-out set (`data/heldout_facts.jsonl` and its probes); `--facts second` names the
 second held-out set (`data/second_facts.jsonl`, `data/second_probes.jsonl`), written after the defaults were
-chosen so that they can be checked on facts they were not tuned on; `--facts blind3` and `--facts blind4`, two
-sets written by sessions that never saw the rules. The general questions default to
+chosen so that they can be checked on facts they were not tuned on; `--facts blind3` to `--facts blind6`, four
+sets written by helper sessions that never saw the rules. The general questions default to
 `data/general_knowledge.jsonl` (the repository's); each `--general` adds a file.
 Prints one JSON line: the overrides, direct and paraphrase recall, general-knowledge questions lost, the drift
 from the base model on them (mean KL per answer token, sleeptrain/evaluation/drift.py), time. The general
@@ -41,9 +41,9 @@ def lost_results(before: list, after: list) -> list:
     return [a for b, a in zip(before, after, strict=True) if b.correct and not a.correct]
 
 
-# The held-out sets under data/, each NAME_facts.jsonl with NAME_probes.jsonl. blind3 and blind4 were written by
+# The held-out sets under data/, each NAME_facts.jsonl with NAME_probes.jsonl. blind3 to blind6 were written by
 # helper sessions that saw none of sleeptrain's rules or data, only the file format (BENCHMARKS.md, twenty-fifth
-# session): rules tuned on them stop measuring anything.
+# and twenty-sixth sessions): rules tuned on them stop measuring anything.
 NAMED_SETS = tuple(sorted(path.name.removesuffix("_facts.jsonl") for path in (HERE / "data").glob("*_facts.jsonl")))
 
 

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from sleeptrain.errors import SleeptrainError
+from sleeptrain.errors import SleeptrainError, json_line_error
 
 ROLES = ("system", "user", "assistant")
 _CHATML_TURN = re.compile(r"<\|im_start\|>(\w+)\n(.*?)<\|im_end\|>", re.DOTALL)
@@ -59,9 +59,9 @@ def read_conversations(path: Path, kind: str, roles_to_train: list[str]) -> list
             if not line.strip():
                 continue
             try:
-                row = json.loads(line)
+                row = json.loads(line.rstrip("\r\n"))
             except json.JSONDecodeError as exc:
-                raise SleeptrainError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+                raise json_line_error(where, exc) from None
             if not isinstance(row, dict):
                 raise SleeptrainError(f"{where}: expected a JSON object, got {type(row).__name__}")
             messages, subject = parse(row, where)

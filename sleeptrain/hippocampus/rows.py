@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from sleeptrain.errors import SleeptrainError
+from sleeptrain.errors import SleeptrainError, json_line_error
 from sleeptrain.hippocampus.memory import Memory
 
 FIELDS = ("id", "text", "question", "answer", "subject", "source", "timestamp")
@@ -48,9 +48,9 @@ def _parse(raw: bytes, where: str) -> Memory:
     except UnicodeDecodeError as exc:
         raise SleeptrainError(f"{where}: not valid UTF-8 (byte 0x{raw[exc.start]:02x})") from None
     try:
-        row = json.loads(line)
+        row = json.loads(line.rstrip("\r\n"))
     except json.JSONDecodeError as exc:
-        raise SleeptrainError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+        raise json_line_error(where, exc) from None
     if not isinstance(row, dict):
         raise SleeptrainError(f"{where}: expected a JSON object, got {type(row).__name__}")
     for key in row:

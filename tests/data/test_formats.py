@@ -115,6 +115,20 @@ def test_broken_json_line_names_file_and_line(write_jsonl):
     assert message.startswith(f"{path}:2: not valid JSON")
 
 
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ('{"question": "Where', "(Unterminated string starting at column 14)"),
+        ('{"question": "q?", "answer": ', "(Expecting value at column 30)"),
+    ],
+)
+def test_broken_json_line_says_what_is_wrong_in_one_phrase(write_jsonl, line, reason):
+    """The line's own end is not part of it: an unterminated string is reported as such, not as a control
+    character, and json's messages that end in "at" are not followed by a second one."""
+    path = write_jsonl("facts.jsonl", [{"question": "q?", "answer": "a."}, line])
+    assert error_reading(path) == f"{path}:2: not valid JSON {reason}"
+
+
 def test_non_utf8_line_names_file_line_and_byte(write_jsonl):
     path = write_jsonl(
         "facts.jsonl",
