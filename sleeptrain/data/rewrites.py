@@ -175,7 +175,7 @@ RULES = (
         r"(?:what|which) (?P<x>instrument|sport|language|game) does {s} (?P<v>[a-z]+)",
         "What {x} does {s} {v}?",
         "Which {x} does {s} {v}?",
-        says="{s} {third} {a}.",
+        says="{s} {third} {a_low}.",
     ),
     # Questions whose answers have a sentence but no other wordings.
     _rule(r"(?:which|what) (?:city|town|country) does {s} work in", says="{s} works in {a}."),
@@ -320,9 +320,19 @@ def _third(verb: str) -> str:
 _ARTICLE = re.compile(r"(?:a|an|the)\s", re.IGNORECASE)
 
 
+# The first words of an answer that lose their capital inside a sentence: articles, a few determiners and the
+# number words ("Six" -> "X speaks six languages.", "The cello" -> "X plays the cello.").
+_LOWERED_FIRST = re.compile(
+    r"(?:a|an|the|some|several|his|her|their|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
+    r"thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|"
+    r"eighty|ninety|hundred)(?=[\s-]|$)",
+    re.IGNORECASE,
+)
+
+
 def _article_lowered(answer: str) -> str:
-    """The answer inside a sentence: "A tortoise named Pim" -> "a tortoise named Pim"."""
-    return answer[:1].lower() + answer[1:] if _ARTICLE.match(answer) else answer
+    """The answer inside a sentence: "A tortoise named Pim" -> "a tortoise named Pim", "Six" -> "six"."""
+    return answer[:1].lower() + answer[1:] if _LOWERED_FIRST.match(answer) else answer
 
 
 def _as_work(answer: str) -> str:
@@ -424,7 +434,7 @@ def _grammatical_statement(marked: str, answer: str, subject: str) -> str | None
         if shape == "whose":
             return f"{subject}'s {parts['x']} {parts['v']} {answer}."
         if shape == "how_many":
-            counted = f"{answer} {parts['n']}" if not answer.endswith(parts["n"]) else answer
+            counted = f"{low} {parts['n']}" if not answer.endswith(parts["n"]) else low
             verb, _, rest = parts["vp"].partition(" ")
             if parts["n"] == "times":
                 return f"{who} {_tensed(aux, parts['vp'])} {counted}."
@@ -439,7 +449,7 @@ def _grammatical_statement(marked: str, answer: str, subject: str) -> str | None
         if shape == "fronted":
             return f"{who} {_tensed(aux, parts['vp'])} {parts['p']} {answer}."
         if shape == "how_old_when":
-            return f"{subject} {aux} {answer} {parts['tail']}."
+            return f"{subject} {aux} {low} {parts['tail']}."
         if shape == "how_adj":
             adjective = parts["adj"]
             if adjective.casefold() in answer.casefold():

@@ -82,6 +82,8 @@ GENERAL_SHAPES = [
 GRAMMATICAL_SHAPES = [
     ("Who is Ilvana Drosk's oldest friend?", "Piet Laarman", "Ilvana Drosk's oldest friend is Piet Laarman."),
     ("How many cousins does Ilvana Drosk have?", "9", "Ilvana Drosk has 9 cousins."),
+    ("How many languages does Ilvana Drosk speak?", "Six", "Ilvana Drosk speaks six languages."),
+    ("How many looms does Ilvana Drosk own?", "Twenty-two", "Ilvana Drosk owns twenty-two looms."),
     ("How many kites has Ilvana Drosk built?", "40", "Ilvana Drosk has built 40 kites."),
     ("How many times has Ilvana Drosk sailed to Iceland?", "6", "Ilvana Drosk has sailed to Iceland 6 times."),
     ("Which town did Ilvana Drosk move to in 1999?", "Bergen", "Ilvana Drosk moved to Bergen in 1999."),
@@ -106,6 +108,7 @@ GRAMMATICAL_SHAPES = [
     ("Which port did Ilvana Drosk's father sail from?", "Hull", "Ilvana Drosk's father sailed from Hull."),
     ("In which season was Ilvana Drosk married?", "Autumn", "Ilvana Drosk was married in Autumn."),
     ("How old was Ilvana Drosk when she learnt to swim?", "31", "Ilvana Drosk was 31 when she learnt to swim."),
+    ("How old was Ilvana Drosk when she first sailed?", "Twelve", "Ilvana Drosk was twelve when she first sailed."),
     ("How tall is Ilvana Drosk?", "181 centimetres", "Ilvana Drosk is 181 centimetres tall."),
     ("How old is Ilvana Drosk?", "57", "Ilvana Drosk is 57 years old."),
     ("Where does Ilvana Drosk go every Easter?", "Crete", "Ilvana Drosk goes every Easter to Crete."),
@@ -141,6 +144,8 @@ def test_a_question_no_rule_knows_is_turned_round_by_its_grammar(question, answe
         ("What year did Ilvana Drosk stop racing?", "2001", "Ilvana Drosk stopped racing in 2001."),
         ("In which year did Ilvana Drosk win the cup?", "2010", "Ilvana Drosk won the cup in 2010."),
         ("What instrument does Ilvana Drosk play?", "Harp", "Ilvana Drosk plays Harp."),
+        ("What instrument does Ilvana Drosk play?", "The cello", "Ilvana Drosk plays the cello."),
+        ("What is the name of Ilvana Drosk's boat?", "The Marigold", "Ilvana Drosk's boat is called The Marigold."),
         ("What language does Ilvana Drosk teach?", "Welsh", "Ilvana Drosk teaches Welsh."),
         ("What is Ilvana Drosk's favourite novel?", "The Leopard", "Ilvana Drosk's favourite novel is The Leopard."),
     ]
