@@ -50,6 +50,20 @@ def _cache_keyword(decoder_class: type) -> str:
 MIN_SHARED_PREFIX = 8
 
 
+def anchor_teacher_states(
+    decoder: Any, ids: torch.Tensor, mask: torch.Tensor | None, labelled: torch.Tensor
+) -> torch.Tensor:
+    """The base model's final hidden states at the `labelled` positions (labels[1:] != IGNORE_INDEX) of one
+    padded row, computed on the row's own tokens alone. In a padded batch the numbers would depend, in their
+    last bits, on which rows shared the batch; these states are cached from run to run (training/
+    teacher_states.py), so a run would then train on whatever an earlier run happened to batch the anchor with,
+    and the same recipe and seed would not give the same adapter."""
+    present = torch.ones_like(ids, dtype=torch.bool) if mask is None else mask.bool()
+    positions = present.nonzero()[:, 0]
+    hidden = decoder(input_ids=ids[positions][None]).last_hidden_state[0, :-1]
+    return hidden[labelled[positions[:-1]]]
+
+
 def shared_prefix_length(
     input_ids: torch.Tensor, attention_mask: torch.Tensor | None, keep: torch.Tensor | None
 ) -> int:
@@ -339,14 +353,10 @@ class LabelledLogitsTrainer(Trainer):
             else:
                 missing.append(i)
         if missing:
-            chosen = torch.tensor(missing, device=ids.device)
             decoder = _plain_causal_lm(model).get_decoder()
             with torch.no_grad(), model.disable_adapter():
-                teacher = decoder(
-                    input_ids=ids[chosen], attention_mask=None if mask is None else mask[chosen]
-                ).last_hidden_state[:, :-1]
-            for j, i in enumerate(missing):
-                cache[keys[i]] = teacher[j][keep[i]]
+                for i in missing:
+                    cache[keys[i]] = anchor_teacher_states(decoder, ids[i], None if mask is None else mask[i], keep[i])
         return rows[keep.nonzero()[:, 0]], torch.cat([cache[keys[i]] for i in distilled])
 
     def _labelled_hidden(

@@ -29,7 +29,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ import torch
 from transformers.trainer_callback import TrainerCallback
 
 from sleeptrain.progress import progress_bar
-from sleeptrain.training.loss import IGNORE_INDEX, run_shared_prefix, shared_prefix_length
+from sleeptrain.training.loss import run_shared_prefix, shared_prefix_length
 
 log = logging.getLogger("sleeptrain")
 
@@ -67,12 +67,10 @@ def input_second_moments(
     model: Any,
     batches: Iterable[dict[str, torch.Tensor]],
     names: Iterable[str] | None = None,
-    on_hidden: Callable[[dict[str, torch.Tensor], torch.Tensor], None] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Σ x xᵀ over every unpadded position of the batches, for the input x of each LoRA layer (or of those
     `names`), with the adapter off (the base model's inputs). Layers fed the same tensor (q, k and v; gate and
-    up) share one matrix object. `on_hidden(batch, states)` is given each batch's final hidden states, where the
-    model has a decoder stack to give them: the same pass the distilled anchors' teacher needs."""
+    up) share one matrix object."""
     layers = _lora_layers(model)
     if names is not None:
         wanted = set(names)
@@ -109,9 +107,7 @@ def input_second_moments(
         with torch.no_grad(), model.disable_adapter():
             for batch in batches:
                 ids, mask = batch["input_ids"], batch["attention_mask"]
-                labels = batch.get("labels")
-                read = labels[:, 1:] != IGNORE_INDEX if labels is not None and on_hidden is not None else None
-                shared = shared_prefix_length(ids, mask, read) if decoder is not None else 0
+                shared = shared_prefix_length(ids, mask, None) if decoder is not None else 0
                 prefix: dict[str, Any] = {}
                 if shared:
                     # The tokens every anchor starts with (the chat template's system prompt, a third of a
@@ -120,12 +116,7 @@ def input_second_moments(
                     prefix = run_shared_prefix(decoder, ids[:1, :shared], ids.shape[0])
                     previous[:] = [None, -1]
                 keep, times = mask[:, shared:].reshape(-1).bool(), 1
-                output = (decoder or model)(input_ids=ids[:, shared:], attention_mask=mask, **prefix)
-                if decoder is not None and on_hidden is not None:
-                    hidden = output.last_hidden_state
-                    if shared:  # no position of the prefix is read: its states stay zero
-                        hidden = torch.cat([hidden.new_zeros(hidden.shape[0], shared, hidden.shape[2]), hidden], 1)
-                    on_hidden(batch, hidden)
+                (decoder or model)(input_ids=ids[:, shared:], attention_mask=mask, **prefix)
                 previous[:] = [None, -1]
     finally:
         for handle in handles:
@@ -320,15 +311,13 @@ def keep_lora_out_of_general_inputs(
     energy: float,
     memory: int | None = None,
     cache: Path | None = None,
-    on_hidden: Callable[[dict[str, torch.Tensor], torch.Tensor], None] | None = None,
     progress: bool = False,
 ) -> KeepLoraOutOfGeneralInputs:
     """The callback that keeps the model's LoRA A matrices out of the directions holding `energy` of the
     general prompts' inputs to each layer (the `batches`: tokenized anchors). The Σ x xᵀ matrices of one pass
     over the batches take at most `memory` bytes (default: a quarter of what is free), in as many passes as
     that needs. `cache`: the file (directions_file) the directions are read from if it holds them, and written
-    to if not. `on_hidden`: given the final hidden states of each batch of the first pass (input_second_moments),
-    where the directions are found rather than read. `progress`: bars over the passes and the
+    to if not. `progress`: bars over the passes and the
     eigendecompositions, which take most of a minute on two CPU cores for the default model."""
     started = time.perf_counter()
     cached = _load_directions(cache, next(model.parameters()).device)
@@ -341,7 +330,7 @@ def keep_lora_out_of_general_inputs(
     for number, names in enumerate(passes):
         part = f" ({number + 1} of {len(passes)})" if len(passes) > 1 else ""
         read = progress_bar(batches, label=f"lora_null_space: the anchors' inputs{part}" if progress else None)
-        moments = input_second_moments(model, read, names, on_hidden if number == 0 else None)
+        moments = input_second_moments(model, read, names)
         # Layers that share an input share its matrix, and its eigenvectors.
         distinct = {id(moment): moment for moment in moments.values()}
         bases = {

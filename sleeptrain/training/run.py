@@ -34,7 +34,7 @@ from sleeptrain.models import (
 )
 from sleeptrain.models.bf16_storage import computes_linears_from_bf16
 from sleeptrain.settings import bound_cpu_kernel_caches, load_settings
-from sleeptrain.training.loss import IGNORE_INDEX, LabelledLogitsTrainer
+from sleeptrain.training.loss import LabelledLogitsTrainer
 from sleeptrain.training.null_space import directions_file, keep_lora_out_of_general_inputs, null_space_energy
 from sleeptrain.training.precision import use_bf16
 from sleeptrain.training.schedule import EpochBatches, Learning
@@ -250,15 +250,14 @@ def _null_space_callback(
     collate: Any,
     device: torch.device,
     base_key: dict[str, Any] | None,
-    teacher_cache: dict[tuple[int, ...], torch.Tensor] | None,
     progress: bool,
 ) -> TrainerCallback:
     """The callback that keeps LoRA out of the anchors' input directions (training/null_space.py), measured on
     every distinct anchor of the dataset (a run of many epochs repeats them), or read from the cache where an
     earlier run on the same base model (`base_key`) and anchors found them. The anchors are batched by the
-    training's own collator (`collate`), so their states line up as the loss's do. `teacher_cache`: where the
-    distilled anchors' teacher states go (the trainer's, training/loss.py), filled from the same pass.
-    `progress`: bars over the finding, where the directions are not read from the cache."""
+    training's own collator (`collate`). `progress`: bars over the finding, where the directions are not read
+    from the cache. (The distilled anchors' teacher states are not taken from this pass: training/loss.py
+    computes each anchor's alone, so that they do not depend on which anchors shared a batch.)"""
     anchors = dataset.select(rows.anchors)
     distinct = dict(zip(map(tuple, anchors["input_ids"]), anchors["labels"], strict=True))
     anchor_ids = sorted(distinct, key=len)  # batches of like length: little padding
@@ -270,23 +269,7 @@ def _null_space_callback(
         }
         for chunk in (anchor_ids[i : i + 16] for i in range(0, len(anchor_ids), 16))
     )
-
-    def keep_teacher_states(batch: dict[str, torch.Tensor], hidden: torch.Tensor) -> None:
-        # What the loss's own teacher pass would store for these anchors (_distilled_positions): the base
-        # model's final states at the positions that predict a label, per anchor's unpadded tokens.
-        ids, present = batch["input_ids"].cpu(), batch["attention_mask"].cpu().bool()
-        labelled = batch["labels"][:, 1:] != IGNORE_INDEX
-        for row in range(ids.shape[0]):
-            teacher_cache.setdefault(tuple(ids[row][present[row]].tolist()), hidden[row, :-1][labelled[row]])
-
-    known = len(teacher_cache or {})
-    on_hidden = keep_teacher_states if teacher_cache is not None else None
-    callback = keep_lora_out_of_general_inputs(
-        model, batches, energy, cache=cache, on_hidden=on_hidden, progress=progress
-    )
-    if teacher_cache is not None and len(teacher_cache) > known:
-        log.debug("Teacher states of %d distilled anchors taken from the same pass", len(teacher_cache) - known)
-    return callback
+    return keep_lora_out_of_general_inputs(model, batches, energy, cache=cache, progress=progress)
 
 
 def train_model(
@@ -402,7 +385,6 @@ def train_model(
         else:
             # Under the training's autocast: a bf16 run's frozen weights are bf16 and its norms fp32, and only
             # the autocast reconciles the two.
-            teacher_cache = trainer.teacher_cache if distils else None
             with trainer.accelerator.autocast():
                 callback = _null_space_callback(
                     energy,
@@ -412,7 +394,6 @@ def train_model(
                     trainer.data_collator,
                     args.device,
                     base_key,
-                    teacher_cache,
                     progress=not quiet and args.local_process_index == 0,
                 )
             trainer.add_callback(callback)

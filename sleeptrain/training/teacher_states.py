@@ -29,7 +29,7 @@ from sleeptrain.settings import load_settings
 log = logging.getLogger("sleeptrain")
 
 # Bumped whenever sleeptrain changes how the base model's pass computes (what the key cannot see).
-FORMAT = 1
+FORMAT = 2
 # Past this, the states not used by the latest run go first: for the default model a hundred anchors take
 # about 8 MB (49 positions of 576 fp32 numbers each).
 MOST_BYTES = 256 * 1024 * 1024

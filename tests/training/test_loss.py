@@ -268,6 +268,34 @@ def test_each_anchor_asks_the_base_model_once(tiny_llama, tmp_path):
     student_and_teacher = len(calls)
     again = trainer.compute_loss(model, dict(batch) | {"distill": distill})
 
-    assert len(calls) - student_and_teacher == student_and_teacher - 1  # the second step: the student alone
+    assert student_and_teacher == 1 + len(distill)  # the student's pass, and one teacher pass per anchor
+    assert len(calls) - student_and_teacher == 1  # the second step: the student alone
     assert len(trainer.teacher_cache) == len(distill)
     assert first > 0 and torch.allclose(first, again)
+
+
+def test_an_anchors_teacher_states_do_not_depend_on_the_batch_it_came_in(tiny_llama, tmp_path):
+    """The states are cached from run to run, so they must be the same numbers whichever anchors shared the
+    batch that first needed them (padded to another length, or not padded at all): otherwise a run's result
+    would depend on what earlier runs happened to batch together."""
+    model, _ = lora_model_and_trainer(tiny_llama, tmp_path)
+    batch = _batch(model.config.vocab_size)  # row 1 (10 tokens) padded to row 0's 12
+    alone = {key: value[1:, :10] for key, value in batch.items()}
+    torch.manual_seed(3)
+    other = torch.randint(3, model.config.vocab_size, (1, 16))  # another anchor, longer: more padding
+    beside_another = {
+        "input_ids": torch.cat([other, torch.nn.functional.pad(alone["input_ids"], (0, 6))]),
+        "attention_mask": torch.cat([torch.ones(1, 16, dtype=torch.long), torch.tensor([[1] * 10 + [0] * 6])]),
+        "labels": torch.cat([other, torch.nn.functional.pad(alone["labels"], (0, 6), value=-100)]),
+    }
+
+    def states(inputs: dict) -> torch.Tensor:
+        _, trainer = lora_model_and_trainer(tiny_llama, tmp_path)
+        rows = inputs["input_ids"].shape[0]
+        trainer.compute_loss(model, dict(inputs) | {"distill": torch.ones(rows, dtype=torch.long)})
+        return trainer.teacher_cache[tuple(batch["input_ids"][1, :10].tolist())]
+
+    padded = states(batch)
+    assert torch.equal(states(alone), padded)
+    assert torch.equal(states(beside_another), padded)
+    assert padded.shape[0] == int((batch["labels"][1, 1:] != -100).sum())
