@@ -42,7 +42,7 @@ from sleeptrain.training.loss import run_shared_prefix, shared_prefix_length
 log = logging.getLogger("sleeptrain")
 
 # Bumped whenever the directions are found differently (what a cache key cannot see).
-FORMAT = 1
+FORMAT = 2
 # Directions files kept, the newest: a run of 3 epochs and one of 14 read different anchors. The default
 # model's take about 0.17 GB each at 0.98.
 KEPT_FILES = 2
