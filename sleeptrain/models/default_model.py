@@ -63,10 +63,8 @@ def gguf_to_safetensors(gguf: Path, target: Path) -> Path:
     # fresh from the same config without that mark, holding the same tensors, is an ordinary model.
     if hasattr(config, "quantization_config"):
         del config.quantization_config
-    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    result = plain.load_state_dict(loaded.state_dict(), strict=False)
-    missing = [k for k in result.missing_keys if "lm_head" not in k or not config.tie_word_embeddings]
-    if missing or result.unexpected_keys:
+    plain, missing, unexpected = plain_copy(loaded)
+    if missing or unexpected:
         raise SleeptrainError(f"{gguf}: GGUF tensors do not match the model (missing {missing[:3]})")
     plain.generation_config = loaded.generation_config
     _name_special_tokens_as_the_config_does(tokenizer, config)
@@ -77,6 +75,23 @@ def gguf_to_safetensors(gguf: Path, target: Path) -> Path:
     shutil.rmtree(target, ignore_errors=True)
     os.replace(staging, target)
     return target
+
+
+def plain_copy(loaded: Any) -> tuple[Any, list[str], list[str]]:
+    """A model built fresh from `loaded`'s config holding its tensors, with the state dict's missing keys (a
+    tied head's aside) and unexpected ones. Building it initialises every weight at random before they are
+    overwritten, so it runs on a fork of torch's random state: a run that converts the default model first would
+    otherwise draw its LoRA weights from another point of the seeded sequence than every later run, and train
+    another adapter from the same recipe and seed."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    with torch.random.fork_rng(devices=[]):
+        plain = AutoModelForCausalLM.from_config(loaded.config, dtype=torch.float32)
+    result = plain.load_state_dict(loaded.state_dict(), strict=False)
+    tied = getattr(loaded.config, "tie_word_embeddings", False)
+    missing = [k for k in result.missing_keys if "lm_head" not in k or not tied]
+    return plain, missing, list(result.unexpected_keys)
 
 
 def _name_special_tokens_as_the_config_does(tokenizer: Any, config: Any) -> None:

@@ -94,9 +94,12 @@ def load_for_training(recipe: Recipe) -> tuple[LoadedModel, bool]:
     threads = load_settings().threads
     if threads:
         torch.set_num_threads(threads)
-    set_seed(recipe.seed)
     bf16 = use_bf16(recipe.bf16)
-    return load_base_model(recipe, bf16), bf16
+    loaded = load_base_model(recipe, bf16)
+    # Seeded once the base model is loaded, so that whatever loading drew from the random state (a first run
+    # also converts the default model) cannot move the LoRA weights drawn next.
+    set_seed(recipe.seed)
+    return loaded, bf16
 
 
 def _bf16_lora(recipe: Recipe) -> bool:

@@ -110,3 +110,23 @@ def test_the_converted_tokenizer_names_the_special_tokens_whose_ids_the_config_r
         config.pad_token_id,
     )
     assert tokenizer.eos_token == "<|im_end|>"
+
+
+def test_rebuilding_a_loaded_model_leaves_the_random_state_as_it_found_it(tiny_llama):
+    # A first run converts the default model after the run's seed is set; had the rebuild's random
+    # initialisation drawn from the seeded state, that run's LoRA weights would differ from every later run's.
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from sleeptrain.models.default_model import plain_copy
+
+    loaded = AutoModelForCausalLM.from_pretrained(tiny_llama)
+    torch.manual_seed(0)
+    state = torch.get_rng_state()
+
+    plain, missing, unexpected = plain_copy(loaded)
+
+    assert torch.equal(torch.get_rng_state(), state)
+    assert not missing and not unexpected
+    theirs = plain.state_dict()
+    assert all(torch.equal(tensor, theirs[name]) for name, tensor in loaded.state_dict().items())
