@@ -62,9 +62,12 @@ def topic_words(question: str, subject: str) -> list[str]:
     bakery)."""
     words = re.findall(r"[^\W\d_][\w'\u2019-]*|\d+", question.replace(subject, " "))
     topics: list[str] = []
+    seen: set[str] = set()
     for word in words:
         word = re.sub(r"['\u2019]s?$", "", word)
-        if len(word) > 2 and word.casefold() not in _FRAME_WORDS and word.casefold() not in map(str.casefold, topics):
+        key = word.casefold()
+        if len(word) > 2 and key not in _FRAME_WORDS and key not in seen:
+            seen.add(key)
             topics.append(word if word[:1].isupper() or word.isdigit() else word.lower())
     return topics
 
