@@ -13,11 +13,14 @@ from typing import Any
 from sleeptrain.errors import SleeptrainError
 from sleeptrain.models.generation import generate_answers
 
+# A keyword a right answer contains: a word, or alternatives of which any one will do ("small" or "little").
+Keyword = str | tuple[str, ...]
+
 
 @dataclass(frozen=True)
 class Probe:
     question: str
-    keywords: tuple[str, ...]
+    keywords: tuple[Keyword, ...]
     kind: str = "direct"
     subject: str | None = None
 
@@ -30,18 +33,33 @@ class ProbeResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def _keywords(value: Any) -> tuple[Keyword, ...]:
+    """A row's "keywords": one string, or a list whose items are strings or lists of alternatives."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not items:
+        raise TypeError("'keywords' must be a string or a non-empty list")
+    keywords: list[Keyword] = []
+    for item in items:
+        if isinstance(item, list) and item and all(isinstance(word, str) for word in item):
+            keywords.append(tuple(item))
+        elif isinstance(item, str):
+            keywords.append(item)
+        else:
+            raise TypeError(f"a keyword must be a string or a non-empty list of strings, not {item!r}")
+    return tuple(keywords)
+
+
 def read_probes(path: Path, kind: str | None = None) -> list[Probe]:
-    """Probe rows are {"question", "keywords": [...]} with optional "kind" and "subject"."""
+    """Probe rows are {"question", "keywords": [...]} with optional "kind" and "subject"; a keyword given as a
+    list is a set of alternatives ({"keywords": [["small", "little"]]})."""
     probes = []
     for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
-            keywords = [row["keywords"]] if isinstance(row["keywords"], str) else row["keywords"]
-            probes.append(
-                Probe(row["question"], tuple(keywords), row.get("kind", kind or "direct"), row.get("subject"))
-            )
+            keywords = _keywords(row["keywords"])
+            probes.append(Probe(row["question"], keywords, row.get("kind", kind or "direct"), row.get("subject")))
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise SleeptrainError(f"{path}:{number}: not a probe row ({exc})") from None
     return probes
@@ -56,10 +74,14 @@ def _normalise(text: str) -> str:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
-def keyword_match(answer: str, keywords: tuple[str, ...] | list[str]) -> bool:
-    """Right when every keyword appears in the answer, ignoring case and accents."""
+def keyword_match(answer: str, keywords: tuple[Keyword, ...] | list[Keyword]) -> bool:
+    """Right when every keyword appears in the answer (one of them, for a keyword given as alternatives),
+    ignoring case and accents."""
     said = _normalise(answer)
-    return all(_normalise(keyword) in said for keyword in keywords)
+    return all(
+        any(_normalise(word) in said for word in ((keyword,) if isinstance(keyword, str) else keyword))
+        for keyword in keywords
+    )
 
 
 def score_probes(model: Any, tokenizer: Any, probes: list[Probe], **kwargs: Any) -> list[ProbeResult]:

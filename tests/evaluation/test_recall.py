@@ -52,14 +52,30 @@ def test_probe_rows_are_read_with_their_kind_and_subject(write_jsonl):
 
 @pytest.mark.parametrize(
     "line",
-    ['{"question": "q?"}', '{"question": "q?", "keywords": 3}', "{oops"],
-    ids=["no-keywords", "keywords-int", "broken-json"],
+    [
+        '{"question": "q?"}',
+        '{"question": "q?", "keywords": 3}',
+        '{"question": "q?", "keywords": []}',
+        '{"question": "q?", "keywords": [["small", 3]]}',
+        '{"question": "q?", "keywords": [[]]}',
+        "{oops",
+    ],
+    ids=["no-keywords", "keywords-int", "keywords-empty", "alternative-int", "alternatives-empty", "broken-json"],
 )
 def test_bad_probe_rows_name_file_and_line(write_jsonl, line):
     path = write_jsonl("probes.jsonl", [{"question": "q?", "keywords": ["a"]}, line])
     with pytest.raises(SleeptrainError) as caught:
         read_probes(path)
     assert str(caught.value).startswith(f"{path}:2: not a probe row")
+
+
+def test_a_keyword_given_as_a_list_takes_any_of_its_alternatives(write_jsonl):
+    row = {"question": "How many legs does a spider have?", "keywords": [["8", "eight"], "legs"]}
+    (probe,) = read_probes(write_jsonl("probes.jsonl", [row]))
+    assert keyword_match("A spider has eight legs.", probe.keywords)
+    assert keyword_match("Spiders have 8 legs.", probe.keywords)
+    assert not keyword_match("A spider has six legs.", probe.keywords)
+    assert not keyword_match("Eight.", probe.keywords)  # "legs" is needed as well
 
 
 def test_a_keywords_string_is_not_split_into_letters(write_jsonl):
