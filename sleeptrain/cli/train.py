@@ -23,6 +23,9 @@ def run_train(recipe: Recipe, quiet: bool) -> None:
     # The data read and checked before the training libraries load (torch, transformers, peft: about 10 s on
     # 2 cores), so that a broken line or a missing file is reported at once.
     examples = load_recipe_examples(recipe)  # load_recipe has required at least one dataset
+    from sleeptrain.workflows.folders import make_cache_folder
+
+    make_cache_folder()  # a cache folder that cannot be made is an error before the libraries load too
     from accelerate import PartialState
 
     from sleeptrain.workflows import train

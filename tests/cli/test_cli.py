@@ -271,6 +271,29 @@ def test_a_cache_folder_that_cannot_be_made_is_one_error_line_naming_its_setting
     assert not (tmp_path / "out").exists() and not (tmp_path / "qs").exists()  # no output folder left behind
 
 
+def test_a_cache_folder_that_cannot_be_made_is_found_before_torch_is_imported(tmp_path, write_recipe):
+    (tmp_path / "blocker").write_text("a file, not a folder")
+    recipe = write_recipe("datasets:\n  - path: facts.jsonl\noutput_dir: out\n")
+    (tmp_path / "facts.jsonl").write_text('{"question": "Q?", "answer": "A."}\n')
+    for verb in (["train", str(recipe)], ["quickstart", "--out", "qs"]):
+        # The command run in-process under a wrapper that reports, once it has exited, what it imported.
+        script = (
+            "import runpy, sys\n"
+            f"sys.argv = ['sleeptrain', *{verb!r}]\n"
+            "try:\n    runpy.run_module('sleeptrain', run_name='__main__')\n"
+            "except SystemExit as exit:\n    print(exit.code, 'torch' in sys.modules)\n"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", script],
+            cwd=tmp_path,
+            env=cli_env(tmp_path / "blocker" / "cache"),
+            capture_output=True,
+            text=True,
+            timeout=170,
+        )
+        assert done.stdout.split() == ["1", "False"], (verb, done.stdout, done.stderr)
+
+
 # ------------------------------------------------------------------------------------------ the command
 
 
