@@ -322,10 +322,11 @@ _ARTICLE = re.compile(r"(?:a|an|the)\s", re.IGNORECASE)
 
 # The first words of an answer that lose their capital inside a sentence: articles, a few determiners and the
 # number words ("Six" -> "X speaks six languages.", "The cello" -> "X plays the cello.").
+# An article or determiner only with a word after it: a lone "A" is a grade or a blood type, not an article.
 _LOWERED_FIRST = re.compile(
-    r"(?:a|an|the|some|several|his|her|their|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
-    r"thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|"
-    r"eighty|ninety|hundred)(?=[\s-]|$)",
+    r"(?:a|an|the|some|several|his|her|their)(?=[\s-])|"
+    r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|"
+    r"seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|hundred)(?=[\s-]|$)",
     re.IGNORECASE,
 )
 
@@ -387,6 +388,21 @@ _SHAPES = {
 _CLAUSE = re.compile(r"^(?:he|she|they|it|i|we|you)\b|\b(?:is|was|are|were)\b", re.IGNORECASE)
 
 
+def _singular(plural: str) -> str | None:
+    """The singular of a regular plural ("sisters" -> "sister", "boxes" -> "box", "ponies" -> "pony"); None for
+    any other word. Of two words ("pet rabbits") the last is the plural."""
+    head, _, last = plural.rpartition(" ")
+    if re.search(r"[^aeiou]ies$", last):
+        last = last[:-3] + "y"
+    elif re.search(r"(?:ch|sh|x|ss|zz)es$", last):
+        last = last[:-2]
+    elif re.search(r"[^su]s$", last):
+        last = last[:-1]
+    else:
+        return None
+    return f"{head} {last}".strip()
+
+
 def _tensed(aux: str, phrase: str) -> str:
     """The verb phrase after the subject, in the auxiliary's tense ("did", "move to" -> "moved to")."""
     aux = aux.lower()
@@ -434,7 +450,12 @@ def _grammatical_statement(marked: str, answer: str, subject: str) -> str | None
         if shape == "whose":
             return f"{subject}'s {parts['x']} {parts['v']} {answer}."
         if shape == "how_many":
-            counted = f"{low} {parts['n']}" if not answer.endswith(parts["n"]) else low
+            noun = parts["n"]
+            if re.fullmatch(r"(?:one|1|a single)", answer.strip(), re.IGNORECASE):
+                noun = _singular(noun)
+                if noun is None:  # "one children": the singular of an irregular plural is not guessed
+                    return None
+            counted = f"{low} {noun}" if not answer.endswith(noun) else low
             verb, _, rest = parts["vp"].partition(" ")
             if parts["n"] == "times":
                 return f"{who} {_tensed(aux, parts['vp'])} {counted}."

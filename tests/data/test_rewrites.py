@@ -83,6 +83,10 @@ GRAMMATICAL_SHAPES = [
     ("Who is Ilvana Drosk's oldest friend?", "Piet Laarman", "Ilvana Drosk's oldest friend is Piet Laarman."),
     ("How many cousins does Ilvana Drosk have?", "9", "Ilvana Drosk has 9 cousins."),
     ("How many languages does Ilvana Drosk speak?", "Six", "Ilvana Drosk speaks six languages."),
+    ("How many sisters does Ilvana Drosk have?", "One", "Ilvana Drosk has one sister."),  # one of them
+    ("How many boxes has Ilvana Drosk packed?", "1", "Ilvana Drosk has packed 1 box."),
+    ("How many pet ponies does Ilvana Drosk own?", "One", "Ilvana Drosk owns one pet pony."),
+    ("Which grade did Ilvana Drosk get in chemistry?", "A", "Ilvana Drosk got A in chemistry."),  # no article
     ("How many looms does Ilvana Drosk own?", "Twenty-two", "Ilvana Drosk owns twenty-two looms."),
     ("How many kites has Ilvana Drosk built?", "40", "Ilvana Drosk has built 40 kites."),
     ("How many times has Ilvana Drosk sailed to Iceland?", "6", "Ilvana Drosk has sailed to Iceland 6 times."),
@@ -165,6 +169,7 @@ def test_a_short_answer_is_restated_as_a_sentence_that_begins_with_the_person(qu
         ("How old was Ilvana Drosk when she moved to Chile?", "She was 19."),  # a sentence already
         ("Who taught Ilvana Drosk to swim?", "Her uncle"),  # the person is not the one who did it
         ("How many bells hang in Ilvana Drosk's tower?", "8"),  # nor the subject of the sentence
+        ("How many children does Ilvana Drosk have?", "One"),  # an irregular plural's singular is not guessed
         ("What is the capital of France?", "Paris"),  # no person
     ],
 )
