@@ -9,12 +9,12 @@ Every problem is a SleeptrainError naming file:line.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from sleeptrain.errors import SleeptrainError, json_line_error
+from sleeptrain.errors import SleeptrainError
+from sleeptrain.jsonl import json_object_line
 
 ROLES = ("system", "user", "assistant")
 _CHATML_TURN = re.compile(r"<\|im_start\|>(\w+)\n(.*?)<\|im_end\|>", re.DOTALL)
@@ -52,19 +52,9 @@ def read_conversations(path: Path, kind: str, roles_to_train: list[str]) -> list
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
             where = f"{path}:{number}"
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise SleeptrainError(f"{where}: not valid UTF-8 (byte 0x{raw[exc.start]:02x})") from None
-            if not line.strip():
+            if not raw.strip():
                 continue
-            try:
-                row = json.loads(line.rstrip("\r\n"))
-            except json.JSONDecodeError as exc:
-                raise json_line_error(where, exc) from None
-            if not isinstance(row, dict):
-                raise SleeptrainError(f"{where}: expected a JSON object, got {type(row).__name__}")
-            messages, subject = parse(row, where)
+            messages, subject = parse(json_object_line(raw, where), where)
             conversations.append(Conversation(tuple(messages), tuple(roles_to_train), subject, where))
     if not conversations:
         raise SleeptrainError(f"{path}: no examples (the file is empty)")

@@ -2,8 +2,8 @@
 its decision before anything may become weights.
 
 Owns the memory types (`memory.py`), the SQLite memory store (`store.py`) and the gate that decides
-store / reject / correct. May import sleeptrain.config, sleeptrain.errors, sleeptrain.judges and the
-standard library; never sleep/, training/ or the CLI.
+store / reject / correct. May import sleeptrain.config, sleeptrain.errors, sleeptrain.jsonl, sleeptrain.judges
+and the standard library; never sleep/, training/ or the CLI.
 """
 
 from sleeptrain.hippocampus.memory import Memory, Verdict

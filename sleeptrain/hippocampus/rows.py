@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 import difflib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from sleeptrain.errors import SleeptrainError, json_line_error
+from sleeptrain.errors import SleeptrainError
 from sleeptrain.hippocampus.memory import Memory
+from sleeptrain.jsonl import json_object_line
 
 FIELDS = ("id", "text", "question", "answer", "subject", "source", "timestamp")
 
@@ -43,16 +43,7 @@ def read_memory_rows(path: str | Path) -> list[MemoryRow]:
 
 
 def _parse(raw: bytes, where: str) -> Memory:
-    try:
-        line = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise SleeptrainError(f"{where}: not valid UTF-8 (byte 0x{raw[exc.start]:02x})") from None
-    try:
-        row = json.loads(line.rstrip("\r\n"))
-    except json.JSONDecodeError as exc:
-        raise json_line_error(where, exc) from None
-    if not isinstance(row, dict):
-        raise SleeptrainError(f"{where}: expected a JSON object, got {type(row).__name__}")
+    row = json_object_line(raw, where)
     for key in row:
         if key not in FIELDS:
             guess = difflib.get_close_matches(key, FIELDS, n=1)
