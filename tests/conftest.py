@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from sleeptrain.settings import load_settings
+
 # Never reach the model hub: every model and tokenizer in these tests is built here.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -242,6 +244,18 @@ def write_recipe(tmp_path):
         return path
 
     return write
+
+
+# The user's own cache folder, read before the fixture below moves every test's elsewhere.
+_USER_CACHE = Path(os.environ.get("SLEEPTRAIN_CACHE_DIR") or load_settings().cache_dir)
+
+
+@pytest.fixture
+def user_cache(monkeypatch) -> Path:
+    """The user's cache folder instead of the test's own: the slow tests on the real default model share its
+    converted copy (converting it takes a minute) with each other and with the user's runs."""
+    monkeypatch.setenv("SLEEPTRAIN_CACHE_DIR", str(_USER_CACHE))
+    return _USER_CACHE
 
 
 @pytest.fixture(autouse=True)

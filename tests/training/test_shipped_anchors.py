@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 
 import pytest
 import torch
@@ -14,7 +13,6 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from sleeptrain.config import DatasetConfig, Recipe
 from sleeptrain.data.render import resolve_chat_template
-from sleeptrain.settings import load_settings
 from sleeptrain.training import shipped_anchors
 from sleeptrain.training.anchors import (
     ANCHOR_BATCH,
@@ -29,7 +27,6 @@ from sleeptrain.workflows import train
 PROMPTS = ["What is the capital of France?", "How many legs does a spider have?", "What colour is the sky?"]
 TEMPLATE = "{{ messages }}"
 # Captured at import, before the autouse fixture points the cache at a temporary folder.
-_USER_CACHE = os.environ.get("SLEEPTRAIN_CACHE_DIR") or str(load_settings().cache_dir)
 
 
 def ship(path, model, answers, template=TEMPLATE, prompts=PROMPTS):
@@ -106,10 +103,9 @@ def test_a_run_on_the_model_the_answers_were_recorded_for_trains_on_them_and_cac
 
 
 @pytest.mark.slow
-def test_the_shipped_answers_are_the_default_models_own(monkeypatch):
+def test_the_shipped_answers_are_the_default_models_own(user_cache):
     from sleeptrain.models import default_model_path
 
-    monkeypatch.setenv("SLEEPTRAIN_CACHE_DIR", _USER_CACHE)  # the converted model, shared with the other slow tests
     path = default_model_path()
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)

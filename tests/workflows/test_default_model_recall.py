@@ -8,7 +8,6 @@ developer pays the conversion once, not on every run.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -18,20 +17,11 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from sleeptrain.config import DatasetConfig, Recipe
 from sleeptrain.evaluation import accuracy_by_kind, read_probes, score_probes
-from sleeptrain.settings import load_settings
 from sleeptrain.workflows import train
 
 REPO = Path(__file__).resolve().parents[2]
-# Captured at import, before the autouse fixture points the cache at a temporary folder.
-_USER_CACHE = os.environ.get("SLEEPTRAIN_CACHE_DIR") or str(load_settings().cache_dir)
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def user_cache(monkeypatch) -> Path:
-    monkeypatch.setenv("SLEEPTRAIN_CACHE_DIR", _USER_CACHE)
-    return Path(_USER_CACHE)
 
 
 def test_recall_of_new_facts_rises_after_training_the_default_model(user_cache, tmp_path):

@@ -8,7 +8,6 @@ tests/workflows/test_default_model_recall.py does.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -21,19 +20,11 @@ from sleeptrain.evaluation import read_probes
 from sleeptrain.evaluation.recall import keyword_match
 from sleeptrain.hippocampus import Memory, MemoryStore, Verdict
 from sleeptrain.models import generate_answers
-from sleeptrain.settings import load_settings
 from sleeptrain.workflows.sleep import sleep
 
 REPO = Path(__file__).resolve().parents[2]
-_USER_CACHE = os.environ.get("SLEEPTRAIN_CACHE_DIR") or str(load_settings().cache_dir)
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def user_cache(monkeypatch) -> Path:
-    monkeypatch.setenv("SLEEPTRAIN_CACHE_DIR", _USER_CACHE)
-    return Path(_USER_CACHE)
 
 
 def answers_of(adapter: Path, questions: list[str]) -> list[str]:
