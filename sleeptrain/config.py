@@ -190,9 +190,9 @@ class Recipe(_Strict):
         default="auto",
         description="LoRA's A matrices may not read the input directions that hold this fraction of the anchors' "
         "input energy to each layer, so general prompts pass the adapter nearly unchanged (0: off; needs anchors). "
-        "auto: 0.95 where every LoRA layer's input second moments fit in 1 GB (models up to about 250M "
+        "auto: 0.9 where every LoRA layer's input second moments fit in 1 GB (models up to about 250M "
         "parameters, the default model among them), off above, where finding and keeping the directions costs "
-        "more (BENCHMARKS.md, eighteenth session).",
+        "more (BENCHMARKS.md, eighteenth and twenty-ninth sessions).",
     )
 
     # The schedule
