@@ -149,9 +149,9 @@ def add_upper_gram(moment: torch.Tensor, rows: torch.Tensor, alpha: float = 1.0)
 
 # What `lora_null_space: auto` means: this energy where the LoRA layers' Σ x xᵀ matrices take at most
 # AUTO_MOMENT_BYTES. On the default model 0.95 lost 1-2 general answers of 15 where the plain defaults lost 4-6,
-# with recall kept (BENCHMARKS.md, eighteenth session); 0.9 leaves the facts more room: over ten runs on two
-# blind sets, questions in other words 0.844 against 0.804, general answers lost 35 against 39 of 400, drift
-# 0.052 against 0.040; 0.85 fell to 0.77 (twenty-ninth session). Its matrices take ~0.5 GB, its directions ~0.1 GB.
+# with recall kept (BENCHMARKS.md, eighteenth session); 0.9 leaves the facts more room: over twelve runs on two
+# blind sets, questions in other words 0.840 against 0.812, general answers lost 41 against 45 of 480, drift
+# 0.051 against 0.039; 0.85 fell to 0.77 (twenty-ninth session). Its matrices take ~0.5 GB, its directions ~0.1 GB.
 # A 0.5B Qwen's would take ~2.7 GB and ~0.9 GB, a 7B Llama's ~22 GB and ~9 GB, and their eigendecompositions
 # minutes on a CPU: there it is the user's choice.
 AUTO_ENERGY = 0.9
