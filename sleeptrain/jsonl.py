@@ -1,7 +1,7 @@
 """One line of a JSONL file read as a JSON object, with errors that name the file and line.
 
-Every reader of user JSONL (data files, memory files) goes through here, so that a non-UTF-8 byte, a line that
-is not JSON and a line that is not an object read the same wherever they are found.
+Every reader of user JSONL (data files, memory files, anchor prompts) goes through here, so that a non-UTF-8
+byte, a line that is not JSON and a line that is not an object read the same wherever they are found.
 
 May import: sleeptrain.errors.
 """

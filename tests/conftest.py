@@ -247,7 +247,7 @@ def write_recipe(tmp_path):
 
 
 # The user's own cache folder, read before the fixture below moves every test's elsewhere.
-_USER_CACHE = Path(os.environ.get("SLEEPTRAIN_CACHE_DIR") or load_settings().cache_dir)
+_USER_CACHE = load_settings().cache_dir
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ from sleeptrain.data.formats import Conversation, Message
 from sleeptrain.data.render import resolve_chat_template
 from sleeptrain.errors import SleeptrainError
 from sleeptrain.examples import example_path
+from sleeptrain.jsonl import json_object_line
 from sleeptrain.models.generation import generate_answers
 from sleeptrain.settings import load_settings
 from sleeptrain.training.shipped_anchors import sha1_text, shipped_answers
@@ -48,15 +49,8 @@ def read_anchor_prompts(path: Path | None) -> list[str]:
         raise SleeptrainError(f"anchor_prompts: {path}: no such file")
     prompts = []
     for number, raw in enumerate(path.read_bytes().splitlines(), start=1):
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise SleeptrainError(f"{path}:{number}: not valid UTF-8") from None
-        if line.strip():
-            try:
-                prompt = json.loads(line)["prompt"]
-            except (json.JSONDecodeError, KeyError, TypeError):
-                prompt = None
+        if raw.strip():
+            prompt = json_object_line(raw, f"{path}:{number}").get("prompt")
             if not isinstance(prompt, str) or not prompt.strip():
                 raise SleeptrainError(f'{path}:{number}: expected {{"prompt": "..."}}')
             prompts.append(prompt)

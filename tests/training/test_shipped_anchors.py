@@ -26,7 +26,6 @@ from sleeptrain.workflows import train
 
 PROMPTS = ["What is the capital of France?", "How many legs does a spider have?", "What colour is the sky?"]
 TEMPLATE = "{{ messages }}"
-# Captured at import, before the autouse fixture points the cache at a temporary folder.
 
 
 def ship(path, model, answers, template=TEMPLATE, prompts=PROMPTS):
