@@ -28,13 +28,13 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 import sleeptrain.models.default_model as default_model
 from sleeptrain.config import DatasetConfig, Recipe
+from sleeptrain.data.formats import read_anchor_prompts
 from sleeptrain.data.render import resolve_chat_template
 from sleeptrain.settings import load_settings
 from sleeptrain.training.anchors import (
     ANCHOR_BATCH,
     ANCHOR_TOKENS,
     anchor_groups,
-    read_anchor_prompts,
     record_anchor_answers,
 )
 from sleeptrain.training.shipped_anchors import shipped_answers

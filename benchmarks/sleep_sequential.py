@@ -82,11 +82,12 @@ def naive_tokens(recipe, facts: list[dict]) -> int:
     epoch), computed without training: the cost every strategy is compared with."""
     import math
 
+    from sleeptrain.data.formats import read_anchor_prompts
     from sleeptrain.data.mixing import build_training_dataset
     from sleeptrain.models import load_base_model
     from sleeptrain.sleep.consolidate import new_conversations
     from sleeptrain.training import use_bf16
-    from sleeptrain.training.anchors import anchor_conversations, read_anchor_prompts
+    from sleeptrain.training.anchors import anchor_conversations
 
     loaded = load_base_model(recipe, use_bf16(recipe.bf16))
     tokenizer = loaded.tokenizer

@@ -20,14 +20,17 @@ def load_sleep_recipe(recipe_path: Path, overrides: list[str]) -> Recipe:
 
 
 def run_sleep(store: Path, recipe: Recipe, if_needed: bool, quiet: bool) -> None:
+    from sleeptrain.data.mixing import load_recipe_anchor_prompts
     from sleeptrain.errors import SleeptrainError
 
-    # Before the workflow's import (transformers, peft: seconds), so that a mistyped path fails at once.
+    # Before the workflow's import (transformers, peft: seconds), so that a mistyped path or a broken anchor
+    # prompts file fails at once.
     if not store.is_file():
         raise SleeptrainError(f"--store {store}: no such memory store")
+    anchor_prompts = load_recipe_anchor_prompts(recipe)
     from sleeptrain.workflows.sleep import sleep
 
-    result = sleep(store, recipe, if_needed=if_needed, quiet=quiet)
+    result = sleep(store, recipe, if_needed=if_needed, quiet=quiet, anchor_prompts=anchor_prompts)
     lines = [f"recovered: {note}" for note in result.recovered]
     if not result.slept:
         lines.append(f"no sleep: {result.reason}")

@@ -18,11 +18,12 @@ def load_train_recipe(recipe_path: Path, overrides: list[str]) -> Recipe:
 
 
 def run_train(recipe: Recipe, quiet: bool) -> None:
-    from sleeptrain.data.mixing import load_recipe_examples
+    from sleeptrain.data.mixing import load_recipe_anchor_prompts, load_recipe_examples
 
     # The data read and checked before the training libraries load (torch, transformers, peft: about 10 s on
     # 2 cores), so that a broken line or a missing file is reported at once.
     examples = load_recipe_examples(recipe)  # load_recipe has required at least one dataset
+    anchor_prompts = load_recipe_anchor_prompts(recipe)
     from sleeptrain.workflows.folders import make_cache_folder
 
     make_cache_folder()  # a cache folder that cannot be made is an error before the libraries load too
@@ -30,7 +31,7 @@ def run_train(recipe: Recipe, quiet: bool) -> None:
 
     from sleeptrain.workflows import train
 
-    result = train(recipe, quiet=quiet, examples=examples)
+    result = train(recipe, quiet=quiet, examples=examples, anchor_prompts=anchor_prompts)
     if not PartialState().is_main_process:
         return  # under accelerate launch / torchrun, one summary is enough
     metrics = result.metrics

@@ -1,7 +1,8 @@
 """Training data: reading QA and chat JSONL files (with file:line errors), rendering conversations with the
 chat template and per-role loss masks, and interleaving examples across subjects.
 
-May import: sleeptrain.config, sleeptrain.errors, sleeptrain.jsonl, datasets, transformers tokenizers (passed in).
+May import: sleeptrain.config, sleeptrain.errors, sleeptrain.jsonl, sleeptrain.examples, datasets, transformers
+tokenizers (passed in).
 """
 
 from sleeptrain.data.formats import Conversation, read_conversations

@@ -4,6 +4,8 @@ Formats (JSON Lines, UTF-8):
 - qa:   {"question": ..., "answer": ...} with optional "subject", "source", "timestamp"
 - chat: {"messages": [{"role": ..., "content": ...}, ...]} with optional "subject", or the original
         SleepTrain experiment's ChatML form {"person": ..., "text": "<|im_start|>user\\n...<|im_end|>..."}
+- anchor prompts (the general prompts whose base-model answers are replayed, training/anchors.py):
+        {"prompt": ...}
 Every problem is a SleeptrainError naming file:line.
 """
 
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sleeptrain.errors import SleeptrainError
+from sleeptrain.examples import example_path
 from sleeptrain.jsonl import json_object_line
 
 ROLES = ("system", "user", "assistant")
@@ -59,6 +62,23 @@ def read_conversations(path: Path, kind: str, roles_to_train: list[str]) -> list
     if not conversations:
         raise SleeptrainError(f"{path}: no examples (the file is empty)")
     return conversations
+
+
+def read_anchor_prompts(path: Path | None) -> list[str]:
+    """Anchor prompts: JSONL rows of {"prompt": ...} (omitted: the bundled set); errors name the file and line."""
+    path = Path(path) if path else example_path("anchors/prompts.jsonl")
+    if not path.is_file():
+        raise SleeptrainError(f"anchor_prompts: {path}: no such file")
+    prompts = []
+    for number, raw in enumerate(path.read_bytes().splitlines(), start=1):
+        if raw.strip():
+            prompt = json_object_line(raw, f"{path}:{number}").get("prompt")
+            if not isinstance(prompt, str) or not prompt.strip():
+                raise SleeptrainError(f'{path}:{number}: expected {{"prompt": "..."}}')
+            prompts.append(prompt)
+    if not prompts:
+        raise SleeptrainError(f"{path}: no anchor prompts (the file is empty)")
+    return prompts
 
 
 def _text_field(row: dict, key: str, where: str, required: bool = True) -> str | None:

@@ -16,7 +16,7 @@ from datasets import Dataset, interleave_datasets
 
 from sleeptrain.config import Recipe
 from sleeptrain.data.augment import SUMMARY_ORIGIN, question_phrasings, restate_answers, subject_summaries
-from sleeptrain.data.formats import Conversation, read_conversations
+from sleeptrain.data.formats import Conversation, read_anchor_prompts, read_conversations
 from sleeptrain.data.render import IGNORE_INDEX, render_conversation, resolve_chat_template
 from sleeptrain.errors import SleeptrainError
 
@@ -38,6 +38,12 @@ def load_recipe_examples(recipe: Recipe) -> list[list[Conversation]]:
     rng = random.Random(recipe.seed)
     variants, rewrite, topics = recipe.question_variants, recipe.question_rewrites, recipe.topic_questions
     return [question_phrasings(fact, variants, rng, rewrite, topics) for fact in facts] + [[c] for c in chats]
+
+
+def load_recipe_anchor_prompts(recipe: Recipe) -> list[str]:
+    """The prompts whose base-model answers the recipe replays (its `anchor_prompts` file, or the bundled set);
+    none where it replays no anchors (`anchor_ratio: 0`), whose file is then not read."""
+    return read_anchor_prompts(recipe.anchor_prompts) if recipe.anchor_ratio > 0 else []
 
 
 def load_recipe_conversations(recipe: Recipe) -> list[Conversation]:

@@ -23,9 +23,6 @@ from typing import Any
 from sleeptrain.config import Recipe
 from sleeptrain.data.formats import Conversation, Message
 from sleeptrain.data.render import resolve_chat_template
-from sleeptrain.errors import SleeptrainError
-from sleeptrain.examples import example_path
-from sleeptrain.jsonl import json_object_line
 from sleeptrain.models.generation import generate_answers
 from sleeptrain.settings import load_settings
 from sleeptrain.training.shipped_anchors import sha1_text, shipped_answers
@@ -40,23 +37,6 @@ ANCHOR_TOKENS = 48
 # padding of the batch it was generated in, so a prompt must always share its batch with the same prompts for
 # the cache to hold the same answers whichever run filled it.
 ANCHOR_BATCH = 16
-
-
-def read_anchor_prompts(path: Path | None) -> list[str]:
-    """The anchor prompts: JSONL rows of {"prompt": ...}; errors name the file and line."""
-    path = Path(path) if path else example_path("anchors/prompts.jsonl")
-    if not path.is_file():
-        raise SleeptrainError(f"anchor_prompts: {path}: no such file")
-    prompts = []
-    for number, raw in enumerate(path.read_bytes().splitlines(), start=1):
-        if raw.strip():
-            prompt = json_object_line(raw, f"{path}:{number}").get("prompt")
-            if not isinstance(prompt, str) or not prompt.strip():
-                raise SleeptrainError(f'{path}:{number}: expected {{"prompt": "..."}}')
-            prompts.append(prompt)
-    if not prompts:
-        raise SleeptrainError(f"{path}: no anchor prompts (the file is empty)")
-    return prompts
 
 
 def whole_sentences(answer: str) -> str:

@@ -82,17 +82,28 @@ class _Repair:
     train_s: float
 
 
-def sleep(store: MemoryStore | str | Path, recipe: Recipe, if_needed: bool = False, quiet: bool = False) -> SleepResult:
-    """Consolidate the pending memories of `store` into `recipe.output_dir/adapters/v{N+1}`."""
+def sleep(
+    store: MemoryStore | str | Path,
+    recipe: Recipe,
+    if_needed: bool = False,
+    quiet: bool = False,
+    anchor_prompts: list[str] | None = None,
+) -> SleepResult:
+    """Consolidate the pending memories of `store` into `recipe.output_dir/adapters/v{N+1}`. `anchor_prompts`:
+    the recipe's, as `load_recipe_anchor_prompts` reads them, where the caller has read them already."""
     if recipe.adapter == "full":
         raise SleeptrainError("adapter: sleep keeps adapter versions; use adapter: lora or qlora, not full")
+    if anchor_prompts is None:
+        from sleeptrain.data.mixing import load_recipe_anchor_prompts
+
+        anchor_prompts = load_recipe_anchor_prompts(recipe)  # a broken file is named before anything else happens
     if isinstance(store, MemoryStore):
-        return _sleep(store, recipe, if_needed, quiet)
+        return _sleep(store, recipe, anchor_prompts, if_needed, quiet)
     path = Path(store)
     if not path.is_file():
         raise SleeptrainError(f"{path}: no such memory store")
     with MemoryStore(path) as opened:
-        return _sleep(opened, recipe, if_needed, quiet)
+        return _sleep(opened, recipe, anchor_prompts, if_needed, quiet)
 
 
 @contextlib.contextmanager
@@ -139,7 +150,7 @@ def recover_sleeps(store: MemoryStore, output_dir: Path) -> list[str]:
     return notes
 
 
-def _sleep(store: MemoryStore, recipe: Recipe, if_needed: bool, quiet: bool) -> SleepResult:
+def _sleep(store: MemoryStore, recipe: Recipe, anchor_prompts: list[str], if_needed: bool, quiet: bool) -> SleepResult:
     output_dir = Path(recipe.output_dir)
     with _sleep_lock(output_dir):
         recovered = recover_sleeps(store, output_dir)
@@ -156,7 +167,7 @@ def _sleep(store: MemoryStore, recipe: Recipe, if_needed: bool, quiet: bool) -> 
             _store_key(output_dir), version, [m.id for m in pending], {"pressure": pressure.value}
         )
         try:
-            result = _consolidate(store, recipe, output_dir, pending, current, version, quiet)
+            result = _consolidate(store, recipe, anchor_prompts, output_dir, pending, current, version, quiet)
         except BaseException as exc:
             # A SIGKILL never gets here; recover_sleeps() handles that on the next sleep.
             with contextlib.suppress(Exception):
@@ -173,6 +184,7 @@ def _sleep(store: MemoryStore, recipe: Recipe, if_needed: bool, quiet: bool) -> 
 def _consolidate(
     store: MemoryStore,
     recipe: Recipe,
+    anchor_prompts: list[str],
     output_dir: Path,
     pending: list,
     current: int | None,
@@ -182,7 +194,7 @@ def _consolidate(
     from sleeptrain.data.augment import contrast_questions
     from sleeptrain.data.mixing import build_training_dataset
     from sleeptrain.training import load_for_training, prepare_for_training, train_model
-    from sleeptrain.training.anchors import anchor_conversations, read_anchor_prompts
+    from sleeptrain.training.anchors import anchor_conversations
     from sleeptrain.training.devices import to_compute_device
     from sleeptrain.training.ewc import accumulate, attach_ewc, empirical_fisher, load_fisher, save_fisher
 
@@ -199,7 +211,6 @@ def _consolidate(
     consolidated = store.consolidated()
     active = store.active()
     superseded = {m.id: m for m in store.memories(["superseded"])}
-    anchor_prompts = read_anchor_prompts(recipe.anchor_prompts) if recipe.anchor_ratio > 0 else []
     loaded, bf16 = load_for_training(recipe)
     tokenizer = loaded.tokenizer
 

@@ -19,10 +19,10 @@ from sleeptrain.backends import check_backend
 from sleeptrain.config import Recipe
 from sleeptrain.data.augment import contrast_questions
 from sleeptrain.data.formats import Conversation
-from sleeptrain.data.mixing import build_example_dataset, load_recipe_examples
+from sleeptrain.data.mixing import build_example_dataset, load_recipe_anchor_prompts, load_recipe_examples
 from sleeptrain.errors import SleeptrainError
 from sleeptrain.training import RunMetrics, load_for_training, prepare_for_training, train_model
-from sleeptrain.training.anchors import anchor_conversations, read_anchor_prompts
+from sleeptrain.training.anchors import anchor_conversations
 from sleeptrain.workflows.folders import make_cache_folder, make_output_folder
 
 log = logging.getLogger("sleeptrain")
@@ -38,21 +38,27 @@ class TrainResult:
     anchors: int
 
 
-def train(recipe: Recipe, quiet: bool = False, examples: list[list[Conversation]] | None = None) -> TrainResult:
-    """Train the recipe's adapter. `examples` are its datasets as `load_recipe_examples` reads them, where the
-    caller has read them already."""
+def train(
+    recipe: Recipe,
+    quiet: bool = False,
+    examples: list[list[Conversation]] | None = None,
+    anchor_prompts: list[str] | None = None,
+) -> TrainResult:
+    """Train the recipe's adapter. `examples` and `anchor_prompts` are its datasets and anchor prompts as
+    `load_recipe_examples` and `load_recipe_anchor_prompts` read them, where the caller has read them already."""
     if not recipe.datasets:
         raise SleeptrainError("recipe: missing required key 'datasets'")
     check_backend(recipe)
     # Read and check every data file before spending time on the model.
     if examples is None:
         examples = load_recipe_examples(recipe)
+    if anchor_prompts is None:
+        anchor_prompts = load_recipe_anchor_prompts(recipe)
     make_cache_folder()  # first: a bad cache folder leaves no output folder behind
     output_dir = make_output_folder(recipe.output_dir, "output_dir")
     # Each epoch shows every example not yet learnt once, in its next phrasing, with its share of anchors
     # (training/schedule.py plans them): the dataset holds each phrasing and anchor once.
     passes = math.ceil(recipe.num_epochs)
-    anchor_prompts = read_anchor_prompts(recipe.anchor_prompts) if recipe.anchor_ratio > 0 else []
     loaded, bf16 = load_for_training(recipe)
     anchors = anchor_conversations(
         recipe,

@@ -175,6 +175,19 @@ BAD_INPUTS = {
         ["facts.jsonl:2: not valid UTF-8 (byte 0xe9)"],
     ),
     "qa-declared-as-chat": (lambda f: None, ["--set", "datasets.0.type=chat"], ["facts.jsonl:1:", "type: qa"]),
+    "non-utf8-anchor-prompts": (
+        lambda f: (
+            _write(f / "anchors.jsonl", b'{"prompt": "Hi"}\n{"prompt": "caf\xe9"}\n'),
+            _append(f / "recipe.yaml", "anchor_prompts: anchors.jsonl\n"),
+        ),
+        [],
+        ["anchors.jsonl:2: not valid UTF-8 (byte 0xe9)"],
+    ),
+    "missing-anchor-prompts": (
+        lambda f: _append(f / "recipe.yaml", "anchor_prompts: anchors.jsonl\n"),
+        [],
+        ["anchor_prompts: ", "anchors.jsonl: no such file"],
+    ),
     "set-without-equals": (lambda f: None, ["--set", "lora_r"], ["--set 'lora_r': expected key=value"]),
     "set-unknown-key": (
         lambda f: None,
@@ -215,7 +228,15 @@ def test_bad_input_is_one_error_line_without_traceback(spoil, args, expected, tm
         assert part in lines[0]
 
 
-DATA_ERRORS = ["broken-jsonl-line", "empty-dataset", "missing-field", "non-utf8-data", "qa-declared-as-chat"]
+DATA_ERRORS = [
+    "broken-jsonl-line",
+    "empty-dataset",
+    "missing-field",
+    "non-utf8-data",
+    "qa-declared-as-chat",
+    "non-utf8-anchor-prompts",
+    "missing-anchor-prompts",
+]
 
 
 @pytest.mark.parametrize("name", DATA_ERRORS)

@@ -160,6 +160,31 @@ def test_a_missing_store_fails_before_the_training_libraries_load(tiny_llama, tm
     assert not {"torch", "peft"} & imported
 
 
+def test_a_broken_anchor_prompts_file_fails_at_once_and_leaves_the_memories_pending(
+    tiny_llama, tmp_path, isolated_cache
+):
+    recipe = write_sleep_recipe(tmp_path, tiny_llama)
+    with recipe.open("a", encoding="utf-8") as handle:
+        handle.write("anchor_prompts: anchors.jsonl\n")
+    (tmp_path / "anchors.jsonl").write_text('{"prompt": "Hi"}\n{"prompt": "Hi",}\n', encoding="utf-8")
+    fill_store(tmp_path / "memories.db", FACTS)
+
+    done, imported = sleeptrain_import_times(
+        "sleep",
+        *("--store", "memories.db", "--recipe", str(recipe), "--set", "anchor_ratio=0.5"),
+        cwd=tmp_path,
+        cache_dir=isolated_cache,
+    )
+
+    assert done.returncode == 1
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "anchors.jsonl:2: not valid JSON (Expecting property name" in errors[0], done.stderr
+    assert not {"torch", "peft"} & imported
+    with MemoryStore(tmp_path / "memories.db") as store:
+        assert len(store.pending()) == 3
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.timeout(600)
 def test_a_sleep_killed_mid_training_loses_nothing_and_the_next_sleep_finishes_it(tiny_llama, tmp_path, isolated_cache):
     recipe = write_sleep_recipe(tmp_path, tiny_llama)

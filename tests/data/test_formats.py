@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sleeptrain.data import Conversation, read_conversations
+from sleeptrain.data.formats import read_anchor_prompts
 from sleeptrain.errors import SleeptrainError
 
 ASSISTANT = ["assistant"]
@@ -229,3 +230,40 @@ def test_bad_chat_rows(write_jsonl, row, expected):
     message = error_reading(path, "chat")
     assert message.startswith(f"{path}:1:")
     assert expected in message
+
+
+# ------------------------------------------------------------------------------------------ anchor prompts
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b'{"prompt": "Hi"}\n{"prompt": "caf\xe9"}\n', "anchors.jsonl:2: not valid UTF-8 (byte 0xe9)"),
+        (b'{"prompt": "Hi"}\n{"prompt": "Hi",}\n', "anchors.jsonl:2: not valid JSON (Expecting property name"),
+        (b'{"prompt": "Hi"}\n["Hi"]\n', "anchors.jsonl:2: expected a JSON object, got list"),
+        (b'{"prompt": "Hi"}\n\n{"question": "Hi"}\n', 'anchors.jsonl:3: expected {"prompt": "..."}'),
+        (b"\n\n", "anchors.jsonl: no anchor prompts (the file is empty)"),
+    ],
+)
+def test_a_bad_anchor_prompts_file_is_named_with_its_line(tmp_path, content, message):
+    path = tmp_path / "anchors.jsonl"
+    path.write_bytes(content)
+    with pytest.raises(SleeptrainError) as caught:
+        read_anchor_prompts(path)
+    assert str(caught.value).startswith(f"{tmp_path}/{message}")
+
+
+def test_anchor_prompts_are_read_in_order_past_blank_lines(tmp_path):
+    path = tmp_path / "anchors.jsonl"
+    path.write_bytes(b'{"prompt": "Hi"}\r\n\n{"prompt": "Bye", "note": "x"}\n')
+    assert read_anchor_prompts(path) == ["Hi", "Bye"]
+
+
+def test_without_a_file_the_bundled_anchor_prompts_are_read():
+    prompts = read_anchor_prompts(None)
+    assert len(prompts) == 120 and all(p.strip() for p in prompts)
+
+
+def test_a_missing_anchor_prompts_file_names_the_recipe_key(tmp_path):
+    with pytest.raises(SleeptrainError, match=f"^anchor_prompts: {tmp_path}/none.jsonl: no such file$"):
+        read_anchor_prompts(tmp_path / "none.jsonl")

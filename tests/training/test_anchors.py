@@ -7,11 +7,6 @@ import subprocess
 import sys
 import time
 
-import pytest
-
-from sleeptrain.errors import SleeptrainError
-from sleeptrain.training.anchors import read_anchor_prompts
-
 WRITER = """
 import sys, time
 from pathlib import Path
@@ -45,27 +40,3 @@ def test_two_processes_recording_into_one_cache_folder_at_once_both_succeed(tmp_
     assert [writer.returncode for writer in writers] == [0, 0], errors
     assert len(json.loads(cache_file.read_text(encoding="utf-8"))) == 200
     assert [p.name for p in cache_file.parent.iterdir()] == ["key.json"]  # no staging file left behind
-
-
-@pytest.mark.parametrize(
-    ("content", "message"),
-    [
-        (b'{"prompt": "Hi"}\n{"prompt": "caf\xe9"}\n', "anchors.jsonl:2: not valid UTF-8 (byte 0xe9)"),
-        (b'{"prompt": "Hi"}\n{"prompt": "Hi",}\n', "anchors.jsonl:2: not valid JSON (Expecting property name"),
-        (b'{"prompt": "Hi"}\n["Hi"]\n', "anchors.jsonl:2: expected a JSON object, got list"),
-        (b'{"prompt": "Hi"}\n\n{"question": "Hi"}\n', 'anchors.jsonl:3: expected {"prompt": "..."}'),
-        (b"\n\n", "anchors.jsonl: no anchor prompts (the file is empty)"),
-    ],
-)
-def test_a_bad_anchor_prompts_file_is_named_with_its_line(tmp_path, content, message):
-    path = tmp_path / "anchors.jsonl"
-    path.write_bytes(content)
-    with pytest.raises(SleeptrainError) as caught:
-        read_anchor_prompts(path)
-    assert str(caught.value).startswith(f"{tmp_path}/{message}")
-
-
-def test_anchor_prompts_are_read_in_order_past_blank_lines(tmp_path):
-    path = tmp_path / "anchors.jsonl"
-    path.write_bytes(b'{"prompt": "Hi"}\r\n\n{"prompt": "Bye", "note": "x"}\n')
-    assert read_anchor_prompts(path) == ["Hi", "Bye"]

@@ -12,13 +12,13 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from sleeptrain.config import DatasetConfig, Recipe
+from sleeptrain.data.formats import read_anchor_prompts
 from sleeptrain.data.render import resolve_chat_template
 from sleeptrain.training import shipped_anchors
 from sleeptrain.training.anchors import (
     ANCHOR_BATCH,
     ANCHOR_TOKENS,
     anchor_groups,
-    read_anchor_prompts,
     record_anchor_answers,
 )
 from sleeptrain.training.shipped_anchors import recording_conditions, shipped_answers
