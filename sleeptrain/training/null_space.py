@@ -44,8 +44,14 @@ log = logging.getLogger("sleeptrain")
 # Bumped whenever the directions are found differently (what a cache key cannot see).
 FORMAT = 2
 # Directions files kept, the newest: a run of 3 epochs and one of 14 read different anchors. The default
-# model's take about 0.17 GB each at 0.98.
+# model's take about 36 MB each at 0.9.
 KEPT_FILES = 2
+# How the directions are held during a run and on disk: fp16, half of fp32's memory (the default model's take
+# 36 MB instead of 73, held for the whole run, about 2.5 % of its peak), and each projection computes in the
+# LoRA weight's own dtype. The columns are unit vectors whose entries lie far inside fp16's range; rounded to
+# its 11 bits they are orthonormal to within about 5e-4, so a projection leaves about that fraction of a
+# protected direction, against the several percent of the inputs' energy that lies outside them by design.
+DIRECTIONS_DTYPE = torch.float16
 
 
 def _lora_layers(model: Any) -> dict[str, Any]:
@@ -151,9 +157,10 @@ def add_upper_gram(moment: torch.Tensor, rows: torch.Tensor, alpha: float = 1.0)
 # AUTO_MOMENT_BYTES. On the default model 0.95 lost 1-2 general answers of 15 where the plain defaults lost 4-6,
 # with recall kept (BENCHMARKS.md, eighteenth session); 0.9 leaves the facts more room: over twelve runs on two
 # blind sets, questions in other words 0.840 against 0.812, general answers lost 41 against 45 of 480, drift
-# 0.051 against 0.039; 0.85 fell to 0.77 (twenty-ninth session). Its matrices take ~0.5 GB, its directions ~0.1 GB.
-# A 0.5B Qwen's would take ~2.7 GB and ~0.9 GB, a 7B Llama's ~22 GB and ~9 GB, and their eigendecompositions
-# minutes on a CPU: there it is the user's choice.
+# 0.051 against 0.039; 0.85 fell to 0.77 (twenty-ninth session). Its matrices take ~0.5 GB while the directions
+# are found, the directions (DIRECTIONS_DTYPE) 36 MB for the whole run. A 0.5B Qwen's would take ~2.7 GB and
+# ~0.45 GB, a 7B Llama's ~22 GB and ~4.5 GB, and their eigendecompositions minutes on a CPU: there it is the
+# user's choice.
 AUTO_ENERGY = 0.9
 AUTO_MOMENT_BYTES = 1 << 30
 
@@ -238,8 +245,15 @@ class KeepLoraOutOfGeneralInputs(TrainerCallback):
 
     def __init__(self, model: Any, directions: dict[str, torch.Tensor]) -> None:
         layers = _lora_layers(model)
+        held: dict[int, torch.Tensor] = {}
+
+        def stored(matrix: torch.Tensor) -> torch.Tensor:  # one copy of a matrix layers share (q, k, v: one input)
+            if id(matrix) not in held:
+                held[id(matrix)] = matrix.to(DIRECTIONS_DTYPE)
+            return held[id(matrix)]
+
         self.pairs = [
-            (lora_a.weight, directions[name])
+            (lora_a.weight, stored(directions[name]))
             for name, module in layers.items()
             if name in directions
             for lora_a in module.lora_A.values()
@@ -298,7 +312,7 @@ def _save_directions(path: Path | None, directions: dict[str, torch.Tensor]) -> 
     for tensor in directions.values():
         if id(tensor) not in index:
             index[id(tensor)] = len(groups)
-            groups.append(tensor.detach().cpu())
+            groups.append(tensor.detach().to("cpu", DIRECTIONS_DTYPE))
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     torch.save({"groups": groups, "of": {name: index[id(t)] for name, t in directions.items()}}, staging)

@@ -160,7 +160,8 @@ def test_short_of_memory_it_takes_the_layers_in_several_passes_and_finds_the_sam
     assert len(layer_by_layer.pairs) == len(at_once.pairs) == 14
     for (weight, one), (same_weight, other) in zip(at_once.pairs, layer_by_layer.pairs, strict=True):
         assert weight is same_weight
-        assert torch.allclose(one @ one.T, other @ other.T, atol=1e-4)  # the same subspace, whatever the signs
+        one, other = one.float(), other.float()
+        assert torch.allclose(one @ one.T, other @ other.T, atol=2e-3)  # the same subspace, whatever the signs
 
 
 def test_the_directions_found_once_are_read_back_from_the_cache_and_a_torn_file_is_found_again(
@@ -184,6 +185,21 @@ def test_the_directions_found_once_are_read_back_from_the_cache_and_a_torn_file_
         again = keep_lora_out_of_general_inputs(lora_model, [batch], energy=0.9, cache=cache)
     assert "Ignoring the unreadable cache" in caplog.text and "input directions protected" in caplog.text
     assert len(again.pairs) == 14 and torch.load(cache, weights_only=True)["groups"]
+
+
+def test_the_directions_are_held_and_cached_in_half_precision_once_per_shared_input(lora_model, tokenizer, tmp_path):
+    batch = tokenizer(ANCHOR_PROMPTS, padding=True, return_tensors="pt")
+    cache = tmp_path / "directions.pt"
+
+    keep_out = keep_lora_out_of_general_inputs(lora_model, [batch], energy=0.9, cache=cache)
+
+    held = {id(d): d for _, d in keep_out.pairs}
+    assert len(held) == 8  # per decoder layer: q/k/v, o, gate/up, down
+    assert {d.dtype for d in held.values()} == {torch.float16}
+    assert {g.dtype for g in torch.load(cache, weights_only=True)["groups"]} == {torch.float16}
+    for directions in held.values():  # still orthonormal columns, to fp16's precision
+        gram = directions.float().T @ directions.float()
+        assert torch.allclose(gram, torch.eye(gram.shape[0]), atol=2e-3)
 
 
 def test_finding_the_directions_shows_its_progress_and_reading_them_back_shows_none(
