@@ -3,7 +3,7 @@ wrapping, the anchors (the base model's own answers, recorded once, or shipped f
 Trainer itself, which rows each epoch trains (until every example is learnt), and the run's metrics.
 
 May import: sleeptrain.config, sleeptrain.backends, sleeptrain.data, sleeptrain.models, sleeptrain.errors,
-sleeptrain.jsonl, sleeptrain.examples, sleeptrain.settings, transformers, peft, accelerate, torch.
+sleeptrain.examples, sleeptrain.settings, transformers, peft, accelerate, torch.
 """
 
 from sleeptrain.training.precision import use_bf16

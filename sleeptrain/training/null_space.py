@@ -245,15 +245,8 @@ class KeepLoraOutOfGeneralInputs(TrainerCallback):
 
     def __init__(self, model: Any, directions: dict[str, torch.Tensor]) -> None:
         layers = _lora_layers(model)
-        held: dict[int, torch.Tensor] = {}
-
-        def stored(matrix: torch.Tensor) -> torch.Tensor:  # one copy of a matrix layers share (q, k, v: one input)
-            if id(matrix) not in held:
-                held[id(matrix)] = matrix.to(DIRECTIONS_DTYPE)
-            return held[id(matrix)]
-
         self.pairs = [
-            (lora_a.weight, stored(directions[name]))
+            (lora_a.weight, directions[name])
             for name, module in layers.items()
             if name in directions
             for lora_a in module.lora_A.values()
@@ -296,7 +289,7 @@ def _load_directions(path: Path | None, device: torch.device) -> dict[str, torch
         return None
     try:
         saved = torch.load(path, map_location=device, weights_only=True)
-        groups = saved["groups"]
+        groups = [group.to(DIRECTIONS_DTYPE) for group in saved["groups"]]  # files of earlier versions hold fp32
         return {name: groups[index] for name, index in saved["of"].items()}
     except Exception as error:  # a torn or foreign file: found again and rewritten, never trusted
         log.info("Ignoring the unreadable cache %s (%s)", path, type(error).__name__)
@@ -312,7 +305,7 @@ def _save_directions(path: Path | None, directions: dict[str, torch.Tensor]) -> 
     for tensor in directions.values():
         if id(tensor) not in index:
             index[id(tensor)] = len(groups)
-            groups.append(tensor.detach().to("cpu", DIRECTIONS_DTYPE))
+            groups.append(tensor.detach().cpu())
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     torch.save({"groups": groups, "of": {name: index[id(t)] for name, t in directions.items()}}, staging)
@@ -350,7 +343,7 @@ def keep_lora_out_of_general_inputs(
         # Layers that share an input share its matrix, and its eigenvectors.
         distinct = {id(moment): moment for moment in moments.values()}
         bases = {
-            key: protected_directions(moment, energy)
+            key: protected_directions(moment, energy).to(DIRECTIONS_DTYPE)
             for key, moment in progress_bar(
                 distinct.items(), label=f"lora_null_space: directions{part}" if progress else None
             )
