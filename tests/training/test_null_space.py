@@ -202,6 +202,20 @@ def test_the_directions_are_held_and_cached_in_half_precision_once_per_shared_in
         assert torch.allclose(gram, torch.eye(gram.shape[0]), atol=2e-3)
 
 
+def test_a_cache_file_of_an_earlier_version_in_fp32_is_read_back_in_half_precision(lora_model, tokenizer, tmp_path):
+    batch = tokenizer(ANCHOR_PROMPTS, padding=True, return_tensors="pt")
+    cache = tmp_path / "directions.pt"
+    found = keep_lora_out_of_general_inputs(lora_model, [batch], energy=0.9, cache=cache)
+    saved = torch.load(cache, weights_only=True)
+    torch.save({**saved, "groups": [group.float() for group in saved["groups"]]}, cache)  # as sessions before fp16
+
+    read_back = keep_lora_out_of_general_inputs(lora_model, [batch], energy=0.9, cache=cache)
+
+    assert {d.dtype for _, d in read_back.pairs} == {torch.float16}
+    for (_, one), (_, other) in zip(found.pairs, read_back.pairs, strict=True):
+        assert torch.equal(one, other)
+
+
 def test_finding_the_directions_shows_its_progress_and_reading_them_back_shows_none(
     lora_model, tokenizer, tmp_path, progress_bars
 ):
