@@ -123,7 +123,12 @@ class Recipe(_Strict):
     lora_alpha: float = Field(default=32, gt=0)
     lora_dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
     lora_target_modules: list[str] | None = Field(
-        default=None, description="Module names; omitted: every linear layer of the model's family."
+        default=None,
+        description="Module names ('all-linear': every linear layer but the LM head); omitted: every linear layer"
+        " of the model's family.",
+    )
+    lora_target_linear: bool = Field(
+        default=False, description="Axolotl's switch for LoRA on every linear layer, with lora_target_modules."
     )
     peft_layers_to_transform: list[int] | None = Field(
         default=None, description="Decoder layer indices that get LoRA; omitted: every layer."

@@ -94,9 +94,44 @@ def _unreachable(endpoint: str) -> str | None:
 
 
 def lora_target_modules(model: Any, recipe: Recipe) -> list[str] | str:
-    if recipe.lora_target_modules:
-        return recipe.lora_target_modules
-    return _FAMILY_TARGETS.get(getattr(model.config, "model_type", ""), "all-linear")
+    """The modules that get LoRA: the recipe's (`all-linear` and `lora_target_linear: true`, as in Axolotl,
+    stand for every linear layer but the LM head), or else every linear layer of the model's family.
+
+    The recipe's names are checked against the model here because PEFT's own error for a name that matches
+    nothing names neither the recipe key nor the modules there are, and it says nothing at all when only some
+    of the names match (a recipe written for another family)."""
+    listed = list(recipe.lora_target_modules or [])
+    if recipe.lora_target_linear:
+        listed.append("all-linear")
+    if not listed:
+        return _FAMILY_TARGETS.get(getattr(model.config, "model_type", ""), "all-linear")
+    linear = _linear_layer_names(model)
+    targets = list(dict.fromkeys(name for item in listed for name in (linear if item == "all-linear" else [item])))
+    names = [name for name, _ in model.named_modules()]
+    missing = [t for t in targets if not any(n == t or n.endswith(f".{t}") for n in names)]
+    if len(missing) == len(targets):
+        raise SleeptrainError(
+            f"lora_target_modules: no module named {', '.join(map(repr, missing))} in this model"
+            f" (its linear layers: {', '.join(linear) or 'none'})"
+        )
+    if missing:
+        log.warning("lora_target_modules: %s not in this model; LoRA goes on the others", ", ".join(missing))
+    return [t for t in targets if t not in missing]
+
+
+def _linear_layer_names(model: Any) -> list[str]:
+    """The last name part of every linear layer (4-bit ones included: they subclass nn.Linear), in model
+    order, without the LM head: what PEFT's `all-linear` targets."""
+    import torch
+
+    head = model.get_output_embeddings()
+    return list(
+        dict.fromkeys(
+            name.rsplit(".", 1)[-1]
+            for name, module in model.named_modules()
+            if isinstance(module, torch.nn.Linear) and module is not head
+        )
+    )
 
 
 def load_base_model(recipe: Recipe, use_bf16: bool) -> LoadedModel:

@@ -290,3 +290,37 @@ def test_an_unknown_family_targets_all_linear_layers():
 
     model = GPT2LMHeadModel(GPT2Config(vocab_size=64, n_embd=16, n_layer=1, n_head=2, n_positions=32))
     assert lora_target_modules(model, recipe()) == "all-linear"
+
+
+def test_all_linear_in_a_recipe_means_every_linear_layer_but_the_head(tiny_model_dir):
+    loaded = load_base_model(recipe(tiny_model_dir), use_bf16=False)
+    every_linear = linear_names_in_decoder_layers(loaded.model)
+
+    # Axolotl's two spellings: the PEFT shorthand as the key's value, and its own switch.
+    assert set(lora_target_modules(loaded.model, recipe(lora_target_modules="all-linear"))) == every_linear
+    assert set(lora_target_modules(loaded.model, recipe(lora_target_linear=True))) == every_linear
+    assert "lm_head" not in lora_target_modules(loaded.model, recipe(lora_target_linear=True))
+
+
+def test_a_target_module_the_model_lacks_is_an_error_that_lists_its_linear_layers(tiny_llama):
+    loaded = load_base_model(recipe(tiny_llama), use_bf16=False)
+
+    with pytest.raises(SleeptrainError) as raised:
+        lora_target_modules(loaded.model, recipe(lora_target_modules=["qkv_proj"]))
+
+    message = str(raised.value)
+    assert message.startswith("lora_target_modules: no module named 'qkv_proj' in this model")
+    assert "q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj" in message
+
+
+def test_a_recipe_for_several_families_keeps_the_names_this_model_has(tiny_models, caplog):
+    # Phi-3 fuses q/k/v into qkv_proj; one recipe naming both kinds serves Llama and Phi-3 alike.
+    names = ["qkv_proj", "q_proj", "k_proj", "v_proj", "o_proj"]
+    for family in ("llama", "phi3"):
+        model = load_base_model(recipe(tiny_models(family)), use_bf16=False).model
+        with caplog.at_level("WARNING", logger="sleeptrain"):
+            targets = lora_target_modules(model, recipe(lora_target_modules=names))
+        expected = ["qkv_proj", "o_proj"] if family == "phi3" else ["q_proj", "k_proj", "v_proj", "o_proj"]
+        assert targets == expected, family
+        assert "not in this model" in caplog.text
+        caplog.clear()
