@@ -121,7 +121,10 @@ _register_memory_commands()
 def main() -> None:
     """Entry point: run the app; a SleeptrainError is one line on stderr and exit 1 (2 for usage)."""
     try:
-        app(standalone_mode=False)
+        # Outside standalone mode typer does not exit: it returns the exit code of an explicit Exit, and answers
+        # Ctrl-C inside a command with 130 instead of raising KeyboardInterrupt. A returned code must become
+        # the process's, or an interrupted run would exit 0 as if it had finished.
+        code = app(standalone_mode=False)
     except SleeptrainError as exc:
         if debug_enabled():
             raise
@@ -151,3 +154,6 @@ def main() -> None:
             soft_wrap=True,
         )
         sys.exit(1)
+    if code == 130:
+        errors.print("interrupted")
+    sys.exit(code if isinstance(code, int) else 0)

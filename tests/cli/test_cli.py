@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -262,6 +264,33 @@ def test_debug_shows_the_traceback(tmp_path, tiny_llama, isolated_cache):
     assert done.returncode != 0
     assert "Traceback" in done.stderr
     assert "SleeptrainError: facts.jsonl:4: not valid JSON" in done.stderr
+
+
+def test_ctrl_c_during_training_exits_130_and_says_so(tmp_path, tiny_llama, isolated_cache):
+    # A script that chains `sleeptrain train R.yaml && next-step` must not go on after an interrupted run.
+    recipe = write_project(tmp_path, tiny_llama)
+    long_run = ["--set", "num_epochs=2000", "--set", "learnt_after=0", "--set", "bf16=false"]
+    stderr = tmp_path / "stderr.txt"
+    with stderr.open("w") as sink:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "sleeptrain", "train", recipe.name, *long_run],
+            cwd=tmp_path,
+            env=cli_env(isolated_cache),
+            stdout=subprocess.DEVNULL,
+            stderr=sink,
+        )
+        deadline = time.monotonic() + 120
+        while "loss=" not in stderr.read_text() and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)  # until the progress bar shows training steps
+        assert child.poll() is None, stderr.read_text()[-2000:]
+        child.send_signal(signal.SIGINT)
+        returncode = child.wait(timeout=60)
+
+    written = stderr.read_text()
+    assert returncode == 130, written[-2000:]
+    assert written.rstrip().endswith("interrupted")
+    assert "Traceback" not in written
+    assert not (tmp_path / "run" / "adapter").exists()
 
 
 def test_a_quickstart_folder_that_cannot_be_made_is_one_error_line(tmp_path, isolated_cache):
