@@ -13,6 +13,8 @@ from typing import Any
 
 from sleeptrain.errors import SleeptrainError
 
+_FORMAT = "the file should be JSON Lines, one JSON object per line"
+
 
 def json_object_line(raw: bytes, where: str) -> dict[str, Any]:
     """The JSON object on the line `raw` (bytes as read, its line ending included); `where` is its file:line."""
@@ -20,12 +22,17 @@ def json_object_line(raw: bytes, where: str) -> dict[str, Any]:
         line = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise SleeptrainError(f"{where}: not valid UTF-8 (byte 0x{raw[exc.start]:02x})") from None
+    # A UTF-8 byte-order mark is what Windows editors and spreadsheet exports put at a file's start; it is no
+    # error in what the user wrote.
+    line = line.removeprefix("\ufeff").rstrip("\r\n")
+    # A line that does not even start an object is most likely a file in another format (a JSON array, CSV).
+    hint = "" if line.lstrip().startswith("{") else f"; {_FORMAT}"
     try:
-        row = json.loads(line.rstrip("\r\n"))
+        row = json.loads(line)
     except json.JSONDecodeError as exc:
         # Some of json's messages end in "at" ("Unterminated string starting at"), others do not ("Expecting value").
         place = f"column {exc.colno}" if exc.msg.endswith(" at") else f"at column {exc.colno}"
-        raise SleeptrainError(f"{where}: not valid JSON ({exc.msg} {place})") from None
+        raise SleeptrainError(f"{where}: not valid JSON ({exc.msg} {place}){hint}") from None
     if not isinstance(row, dict):
-        raise SleeptrainError(f"{where}: expected a JSON object, got {type(row).__name__}")
+        raise SleeptrainError(f"{where}: expected a JSON object, got {type(row).__name__}{hint}")
     return row

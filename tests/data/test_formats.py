@@ -152,7 +152,9 @@ def test_a_file_without_examples_is_refused(tmp_path, content):
 
 def test_a_line_that_is_not_an_object(write_jsonl):
     path = write_jsonl("facts.jsonl", ['["q?", "a."]'])
-    assert error_reading(path) == f"{path}:1: expected a JSON object, got list"
+    assert error_reading(path) == (
+        f"{path}:1: expected a JSON object, got list; the file should be JSON Lines, one JSON object per line"
+    )
 
 
 def test_qa_row_missing_answer(write_jsonl):
