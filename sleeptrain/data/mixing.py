@@ -31,6 +31,7 @@ def load_recipe_examples(recipe: Recipe) -> list[list[Conversation]]:
     for dataset in recipe.datasets:
         rows = read_conversations(dataset.path, dataset.type, recipe.roles_to_train(dataset))
         (facts if dataset.type == "qa" else chats).extend(rows)
+    warn_about_repeated_questions(facts)
     if recipe.answer_statements:
         facts = restate_answers(facts)
     if recipe.subject_summaries:
@@ -38,6 +39,36 @@ def load_recipe_examples(recipe: Recipe) -> list[list[Conversation]]:
     rng = random.Random(recipe.seed)
     variants, rewrite, topics = recipe.question_variants, recipe.question_rewrites, recipe.topic_questions
     return [question_phrasings(fact, variants, rng, rewrite, topics) for fact in facts] + [[c] for c in chats]
+
+
+def warn_about_repeated_questions(facts: list[Conversation]) -> None:
+    """A warning for each QA fact that asks an earlier fact's question again with another answer: trained on
+    both, a model answers with either, or a blend. Repeats with the same answer (or one that contains the
+    other: "Lyon" and "Ann was born in Lyon.") are only counted. Nothing is dropped: the data is the user's."""
+    first: dict[str, Conversation] = {}
+    repeats = 0
+    for fact in facts:
+        key = _plain(fact.messages[0].content)
+        earlier = first.setdefault(key, fact)
+        if earlier is fact:
+            continue
+        answer, earlier_answer = fact.messages[-1].content, earlier.messages[-1].content
+        if _plain(answer) in _plain(earlier_answer) or _plain(earlier_answer) in _plain(answer):
+            repeats += 1
+        else:
+            log.warning(
+                "%s: the question of %s again, with another answer (%r; there %r): both are trained",
+                fact.origin,
+                earlier.origin,
+                answer,
+                earlier_answer,
+            )
+    if repeats:
+        log.info("%d QA facts repeat an earlier question with its answer", repeats)
+
+
+def _plain(text: str) -> str:
+    return " ".join(text.casefold().split()).rstrip(" ?.!")
 
 
 def load_recipe_anchor_prompts(recipe: Recipe) -> list[str]:

@@ -7,7 +7,7 @@ import pytest
 
 from sleeptrain.config import DatasetConfig, Recipe
 from sleeptrain.data import build_training_dataset, interleave_by_subject
-from sleeptrain.data.mixing import load_recipe_conversations
+from sleeptrain.data.mixing import load_recipe_conversations, load_recipe_examples
 from sleeptrain.data.render import IGNORE_INDEX
 from sleeptrain.errors import SleeptrainError
 
@@ -142,3 +142,26 @@ def test_the_example_table_holds_each_phrasing_once_with_its_example(write_jsonl
     assert layout.optional == {4}
     assert "What do you know about Alice?" in tokenizer.decode(dataset["input_ids"][8])
     assert layout.lengths == [len(ids) for ids in dataset["input_ids"]]
+
+
+def test_a_question_asked_again_with_another_answer_is_a_warning_that_names_both_lines(write_jsonl, caplog):
+    path = write_jsonl(
+        "facts.jsonl",
+        [
+            {"question": "Where was Ann born?", "answer": "Lyon", "subject": "Ann"},
+            {"question": "Where does Ann work?", "answer": "At a bakery.", "subject": "Ann"},
+            {"question": "where was Ann born", "answer": "Ann was born in Lyon.", "subject": "Ann"},
+            {"question": "Where was Ann born?", "answer": "Nantes", "subject": "Ann"},
+        ],
+    )
+    recipe = Recipe(datasets=[DatasetConfig(path=str(path), type="qa")], output_dir="out")
+
+    with caplog.at_level("INFO", logger="sleeptrain"):
+        examples = load_recipe_examples(recipe)
+
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [
+        f"{path}:4: the question of {path}:1 again, with another answer ('Nantes'; there 'Lyon'): both are trained"
+    ]
+    assert "1 QA facts repeat an earlier question with its answer" in caplog.text  # line 3: the same answer
+    assert len(examples) == 4 + 1  # nothing dropped (the one subject's summary besides)
