@@ -318,7 +318,7 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None, require_da
         data = {}
     if not isinstance(data, dict):
         raise SleeptrainError(f"{path}: a recipe must be a mapping of keys to values, not {type(data).__name__}")
-    lines = _key_lines(text)
+    lines = _key_lines(text, path)
     overridden: dict[tuple, str] = {}
     for item in overrides or []:
         key_path, value = _parse_override(item)
@@ -343,14 +343,20 @@ def _read_text(path: Path) -> str:
         raise SleeptrainError(f"{path}:{line}: not valid UTF-8 (byte 0x{raw[exc.start]:02x})") from exc
 
 
-def _key_lines(text: str) -> dict[tuple, int]:
-    """Map each key path, e.g. ("datasets", 0, "path"), to its 1-based line in the YAML text."""
+def _key_lines(text: str, path: Path) -> dict[tuple, int]:
+    """Map each key path, e.g. ("datasets", 0, "path"), to its 1-based line in the YAML text. A key given twice
+    in one mapping is an error: YAML loaders keep the last silently, so an edit to the first would change
+    nothing."""
     lines: dict[tuple, int] = {}
 
     def walk(node: yaml.Node, prefix: tuple) -> None:
         if isinstance(node, yaml.MappingNode):
             for key_node, value_node in node.value:
                 key = (*prefix, key_node.value)
+                if key in lines and key_node.value != "<<":  # "<<" is YAML's merge key, not a recipe key
+                    dotted = ".".join(str(part) for part in key)
+                    line = key_node.start_mark.line + 1
+                    raise SleeptrainError(f"{path}:{line}: key '{dotted}' given twice (first on line {lines[key]})")
                 lines[key] = key_node.start_mark.line + 1
                 walk(value_node, key)
         elif isinstance(node, yaml.SequenceNode):

@@ -226,6 +226,20 @@ def test_yaml_syntax_error_names_the_line(write_recipe):
     assert message.startswith(f"{path}:3: YAML syntax error")
 
 
+def test_a_key_given_twice_names_both_lines(write_recipe):
+    # YAML itself keeps the last value silently: an edit to the first line would change nothing.
+    path = write_recipe(MINIMAL + "learning_rate: 1e-3\nlora_r: 8\nlearning_rate: 5e-4\n")
+    assert error_of(path) == f"{path}:6: key 'learning_rate' given twice (first on line 4)"
+
+    nested = write_recipe("datasets:\n  - path: a.jsonl\n    type: qa\n    path: b.jsonl\noutput_dir: out\n", "n.yaml")
+    assert error_of(nested) == f"{nested}:4: key 'datasets.0.path' given twice (first on line 2)"
+
+
+def test_the_same_key_in_two_list_items_is_no_repeat(write_recipe):
+    path = write_recipe("datasets:\n  - path: a.jsonl\n  - path: b.jsonl\noutput_dir: out\n")
+    assert [d.path.name for d in load_recipe(path, require_datasets=False).datasets] == ["a.jsonl", "b.jsonl"]
+
+
 def test_wrong_type_names_the_key_line_and_value(write_recipe):
     path = write_recipe(MINIMAL + "lora_r: eight\n")
     message = error_of(path)
