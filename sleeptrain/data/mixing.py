@@ -114,17 +114,28 @@ def _rendered(recipe: Recipe, tokenizer: Any, conversations: list[Conversation])
     template = resolve_chat_template(tokenizer, recipe.chat_template)
     distill = recipe.anchor_distillation and any(c.distill for c in conversations)
     rows: list[dict[str, Any] | None] = []
-    truncated = 0
+    truncated: dict[str, int] = {}  # phrasings cut, by the example (file:line) they phrase
     for conversation in conversations:
         row = render_conversation(conversation, tokenizer, template, recipe.system_prompt, recipe.sequence_len)
         if all(label == IGNORE_INDEX for label in row["labels"]):
             log.warning("%s: no trained tokens (roles_to_train or sequence_len); skipped", conversation.origin)
             rows.append(None)
             continue
-        truncated += len(row["input_ids"]) == recipe.sequence_len
+        if len(row["input_ids"]) == recipe.sequence_len:
+            truncated[conversation.origin] = truncated.get(conversation.origin, 0) + 1
         rows.append(row | ({"distill": int(conversation.distill)} if distill else {}))
     if truncated:
-        log.warning("%d examples were cut to sequence_len=%d tokens", truncated, recipe.sequence_len)
+        named = ", ".join(list(truncated)[:3]) + (f" and {len(truncated) - 3} more" if len(truncated) > 3 else "")
+        cut, examples = sum(truncated.values()), len(truncated)
+        log.warning(
+            "sequence_len=%d cut %d phrasing%s of %d example%s (%s); a larger sequence_len keeps them whole",
+            recipe.sequence_len,
+            cut,
+            "" if cut == 1 else "s",
+            examples,
+            "" if examples == 1 else "s",
+            named,
+        )
     return rows
 
 

@@ -74,6 +74,23 @@ def test_a_sequence_len_too_short_for_any_answer_is_an_error(write_jsonl, qa_row
         build_training_dataset(recipe, tokenizer, load_recipe_conversations(recipe))
 
 
+def test_examples_cut_to_sequence_len_are_named_in_one_warning(write_jsonl, tokenizer, caplog):
+    long_answer = " ".join(f"Ann's lucky number {i} is {i * 7}." for i in range(40))
+    path = write_jsonl(
+        "facts.jsonl",
+        [{"question": "Which numbers does Ann like?", "answer": long_answer}, {"question": "Who?", "answer": "Ann."}],
+    )
+    recipe = recipe_for(path, sequence_len=64)
+
+    with caplog.at_level("WARNING", logger="sleeptrain"):
+        dataset = build_training_dataset(recipe, tokenizer, load_recipe_conversations(recipe))
+
+    assert max(len(ids) for ids in dataset["input_ids"]) == 64
+    assert [r.getMessage() for r in caplog.records if r.name == "sleeptrain"] == [
+        f"sequence_len=64 cut 1 phrasing of 1 example ({path}:1); a larger sequence_len keeps them whole"
+    ]
+
+
 def test_examples_without_a_trained_token_are_dropped(write_jsonl, qa_rows, tokenizer):
     facts = write_jsonl("facts.jsonl", qa_rows)
     # A chat whose only turn is a user turn has nothing to learn when only assistants are trained.
