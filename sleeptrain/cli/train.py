@@ -51,7 +51,7 @@ def run_train(recipe: Recipe, quiet: bool) -> None:
         f"tokens: {metrics.train_tokens} in {metrics.train_runtime_s:.1f} s ({metrics.tokens_per_second:.0f} tokens/s)",
         f"peak memory: {metrics.peak_rss_mb:.0f} MB"
         + (f" (GPU: {metrics.peak_gpu_mb:.0f} MB)" if metrics.peak_gpu_mb is not None else ""),
-        f"adapter: {result.adapter_dir}",
+        f"{'model' if recipe.adapter == 'full' else 'adapter'}: {result.adapter_dir}",
         f"metrics: {result.output_dir / 'metrics.json'}",
     ]
     for line in lines:

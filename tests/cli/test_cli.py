@@ -119,6 +119,19 @@ def test_train_prints_the_whole_adapter_path(trained):
     assert str(output_dir / "adapter") in done.stdout
 
 
+def test_full_fine_tuning_reports_the_model_it_wrote(tmp_path, tiny_llama, isolated_cache):
+    recipe = write_project(tmp_path, tiny_llama)
+    sets = ["adapter=full", "max_steps=1", "bf16=false", "anchor_ratio=0"]
+
+    done = sleeptrain(
+        "train", recipe.name, *[a for s in sets for a in ("--set", s)], "-q", cwd=tmp_path, cache_dir=isolated_cache
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert "model: run/model" in done.stdout and "adapter:" not in done.stdout
+    assert (tmp_path / "run" / "model" / "config.json").exists()
+
+
 def test_quiet_train_prints_no_raw_trainer_logs(trained):
     done, _ = trained
     assert "train_runtime" not in done.stdout
