@@ -161,18 +161,23 @@ def prepare_for_training(recipe: Recipe, model: Any) -> Any:
             raise SleeptrainError(
                 f"peft_layers_to_transform: no layer {outside[0]} in this model (its layers are 0-{layers - 1})"
             )
+    targets = lora_target_modules(model, recipe)
     config = LoraConfig(
         r=recipe.lora_r,
         lora_alpha=recipe.lora_alpha,
         lora_dropout=recipe.lora_dropout,
-        target_modules=lora_target_modules(model, recipe),
+        target_modules=targets,
         layers_to_transform=recipe.peft_layers_to_transform,
         task_type="CAUSAL_LM",
     )
     model = adapter_ready_to_train(recipe, get_peft_model(model, config))
     trainable, total = model.get_nb_trainable_parameters()
     log.info(
-        "LoRA r=%d on %s: %.2fM trainable of %.1fM", recipe.lora_r, config.target_modules, trainable / 1e6, total / 1e6
+        "LoRA r=%d on %s: %.2fM trainable of %.1fM",
+        recipe.lora_r,
+        targets if isinstance(targets, str) else ", ".join(targets),  # PEFT keeps them as a set, in no order
+        trainable / 1e6,
+        total / 1e6,
     )
     return model
 
