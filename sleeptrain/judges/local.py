@@ -96,7 +96,12 @@ class LocalJudge:
             rest -= set().union(*(facts.content_words(c.value) for c in claims))
             return covering if not rest else []
         threshold = self.duplicate_similarity
-        return [s.id for s in stored if max(lexical[s.id], semantic.get(s.id, 0.0)) >= threshold]
+        close = [s for s in stored if max(lexical[s.id], semantic.get(s.id, 0.0)) >= threshold]
+        # Close is not the same: a memory that says all a stored one says and more ("... named after rivers, in
+        # Tromsø" after "... named after rivers.") adds a detail, which rejecting it as a repeat would lose. A
+        # paraphrase says it in other words, so it does not hold all of the stored memory's words.
+        words = facts.content_words(text)
+        return [s.id for s in close if not facts.content_words(s.text) < words]
 
     # ------------------------------------------------------------------------------------------ answers
 
