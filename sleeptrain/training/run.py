@@ -6,6 +6,7 @@ progress bar); this module only configures it and records what a run cost.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import resource
 import time
@@ -415,6 +416,10 @@ def train_model(
     if trainer.is_world_process_zero():
         tokenizer.save_pretrained(str(save_to))
         save_teacher_states(states_file, trainer.teacher_cache or {})
+        # Trainer makes its output folder although nothing is checkpointed (save_strategy "no"): an empty
+        # folder beside the adapter would only raise the question what belongs in it.
+        with contextlib.suppress(OSError):
+            Path(args.output_dir).rmdir()
     learning = trainer.learning
     if rows is None:
         epochs = round(float(trainer.state.epoch or 0.0) * passes, 3)
