@@ -19,12 +19,11 @@ _FORMAT = "the file should be JSON Lines, one JSON object per line"
 def json_object_line(raw: bytes, where: str) -> dict[str, Any]:
     """The JSON object on the line `raw` (bytes as read, its line ending included); `where` is its file:line."""
     try:
-        line = raw.decode("utf-8")
+        # utf-8-sig: a byte-order mark, which Windows editors and spreadsheet exports put at a file's start, is
+        # no error in what the user wrote.
+        line = raw.decode("utf-8-sig").rstrip("\r\n")
     except UnicodeDecodeError as exc:
         raise SleeptrainError(f"{where}: not valid UTF-8 (byte 0x{raw[exc.start]:02x})") from None
-    # A UTF-8 byte-order mark is what Windows editors and spreadsheet exports put at a file's start; it is no
-    # error in what the user wrote.
-    line = line.removeprefix("\ufeff").rstrip("\r\n")
     # A line that does not even start an object is most likely a file in another format (a JSON array, CSV).
     hint = "" if line.lstrip().startswith("{") else f"; {_FORMAT}"
     try:

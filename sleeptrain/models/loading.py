@@ -105,10 +105,15 @@ def lora_target_modules(model: Any, recipe: Recipe) -> list[str] | str:
         listed.append("all-linear")
     if not listed:
         return _FAMILY_TARGETS.get(getattr(model.config, "model_type", ""), "all-linear")
+    from peft import LoraConfig
+    from peft.tuners.tuners_utils import check_target_module_exists
+
     linear = _linear_layer_names(model)
+    # PEFT reads `all-linear` only as the whole value, not as one name among others: expanded here.
     targets = list(dict.fromkeys(name for item in listed for name in (linear if item == "all-linear" else [item])))
     names = [name for name, _ in model.named_modules()]
-    missing = [t for t in targets if not any(n == t or n.endswith(f".{t}") for n in names)]
+    found = {t: LoraConfig(target_modules=[t]) for t in targets}
+    missing = [t for t, config in found.items() if not any(check_target_module_exists(config, n) for n in names)]
     if len(missing) == len(targets):
         raise SleeptrainError(
             f"lora_target_modules: no module named {', '.join(map(repr, missing))} in this model"
