@@ -289,9 +289,11 @@ def progress_bars(monkeypatch) -> list[tuple[str, int, int]]:
 
 
 def read_scalars(log_dir) -> dict[str, list[float]]:
-    """Every scalar series of the TensorBoard event files under log_dir, by tag, in step order."""
+    """Every scalar series of the one run logged under log_dir (a run's own folder in it), by tag, in step order."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    events = EventAccumulator(str(log_dir))
+    runs = [path for path in Path(log_dir).iterdir() if path.is_dir()]
+    assert len(runs) == 1, runs
+    events = EventAccumulator(str(runs[0]))
     events.Reload()
     return {tag: [e.value for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}

@@ -281,6 +281,20 @@ def _null_space_callback(
     return keep_lora_out_of_general_inputs(model, batches, energy, cache=cache, progress=progress)
 
 
+def new_log_dir(logs: Path) -> Path:
+    """A folder of its own under `logs` for this run's TensorBoard events, named by when it started.
+
+    Event files of several runs in one folder are read as one run whose steps start over, so a second run
+    into the same output_dir would draw its losses over the first's; a folder each shows them as runs.
+    """
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    folder, count = logs / stamp, 1
+    while folder.exists():
+        count += 1
+        folder = logs / f"{stamp}-{count}"
+    return folder
+
+
 def train_model(
     recipe: Recipe,
     model: Any,
@@ -330,7 +344,8 @@ def train_model(
         **_sampling_arguments(recipe.group_by_length),
         disable_tqdm=quiet,
     )
-    writer = SummaryWriter(log_dir=str(output_dir / "logs"))
+    # Only the main process writes TensorBoard events (Trainer's callback skips the others).
+    writer = SummaryWriter(log_dir=str(new_log_dir(output_dir / "logs"))) if args.process_index == 0 else None
     trainer = LabelledLogitsTrainer(
         model=model,
         args=args,
@@ -407,19 +422,22 @@ def train_model(
                 )
             trainer.add_callback(callback)
     started = time.perf_counter()
-    result = trainer.train()
+    try:
+        result = trainer.train()
+    finally:
+        if writer is not None:
+            writer.close()
+        # Trainer makes its output folder although nothing is checkpointed (save_strategy "no"): an empty
+        # folder beside the adapter would only raise the question what belongs in it. Also when interrupted.
+        with contextlib.suppress(OSError):
+            Path(args.output_dir).rmdir()
     runtime = time.perf_counter() - started
-    writer.close()
     # Trainer.save_model gathers FSDP/DeepSpeed shards and writes on the main process only; for a PEFT
     # model it writes just the adapter, whose config names the base model's folder or hub id.
     trainer.save_model(str(save_to))
     if trainer.is_world_process_zero():
         tokenizer.save_pretrained(str(save_to))
         save_teacher_states(states_file, trainer.teacher_cache or {})
-        # Trainer makes its output folder although nothing is checkpointed (save_strategy "no"): an empty
-        # folder beside the adapter would only raise the question what belongs in it.
-        with contextlib.suppress(OSError):
-            Path(args.output_dir).rmdir()
     learning = trainer.learning
     if rows is None:
         epochs = round(float(trainer.state.epoch or 0.0) * passes, 3)

@@ -1,7 +1,8 @@
 """`sleeptrain train RECIPE`: fine-tune a base model on the recipe's datasets.
 
 Writes, under the recipe's output_dir: adapter/ (a PEFT folder with the tokenizer; model/ for full
-fine-tuning), metrics.json, recipe.yaml (the recipe as resolved, overrides applied) and logs/ (TensorBoard).
+fine-tuning), metrics.json, recipe.yaml (the recipe as resolved, overrides applied) and logs/ (TensorBoard,
+a folder per run).
 """
 
 from __future__ import annotations

@@ -306,6 +306,8 @@ def test_ctrl_c_during_training_exits_130_and_says_so(tmp_path, tiny_llama, isol
     assert written.rstrip().endswith("interrupted")
     assert "Traceback" not in written
     assert not (tmp_path / "run" / "adapter").exists()
+    # What the interrupted run leaves: its losses so far, no empty checkpoint folder.
+    assert {p.name for p in (tmp_path / "run").iterdir()} == {"logs"}
 
 
 def test_a_quickstart_folder_that_cannot_be_made_is_one_error_line(tmp_path, isolated_cache):

@@ -70,6 +70,21 @@ def test_lora_run_writes_a_loadable_adapter_metrics_and_logs(tiny_model_dir, mak
     assert losses[-1] == pytest.approx(metrics["final_loss"], rel=1e-4)
 
 
+def test_each_run_into_one_output_dir_logs_to_a_folder_of_its_own(tiny_llama, make_recipe, tmp_path):
+    """A second run into the same output_dir is a second TensorBoard run, not more steps of the first's curve."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    train(make_recipe(tiny_llama), quiet=True)
+    train(make_recipe(tiny_llama, learning_rate=5e-4), quiet=True)
+
+    runs = sorted(path for path in (tmp_path / "run" / "logs").iterdir())
+    assert len(runs) == 2 and all(path.is_dir() for path in runs)
+    for run in runs:
+        events = EventAccumulator(str(run))
+        events.Reload()
+        assert [event.step for event in events.Scalars("train/loss")] == [1, 2]
+
+
 def test_the_resolved_recipe_is_saved_and_loads_again(tiny_llama, make_recipe, tmp_path):
     train(make_recipe(tiny_llama, learning_rate=5e-4), quiet=True)
 
