@@ -53,6 +53,7 @@ def run_train(recipe: Recipe, quiet: bool) -> None:
         + (f" (GPU: {metrics.peak_gpu_mb:.0f} MB)" if metrics.peak_gpu_mb is not None else ""),
         f"{'model' if recipe.adapter == 'full' else 'adapter'}: {result.adapter_dir}",
         f"metrics: {result.output_dir / 'metrics.json'}",
+        f"logs: {result.output_dir / 'logs'} (tensorboard --logdir {result.output_dir / 'logs'})",
     ]
     for line in lines:
         console.print(line, highlight=False, markup=False, soft_wrap=True)

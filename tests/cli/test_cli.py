@@ -109,6 +109,7 @@ def test_train_succeeds_and_reports_the_run(trained):
     # How many examples the model already writes token for token (two steps of a random model: none).
     assert "learnt (written token for token at their last 2 sightings): 0 of 3 examples" in done.stdout
     assert f"adapter: {output_dir / 'adapter'}" in done.stdout
+    assert f"logs: {output_dir / 'logs'} (tensorboard --logdir {output_dir / 'logs'})" in done.stdout
     # What the run leaves, and nothing else (no empty checkpoint folder: nothing is checkpointed).
     assert {p.name for p in output_dir.iterdir()} == {"adapter", "metrics.json", "recipe.yaml", "logs"}
     # The recipe is saved as resolved, --set overrides applied.

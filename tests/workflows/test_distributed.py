@@ -45,6 +45,8 @@ def test_two_processes_train_one_adapter(tmp_path, tiny_llama, write_jsonl, qa_r
     assert (tmp_path / "run" / "adapter" / "adapter_model.safetensors").exists()
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["steps"] == 3 and metrics["train_tokens"] > 0
+    # One TensorBoard run, written by the main process alone.
+    assert len(list((tmp_path / "run" / "logs").iterdir())) == 1
 
 
 @pytest.mark.skipif(shutil.which("accelerate") is None, reason="accelerate's launcher is not installed")
