@@ -238,6 +238,14 @@ class LabelledLogitsTrainer(Trainer):
     # (read from and written back to disk by train_model: training/teacher_states.py).
     teacher_cache: dict[tuple[int, ...], torch.Tensor] | None = None
 
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        # How many examples the model writes token for token so far: the run's progress in what it is for,
+        # beside the loss (TensorBoard's train/examples_learnt, the progress bar). Read where the loss is
+        # logged, which waits for the device anyway.
+        if self.learning is not None and "loss" in logs:
+            logs["examples_learnt"] = self.learning.learnt_count()
+        super().log(logs, start_time)
+
     def get_train_dataloader(self) -> Any:
         if self.epoch_batches is None:
             return super().get_train_dataloader()

@@ -200,11 +200,19 @@ def _loraplus_optimizer(recipe: Recipe, model: Any) -> Any:
 
 
 class LossOnProgressBar(ProgressCallback):
-    """Trainer's progress bar, with the latest loss on it instead of log dicts printed beside it."""
+    """Trainer's progress bar, with the latest loss (and examples learnt, of how many) on it instead of log
+    dicts printed beside it."""
+
+    def __init__(self, examples: int | None = None) -> None:
+        super().__init__()
+        self.examples = examples
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kwargs: Any) -> None:
         if self.training_bar is not None and logs and "loss" in logs:
-            self.training_bar.set_postfix(loss=f"{float(logs['loss']):.3f}", refresh=False)
+            shown = {"loss": f"{float(logs['loss']):.3f}"}
+            if "examples_learnt" in logs and self.examples:
+                shown["learnt"] = f"{int(logs['examples_learnt'])}/{self.examples}"
+            self.training_bar.set_postfix(shown, refresh=False)
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         # A run that ends early because every example is learnt (training/schedule.py) ends its bar at full,
@@ -391,7 +399,7 @@ def train_model(
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
     if not quiet:
-        trainer.add_callback(LossOnProgressBar())
+        trainer.add_callback(LossOnProgressBar(len(rows.phrasings) if trainer.learning is not None else None))
     if args.device.type == "cpu":
         trainer.add_callback(ReturnFreedMemory())
     energy = null_space_energy(recipe.lora_null_space, model) if recipe.adapter != "full" else 0.0

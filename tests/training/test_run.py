@@ -198,6 +198,22 @@ def test_the_progress_bar_ends_full_when_a_run_ends_early():
     assert shown.total == shown.n == 46
 
 
+def test_the_progress_bar_shows_the_loss_and_the_examples_learnt():
+    from transformers import TrainerControl, TrainerState, TrainingArguments
+
+    from sleeptrain.training.run import LossOnProgressBar
+
+    bar = LossOnProgressBar(examples=50)
+    args = TrainingArguments(output_dir="unused", report_to=[])
+    state = TrainerState(max_steps=60)
+    bar.on_train_begin(args, state, TrainerControl())
+
+    bar.on_log(args, state, TrainerControl(), logs={"loss": 0.4567, "examples_learnt": 37})
+
+    assert bar.training_bar.postfix == "loss=0.457, learnt=37/50"
+    bar.on_train_end(args, state, TrainerControl())
+
+
 def test_a_cpu_run_hands_the_memory_a_step_freed_back_to_the_system():
     import sys
 

@@ -214,6 +214,9 @@ def test_training_stops_once_every_example_is_learnt(tiny_llama, make_recipe, tm
 
     assert result.metrics.examples == 3 and result.metrics.examples_learnt == 3
     assert 2 <= result.metrics.epochs < 200 and result.metrics.steps == result.metrics.epochs
+    # TensorBoard draws the count learnt beside the loss: none at the first step, all three at the last.
+    learnt = read_scalars(tmp_path / "run" / "logs")["train/examples_learnt"]
+    assert learnt[0] == 0 and learnt[-1] == 3 and learnt == sorted(learnt)
     model = AutoModelForCausalLM.from_pretrained(str(result.adapter_dir))
     tokenizer = AutoTokenizer.from_pretrained(str(result.adapter_dir))
     scores = score_answers(model, tokenizer, recipe, load_recipe_conversations(recipe))
@@ -225,6 +228,7 @@ def test_with_learnt_after_0_every_epoch_runs(tiny_llama, make_recipe):
     result = train(recipe, quiet=True)
     assert result.metrics.epochs == 3 and result.metrics.steps == 3
     assert result.metrics.examples_learnt is None
+    assert "train/examples_learnt" not in read_scalars(recipe.output_dir / "logs")
 
 
 def test_a_quiet_run_shows_no_progress_bar(tiny_llama, make_recipe, progress_bars):
