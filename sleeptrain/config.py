@@ -103,6 +103,12 @@ class SleepConfig(_Strict):
     )
 
 
+# The chat templates a recipe names (Axolotl's names; sleeptrain/data/render.py holds the formats). With the
+# prefix, the tokenizer's own template and else the named one.
+CHAT_TEMPLATE_NAMES = ("tokenizer_default", "chatml", "llama3", "phi_3", "qwen_25")
+TEMPLATE_FALLBACK = "tokenizer_default_fallback_"
+
+
 class Recipe(_Strict):
     """Every key has a default, so a recipe can be just `datasets` and `output_dir`.
 
@@ -140,7 +146,8 @@ class Recipe(_Strict):
     datasets: list[DatasetConfig] | None = Field(default=None, min_length=1)
     chat_template: str = Field(
         default="tokenizer_default",
-        description="tokenizer_default (the tokenizer's own), chatml, or a Jinja template string.",
+        description="tokenizer_default (the tokenizer's own), chatml, llama3, phi_3, qwen_25, "
+        "tokenizer_default_fallback_NAME (the tokenizer's own, else NAME), or a Jinja template string.",
     )
     system_prompt: str | None = Field(default=None, description="Omitted: the chat template's default.")
     train_on_inputs: bool = Field(default=False, description="Loss on every turn, not only assistant turns.")
@@ -260,6 +267,16 @@ class Recipe(_Strict):
     # Memories: judged on the way in, consolidated in sleep
     hippocampus: HippocampusConfig = Field(default_factory=HippocampusConfig)
     sleep: SleepConfig = Field(default_factory=SleepConfig)
+
+    @field_validator("chat_template")
+    @classmethod
+    def _a_known_template(cls, value: str) -> str:
+        # Checked here, with the recipe's line, rather than once the model and tokenizer have loaded.
+        fallback = value.removeprefix(TEMPLATE_FALLBACK)
+        if "{%" in value or "{{" in value or value in CHAT_TEMPLATE_NAMES or fallback in CHAT_TEMPLATE_NAMES[1:]:
+            return value
+        names = ", ".join([*CHAT_TEMPLATE_NAMES, f"{TEMPLATE_FALLBACK}chatml"])
+        raise ValueError(f"unknown template {value!r} (use {names}, or a Jinja string)")
 
     @field_validator("lora_target_modules", mode="before")
     @classmethod

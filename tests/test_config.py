@@ -252,6 +252,28 @@ def test_out_of_range_value_is_refused(write_recipe):
     assert error_of(path).startswith(f"{path}:4: 'learning_rate': Input should be greater than 0")
 
 
+def test_an_unknown_chat_template_name_is_refused_with_its_line_before_any_model_loads(write_recipe):
+    path = write_recipe(MINIMAL + "chat_template: llama2\n")
+    message = error_of(path)
+    assert message.startswith(f"{path}:4: 'chat_template': unknown template 'llama2'")
+    assert "chatml, llama3, phi_3, qwen_25, tokenizer_default_fallback_chatml" in message
+
+
+@pytest.mark.parametrize(
+    "template", ["llama3", "tokenizer_default_fallback_phi_3", "{% for m in messages %}{{ m['content'] }}{% endfor %}"]
+)
+def test_axolotls_template_names_and_jinja_strings_are_recipes_templates(write_recipe, template):
+    path = write_recipe(MINIMAL)
+    assert load_recipe(path, [f"chat_template={template}"]).chat_template == template
+
+
+def test_every_template_name_a_recipe_takes_has_a_format():
+    from sleeptrain.config import CHAT_TEMPLATE_NAMES
+    from sleeptrain.data.render import NAMED_TEMPLATES
+
+    assert set(CHAT_TEMPLATE_NAMES) == {"tokenizer_default", *NAMED_TEMPLATES}
+
+
 def test_wrong_value_inside_a_dataset_entry_names_its_line(write_recipe):
     path = write_recipe("datasets:\n  - path: facts.jsonl\n    type: csv\noutput_dir: out\n")
     message = error_of(path)

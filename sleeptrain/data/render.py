@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sleeptrain.config import CHAT_TEMPLATE_NAMES, TEMPLATE_FALLBACK
 from sleeptrain.data.formats import Conversation
 from sleeptrain.errors import SleeptrainError
 
@@ -23,22 +24,71 @@ CHATML_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
 
+# The formats of Axolotl's template names, for base models whose tokenizer has no template of its own (or
+# another one). Written out here because a base model's tokenizer does not carry them. Each renders a
+# conversation turn by turn (no end-of-conversation token), which the labels below rely on.
+LLAMA3_TEMPLATE = (
+    "{% if bos_token %}{{ bos_token }}{% endif %}"
+    "{% for message in messages %}"
+    "{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n' + message['content'] + '<|eot_id|>' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}"
+)
+PHI3_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|' + message['role'] + '|>\n' + message['content'] + '<|end|>\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% endif %}"
+)
+QWEN25_TEMPLATE = (
+    "{% if not messages or messages[0]['role'] != 'system' %}"
+    "{{ '<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n' }}"
+    "{% endif %}" + CHATML_TEMPLATE
+)
+NAMED_TEMPLATES = {
+    "chatml": CHATML_TEMPLATE,
+    "llama3": LLAMA3_TEMPLATE,
+    "phi_3": PHI3_TEMPLATE,
+    "qwen_25": QWEN25_TEMPLATE,
+}
+
 
 def resolve_chat_template(tokenizer: Any, chat_template: str) -> str:
-    """The Jinja template a recipe's `chat_template` key names."""
-    if chat_template == "chatml":
-        return CHATML_TEMPLATE
+    """The Jinja template a recipe's `chat_template` key names (a name the recipe has checked: config.py's
+    CHAT_TEMPLATE_NAMES): the tokenizer's own (`tokenizer_default`), one of NAMED_TEMPLATES, the tokenizer's
+    own or else a named one (`tokenizer_default_fallback_NAME`, as in Axolotl), or a Jinja string."""
+    if chat_template in NAMED_TEMPLATES:
+        return NAMED_TEMPLATES[chat_template]
+    own = getattr(tokenizer, "chat_template", None)
     if chat_template == "tokenizer_default":
-        if not getattr(tokenizer, "chat_template", None):
+        if not own:
             raise SleeptrainError(
-                "chat_template: the tokenizer has no chat template; set chat_template: chatml (or a Jinja string)"
+                "chat_template: the tokenizer has no chat template; set chat_template: chatml "
+                "(or tokenizer_default_fallback_chatml, or a Jinja string)"
             )
-        return tokenizer.chat_template
+        return own
+    fallback = chat_template.removeprefix(TEMPLATE_FALLBACK)
+    if chat_template.startswith(TEMPLATE_FALLBACK) and fallback in NAMED_TEMPLATES:
+        return own or NAMED_TEMPLATES[fallback]
     if "{%" in chat_template or "{{" in chat_template:
         return chat_template
-    raise SleeptrainError(
-        f"chat_template: unknown template {chat_template!r} (use tokenizer_default, chatml or a Jinja string)"
+    names = ", ".join([*CHAT_TEMPLATE_NAMES, f"{TEMPLATE_FALLBACK}chatml"])
+    raise SleeptrainError(f"chat_template: unknown template {chat_template!r} (use {names}, or a Jinja string)")
+
+
+def end_of_turn_token(tokenizer: Any, template: str) -> int | None:
+    """The token the template ends an assistant turn with (<|im_end|>, <|eot_id|>, <|end|>), where it is one
+    token: generation stops there as well as at the tokenizer's end of sequence, which for a base model is
+    another token (Qwen2.5's <|endoftext|>), so that an answer does not run on into turns of its own."""
+    answer = "Paris"
+    text = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "?"}, {"role": "assistant", "content": answer}],
+        chat_template=template,
+        tokenize=False,
     )
+    ending = text[text.rfind(answer) + len(answer) :].strip()
+    ids = tokenizer(ending, add_special_tokens=False)["input_ids"] if ending else []
+    return ids[0] if len(ids) == 1 else None
 
 
 def with_system_prompt(messages: list[dict[str, str]], system_prompt: str | None) -> list[dict[str, str]]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from sleeptrain.data.render import prompt_text
+from sleeptrain.data.render import end_of_turn_token, prompt_text
 from sleeptrain.models.loading import inference_context, name_a_padding_token
 from sleeptrain.progress import progress_bar
 
@@ -29,6 +29,7 @@ def generate_answers(
         return []
     template = template or tokenizer.chat_template
     prompts = [prompt_text(tokenizer, template, [{"role": "user", "content": q}], system_prompt) for q in questions]
+    stops = [token for token in dict.fromkeys(_stop_tokens(model, tokenizer, template)) if token is not None]
     side = tokenizer.padding_side
     tokenizer.padding_side = "left"
     name_a_padding_token(tokenizer)
@@ -50,7 +51,7 @@ def generate_answers(
                     max_new_tokens=max_new_tokens,
                     do_sample=False,
                     pad_token_id=tokenizer.pad_token_id,
-                    eos_token_id=tokenizer.eos_token_id,
+                    eos_token_id=stops or None,
                     stopping_criteria=_advancing(bar) if progress else None,
                 )
             # A batch whose every row ended early skips its remaining steps.
@@ -61,6 +62,14 @@ def generate_answers(
         tokenizer.padding_side = side
         bar.close()
     return answers
+
+
+def _stop_tokens(model: Any, tokenizer: Any, template: str) -> list[int | None]:
+    """Where an answer ends: the tokenizer's end of sequence, the template's end of turn (end_of_turn_token),
+    and those the model's generation config names (Phi-3 and Llama 3 instruct models list several)."""
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    configured = configured if isinstance(configured, list) else [configured]
+    return [tokenizer.eos_token_id, end_of_turn_token(tokenizer, template), *configured]
 
 
 def _advancing(bar: Any) -> Any:

@@ -110,8 +110,9 @@ def anchor_conversations(
     chosen = [order[i % len(order)] for i in range(count)]
     template = resolve_chat_template(tokenizer, recipe.chat_template)
     prompt_set = sha1_text("\n".join(prompts))
+    # v8: answers end at the template's end of turn as well as at the end of sequence (models/generation.py).
     key = hashlib.sha1(
-        f"v7|{model_path}|{model.dtype}|{template}|{recipe.system_prompt}|{prompt_set}".encode()
+        f"v8|{model_path}|{model.dtype}|{template}|{recipe.system_prompt}|{prompt_set}".encode()
     ).hexdigest()[:16]
     cache_file = load_settings().cache_dir / "anchors" / f"{key}.json"
     # Under `accelerate launch`, rank 0 generates and caches; the others then read its cache.

@@ -9,6 +9,7 @@ from sleeptrain.data.formats import Conversation, Message
 from sleeptrain.data.render import (
     CHATML_TEMPLATE,
     IGNORE_INDEX,
+    end_of_turn_token,
     prompt_text,
     render_conversation,
     resolve_chat_template,
@@ -159,9 +160,62 @@ def test_a_jinja_string_is_used_as_the_template(tokenizer):
     assert resolve_chat_template(tokenizer, jinja) == jinja
 
 
-def test_an_unknown_template_name_is_refused(tokenizer):
-    with pytest.raises(SleeptrainError, match="unknown template 'llama3'"):
-        resolve_chat_template(tokenizer, "llama3")
+def test_an_unknown_template_name_is_refused_with_the_names_there_are(tokenizer):
+    with pytest.raises(SleeptrainError, match="unknown template 'llama2'") as caught:
+        resolve_chat_template(tokenizer, "llama2")
+    assert "tokenizer_default, chatml, llama3, phi_3, qwen_25" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        (
+            "llama3",
+            "<|start_header_id|>user<|end_header_id|>\n\n{q}<|eot_id|>"
+            "<|start_header_id|>assistant<|end_header_id|>\n\n{a}<|eot_id|>",
+        ),
+        ("phi_3", "<|user|>\n{q}<|end|>\n<|assistant|>\n{a}<|end|>\n"),
+        (
+            "qwen_25",
+            "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n"
+            "<|im_start|>user\n{q}<|im_end|>\n<|im_start|>assistant\n{a}<|im_end|>\n",
+        ),
+    ],
+)
+def test_axolotls_template_names_render_their_format_and_train_the_answer_and_its_end(bare_tokenizer, name, expected):
+    bare_tokenizer.bos_token = None  # Llama 3's <|begin_of_text|> is left to its own tokenizer's bos_token
+    template = resolve_chat_template(bare_tokenizer, name)
+    row = render(bare_tokenizer, qa(), template=template)
+
+    assert bare_tokenizer.decode(row["input_ids"]) == expected.format(q=QUESTION, a=ANSWER)
+    end = {"llama3": "<|eot_id|>", "phi_3": "<|end|>", "qwen_25": "<|im_end|>"}[name]
+    assert trained_text(bare_tokenizer, row) == ANSWER + end
+
+
+def test_llama3_starts_with_the_tokenizers_beginning_of_text(bare_tokenizer):
+    bare_tokenizer.bos_token = "<|im_start|>"  # the tiny tokenizer's stand-in for <|begin_of_text|>
+    template = resolve_chat_template(bare_tokenizer, "llama3")
+
+    text = prompt_text(bare_tokenizer, template, [{"role": "user", "content": "Hi"}], None)
+
+    assert text == (
+        "<|im_start|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>"
+        "<|start_header_id|>assistant<|end_header_id|>\n\n"
+    )
+
+
+def test_the_tokenizers_own_template_comes_before_the_fallback_as_in_axolotl(tokenizer):
+    assert resolve_chat_template(tokenizer, "tokenizer_default_fallback_llama3") == tokenizer.chat_template
+
+
+def test_a_tokenizer_without_a_template_gets_the_fallback(bare_tokenizer):
+    assert resolve_chat_template(bare_tokenizer, "tokenizer_default_fallback_chatml") == CHATML_TEMPLATE
+
+
+def test_the_end_of_turn_token_is_found_from_the_template(tokenizer):
+    assert end_of_turn_token(tokenizer, CHATML_TEMPLATE) == tokenizer.convert_tokens_to_ids("<|im_end|>")
+    # Llama 3's <|eot_id|> is no single token of this tokenizer: nothing to stop at but the end of sequence.
+    assert end_of_turn_token(tokenizer, resolve_chat_template(tokenizer, "llama3")) is None
 
 
 def test_a_template_that_does_not_render_turn_by_turn_is_refused_with_the_origin(tokenizer):

@@ -76,3 +76,30 @@ def test_a_progress_bar_counts_every_decoding_step_and_changes_no_answer(tiny_ll
     # that ends early moves it to the batch's end.
     assert (label, count, total) == ("asking", 12, 12)
     assert 3 <= steps <= 12  # at least one decoding step a batch, counted as it ran
+
+
+def test_an_answer_ends_at_the_templates_end_of_turn_where_end_of_sequence_is_another_token(tiny_llama):
+    # A base model's tokenizer ends sequences with another token than the template ends turns with (Qwen2.5
+    # base: <|endoftext|> against ChatML's <|im_end|>); a trained model writes its answer, then the end of
+    # turn, and the answer must stop there rather than run on for max_new_tokens.
+    import torch
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
+    tokenizer.eos_token = "<|endoftext|>"
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama)
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    word = tokenizer("Oslo", add_special_tokens=False)["input_ids"][0]
+    end_of_turn = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    script = iter([word, end_of_turn] + [word] * 10)
+
+    def write_the_script(module, inputs, logits):
+        # This model writes a word, then the end of turn, then the word again for as long as it is let.
+        forced = torch.full_like(logits, -1e4)
+        forced[:, -1, next(script)] = 0.0
+        return forced
+
+    model.lm_head.register_forward_hook(write_the_script)
+
+    answers = generate_answers(model, tokenizer, ["Where is it?"], max_new_tokens=8)
+
+    assert answers == [tokenizer.decode([word]).strip()]
