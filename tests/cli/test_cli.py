@@ -294,6 +294,9 @@ def test_ctrl_c_during_training_exits_130_and_says_so(tmp_path, tiny_llama, isol
             env=cli_env(isolated_cache),
             stdout=subprocess.DEVNULL,
             stderr=sink,
+            # As from a terminal: a test run started in the background (`pytest &` in a script) ignores SIGINT,
+            # and its children inherit that, so Python would never raise KeyboardInterrupt in them.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         deadline = time.monotonic() + 120
         while "loss=" not in stderr.read_text() and child.poll() is None and time.monotonic() < deadline:
