@@ -17,7 +17,7 @@ from datasets import Dataset, interleave_datasets
 from sleeptrain.config import Recipe
 from sleeptrain.data.augment import SUMMARY_ORIGIN, question_phrasings, restate_answers, subject_summaries
 from sleeptrain.data.formats import Conversation, read_anchor_prompts, read_conversations
-from sleeptrain.data.render import IGNORE_INDEX, render_conversation, resolve_chat_template
+from sleeptrain.data.render import IGNORE_INDEX, markers_split_by, render_conversation, resolve_chat_template
 from sleeptrain.errors import SleeptrainError
 
 log = logging.getLogger("sleeptrain")
@@ -112,6 +112,14 @@ def _rendered(recipe: Recipe, tokenizer: Any, conversations: list[Conversation])
     get a `distill` column, which the trainer reads to tell anchors taught the base model's distributions
     from the rest, when the recipe distils anchors."""
     template = resolve_chat_template(tokenizer, recipe.chat_template)
+    split = markers_split_by(tokenizer, recipe.chat_template)
+    if split:
+        log.warning(
+            "chat_template %s: %s not one token each for this tokenizer, so the model learns them as plain text; "
+            "the template of the model's own family, or tokenizer_default, fits it better",
+            recipe.chat_template,
+            ", ".join(split) + (" is" if len(split) == 1 else " are"),
+        )
     distill = recipe.anchor_distillation and any(c.distill for c in conversations)
     rows: list[dict[str, Any] | None] = []
     truncated: dict[str, int] = {}  # phrasings cut, by the example (file:line) they phrase

@@ -76,6 +76,29 @@ def resolve_chat_template(tokenizer: Any, chat_template: str) -> str:
     raise SleeptrainError(f"chat_template: unknown template {chat_template!r} (use {names}, or a Jinja string)")
 
 
+# The special tokens each named template is written in: a model of its family has each as one token.
+_TEMPLATE_MARKERS = {
+    "chatml": ("<|im_start|>", "<|im_end|>"),
+    "qwen_25": ("<|im_start|>", "<|im_end|>"),
+    "llama3": ("<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"),
+    "phi_3": ("<|user|>", "<|assistant|>", "<|end|>"),
+}
+
+
+def markers_split_by(tokenizer: Any, chat_template: str) -> list[str]:
+    """The markers of the named template a recipe's `chat_template` resolves to that this tokenizer splits
+    into several ordinary tokens (chatml on a Llama 3 tokenizer, say): the model then learns them as text,
+    which works, but is rarely what was meant."""
+    name = chat_template.removeprefix(TEMPLATE_FALLBACK)
+    if chat_template.startswith(TEMPLATE_FALLBACK) and getattr(tokenizer, "chat_template", None):
+        return []
+    return [
+        marker
+        for marker in _TEMPLATE_MARKERS.get(name, ())
+        if len(tokenizer(marker, add_special_tokens=False)["input_ids"]) != 1
+    ]
+
+
 def end_of_turn_token(tokenizer: Any, template: str) -> int | None:
     """The token the template ends an assistant turn with (<|im_end|>, <|eot_id|>, <|end|>), where it is one
     token: generation stops there as well as at the tokenizer's end of sequence, which for a base model is

@@ -91,6 +91,22 @@ def test_examples_cut_to_sequence_len_are_named_in_one_warning(write_jsonl, toke
     ]
 
 
+def test_a_named_template_whose_markers_this_tokenizer_splits_is_a_warning(write_jsonl, qa_rows, tokenizer, caplog):
+    # The tiny tokenizer has ChatML's markers as tokens, not Llama 3's.
+    recipe = recipe_for(write_jsonl("facts.jsonl", qa_rows), chat_template="llama3")
+
+    with caplog.at_level("WARNING", logger="sleeptrain"):
+        build_training_dataset(recipe, tokenizer, load_recipe_conversations(recipe))
+        build_training_dataset(recipe_for(recipe.datasets[0].path, chat_template="chatml"), tokenizer,
+                               load_recipe_conversations(recipe))  # fmt: skip
+
+    assert [r.getMessage() for r in caplog.records if r.name == "sleeptrain"] == [
+        "chat_template llama3: <|start_header_id|>, <|end_header_id|>, <|eot_id|> are not one token each for this "
+        "tokenizer, so the model learns them as plain text; the template of the model's own family, or "
+        "tokenizer_default, fits it better"
+    ]
+
+
 def test_examples_without_a_trained_token_are_dropped(write_jsonl, qa_rows, tokenizer):
     facts = write_jsonl("facts.jsonl", qa_rows)
     # A chat whose only turn is a user turn has nothing to learn when only assistants are trained.
