@@ -109,6 +109,8 @@ def end_of_turn_token(tokenizer: Any, template: str) -> int | None:
         chat_template=template,
         tokenize=False,
     )
+    if answer not in text:  # a template that does not write the answer as given: nothing to tell
+        return None
     ending = text[text.rfind(answer) + len(answer) :].strip()
     ids = tokenizer(ending, add_special_tokens=False)["input_ids"] if ending else []
     return ids[0] if len(ids) == 1 else None
