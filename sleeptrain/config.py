@@ -275,8 +275,9 @@ class Recipe(_Strict):
         fallback = value.removeprefix(TEMPLATE_FALLBACK)
         if "{%" in value or "{{" in value or value in CHAT_TEMPLATE_NAMES or fallback in CHAT_TEMPLATE_NAMES[1:]:
             return value
-        names = ", ".join([*CHAT_TEMPLATE_NAMES, f"{TEMPLATE_FALLBACK}chatml"])
-        raise ValueError(f"unknown template {value!r} (use {names}, or a Jinja string)")
+        # The message ends with the value given ("(got ...)"), as every recipe error does.
+        names = ", ".join(CHAT_TEMPLATE_NAMES) + f" or {TEMPLATE_FALLBACK}chatml"
+        raise ValueError(f"not a template name nor a Jinja string: use {names}")
 
     @field_validator("lora_target_modules", mode="before")
     @classmethod
