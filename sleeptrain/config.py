@@ -105,7 +105,8 @@ class SleepConfig(_Strict):
 
 # The chat templates a recipe names (Axolotl's names; sleeptrain/data/render.py holds the formats). With the
 # prefix, the tokenizer's own template and else the named one.
-CHAT_TEMPLATE_NAMES = ("tokenizer_default", "chatml", "llama3", "phi_3", "qwen_25")
+NAMED_CHAT_TEMPLATES = ("chatml", "llama3", "phi_3", "qwen_25")
+CHAT_TEMPLATE_NAMES = ("tokenizer_default", *NAMED_CHAT_TEMPLATES)
 TEMPLATE_FALLBACK = "tokenizer_default_fallback_"
 
 
@@ -273,7 +274,7 @@ class Recipe(_Strict):
     def _a_known_template(cls, value: str) -> str:
         # Checked here, with the recipe's line, rather than once the model and tokenizer have loaded.
         fallback = value.removeprefix(TEMPLATE_FALLBACK)
-        if "{%" in value or "{{" in value or value in CHAT_TEMPLATE_NAMES or fallback in CHAT_TEMPLATE_NAMES[1:]:
+        if "{%" in value or "{{" in value or value in CHAT_TEMPLATE_NAMES or fallback in NAMED_CHAT_TEMPLATES:
             return value
         # The message ends with the value given ("(got ...)"), as every recipe error does.
         names = ", ".join(CHAT_TEMPLATE_NAMES) + f" or {TEMPLATE_FALLBACK}chatml"

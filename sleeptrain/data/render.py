@@ -9,6 +9,7 @@ never the header nor the whitespace between turns.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sleeptrain.config import CHAT_TEMPLATE_NAMES, TEMPLATE_FALLBACK
@@ -76,42 +77,41 @@ def resolve_chat_template(tokenizer: Any, chat_template: str) -> str:
     raise SleeptrainError(f"chat_template: unknown template {chat_template!r} (use {names}, or a Jinja string)")
 
 
-# The special tokens each named template is written in: a model of its family has each as one token.
-_TEMPLATE_MARKERS = {
-    "chatml": ("<|im_start|>", "<|im_end|>"),
-    "qwen_25": ("<|im_start|>", "<|im_end|>"),
-    "llama3": ("<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"),
-    "phi_3": ("<|user|>", "<|assistant|>", "<|end|>"),
-}
+# A template's markers as they appear in what it renders: <|im_start|>, <|eot_id|>, <|user|> ...
+_MARKER = re.compile(r"<\|[a-z_]+\|>")
+_SAMPLE_ANSWER = "Paris"
+
+
+def _rendered_sample(tokenizer: Any, template: str) -> str:
+    """A one-question conversation as the template writes it, to read its markers and end of turn from."""
+    return tokenizer.apply_chat_template(
+        [{"role": "user", "content": "?"}, {"role": "assistant", "content": _SAMPLE_ANSWER}],
+        chat_template=template,
+        tokenize=False,
+    )
 
 
 def markers_split_by(tokenizer: Any, chat_template: str) -> list[str]:
     """The markers of the named template a recipe's `chat_template` resolves to that this tokenizer splits
     into several ordinary tokens (chatml on a Llama 3 tokenizer, say): the model then learns them as text,
-    which works, but is rarely what was meant."""
+    which works, but is rarely what was meant. Not asked of the tokenizer's own template, whose markers may be
+    plain text by design."""
     name = chat_template.removeprefix(TEMPLATE_FALLBACK)
-    if chat_template.startswith(TEMPLATE_FALLBACK) and getattr(tokenizer, "chat_template", None):
+    own = getattr(tokenizer, "chat_template", None)
+    if name not in NAMED_TEMPLATES or (chat_template.startswith(TEMPLATE_FALLBACK) and own):
         return []
-    return [
-        marker
-        for marker in _TEMPLATE_MARKERS.get(name, ())
-        if len(tokenizer(marker, add_special_tokens=False)["input_ids"]) != 1
-    ]
+    markers = dict.fromkeys(_MARKER.findall(_rendered_sample(tokenizer, NAMED_TEMPLATES[name])))
+    return [marker for marker in markers if len(tokenizer(marker, add_special_tokens=False)["input_ids"]) != 1]
 
 
 def end_of_turn_token(tokenizer: Any, template: str) -> int | None:
     """The token the template ends an assistant turn with (<|im_end|>, <|eot_id|>, <|end|>), where it is one
     token: generation stops there as well as at the tokenizer's end of sequence, which for a base model is
     another token (Qwen2.5's <|endoftext|>), so that an answer does not run on into turns of its own."""
-    answer = "Paris"
-    text = tokenizer.apply_chat_template(
-        [{"role": "user", "content": "?"}, {"role": "assistant", "content": answer}],
-        chat_template=template,
-        tokenize=False,
-    )
-    if answer not in text:  # a template that does not write the answer as given: nothing to tell
+    text = _rendered_sample(tokenizer, template)
+    if _SAMPLE_ANSWER not in text:  # a template that does not write the answer as given: nothing to tell
         return None
-    ending = text[text.rfind(answer) + len(answer) :].strip()
+    ending = text[text.rfind(_SAMPLE_ANSWER) + len(_SAMPLE_ANSWER) :].strip()
     ids = tokenizer(ending, add_special_tokens=False)["input_ids"] if ending else []
     return ids[0] if len(ids) == 1 else None
 

@@ -112,8 +112,8 @@ def lora_target_modules(model: Any, recipe: Recipe) -> list[str] | str:
     # PEFT reads `all-linear` only as the whole value, not as one name among others: expanded here.
     targets = list(dict.fromkeys(name for item in listed for name in (linear if item == "all-linear" else [item])))
     names = [name for name, _ in model.named_modules()]
-    found = {t: LoraConfig(target_modules=[t]) for t in targets}
-    missing = [t for t, config in found.items() if not any(check_target_module_exists(config, n) for n in names)]
+    configs = {t: LoraConfig(target_modules=[t]) for t in targets}
+    missing = [t for t, config in configs.items() if not any(check_target_module_exists(config, n) for n in names)]
     if len(missing) == len(targets):
         raise SleeptrainError(
             f"lora_target_modules: no module named {', '.join(map(repr, missing))} in this model"

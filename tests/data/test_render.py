@@ -216,9 +216,8 @@ def test_the_end_of_turn_token_is_found_from_the_template(tokenizer):
     assert end_of_turn_token(tokenizer, CHATML_TEMPLATE) == tokenizer.convert_tokens_to_ids("<|im_end|>")
     # Llama 3's <|eot_id|> is no single token of this tokenizer: nothing to stop at but the end of sequence.
     assert end_of_turn_token(tokenizer, resolve_chat_template(tokenizer, "llama3")) is None
-    # A template that writes the content otherwise (here upper-cased) tells nothing.
-    shouting = "{% for m in messages %}{{ m['content'] | upper }}<|im_end|>{% endfor %}"
-    assert end_of_turn_token(tokenizer, shouting) is None
+    # A template that does not write the answer as given tells nothing, although its text ends in a marker.
+    assert end_of_turn_token(tokenizer, "{{ 'turn<|im_end|>' }}") is None
 
 
 def test_a_template_that_does_not_render_turn_by_turn_is_refused_with_the_origin(tokenizer):
