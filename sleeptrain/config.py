@@ -3,12 +3,14 @@
 A recipe is YAML with Axolotl's key names where one exists. `load_recipe(path, overrides)` reads it,
 applies `--set key=value` overrides (dotted keys for nested sections, numbers for list items) and
 validates it into a typed `Recipe`; every problem becomes a one-line `SleeptrainError` that names the
-file, line and key. Imports only pydantic, yaml and the standard library.
+file, line and key. Axolotl's keys that sleeptrain does not use are set aside first (axolotl_keys.py).
+Imports pydantic, yaml, the standard library and, to check an optimizer's name, transformers' list of them.
 """
 
 from __future__ import annotations
 
 import difflib
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -16,7 +18,17 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from sleeptrain.axolotl_keys import (
+    IGNORED_DATASET_KEYS,
+    IGNORED_KEYS,
+    UNSET_ONLY_DATASET_KEYS,
+    UNSET_ONLY_KEYS,
+    describe_set_aside,
+    split_axolotl_keys,
+)
 from sleeptrain.errors import SleeptrainError
+
+log = logging.getLogger("sleeptrain")
 
 
 class _Strict(BaseModel):
@@ -26,14 +38,28 @@ class _Strict(BaseModel):
 Role = Literal["system", "user", "assistant"]
 
 
+class MessagePropertyMappings(_Strict):
+    """Axolotl's names for the keys of one turn of a chat row."""
+
+    role: str = "role"
+    content: str = "content"
+
+
 class DatasetConfig(_Strict):
-    """One data file. `qa` rows are {"question", "answer"}; `chat` rows are {"messages": [...]} or the
-    original experiment's ChatML {"person", "text"}."""
+    """One data file. `qa` rows are {"question", "answer"}; `chat` rows are {"messages": [...]}, ShareGPT's
+    {"conversations": [{"from", "value"}, ...]} or the original experiment's ChatML {"person", "text"}."""
 
     path: Path
-    type: Literal["qa", "chat"] = "qa"
+    type: Literal["qa", "chat"] = "qa"  # Axolotl's `chat_template` reads as chat (load_recipe)
     # Which turns carry the loss; None means the recipe-wide choice (`train_on_inputs`).
     roles_to_train: list[Role] | None = None
+    field_messages: str | None = Field(
+        default=None, description="The key of a chat row's turns; omitted: messages, else ShareGPT's conversations."
+    )
+    message_property_mappings: MessagePropertyMappings | None = Field(
+        default=None,
+        description="The keys of a turn's role and content; omitted: role and content, else ShareGPT's from and value.",
+    )
 
 
 class HippocampusConfig(_Strict):
@@ -137,6 +163,12 @@ class Recipe(_Strict):
     lora_target_linear: bool = Field(
         default=False, description="Axolotl's switch for LoRA on every linear layer, with lora_target_modules."
     )
+    peft_use_rslora: bool = Field(
+        default=False, description="Rank-stabilised LoRA: the update scaled by lora_alpha/sqrt(lora_r), not /lora_r."
+    )
+    peft_use_dora: bool = Field(
+        default=False, description="DoRA: each adapted weight's magnitude learnt apart from its direction."
+    )
     peft_layers_to_transform: list[int] | None = Field(
         default=None, description="Decoder layer indices that get LoRA; omitted: every layer."
     )
@@ -237,8 +269,16 @@ class Recipe(_Strict):
     )
     lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup", "polynomial"] = "linear"
     warmup_ratio: float = Field(default=0.0, ge=0.0, lt=1.0)
+    warmup_steps: int = Field(default=0, ge=0, description="Warmup in steps instead of warmup_ratio.")
     weight_decay: float = Field(default=0.0, ge=0.0)
-    optimizer: str = "adamw_torch"
+    optimizer: str = Field(default="adamw_torch", description="One of transformers' optimizer names.")
+    adam_beta1: float = Field(default=0.9, ge=0.0, lt=1.0)
+    adam_beta2: float = Field(default=0.999, ge=0.0, lt=1.0)
+    adam_epsilon: float = Field(default=1e-8, gt=0.0)
+    max_grad_norm: float = Field(default=1.0, ge=0.0, description="Gradient clipping; 0 turns it off.")
+    neftune_noise_alpha: float | None = Field(
+        default=None, gt=0, description="NEFTune: noise of this scale on the input embeddings while training."
+    )
     loraplus_lr_ratio: float | None = Field(
         default=None,
         gt=0,
@@ -280,6 +320,21 @@ class Recipe(_Strict):
         names = ", ".join(CHAT_TEMPLATE_NAMES) + f" or {TEMPLATE_FALLBACK}chatml"
         raise ValueError(f"not a template name nor a Jinja string: use {names}")
 
+    @field_validator("optimizer")
+    @classmethod
+    def _an_optimizer_transformers_has(cls, value: str) -> str:
+        if value == "adamw_torch":
+            return value
+        # transformers' own list, read only for a name other than the default: its import costs seconds.
+        from transformers.training_args import OptimizerNames
+
+        names = [name.value for name in OptimizerNames]
+        if value not in names:
+            guess = difflib.get_close_matches(value, names, n=1, cutoff=0.5)
+            hint = f" (did you mean '{guess[0]}'?)" if guess else ""
+            raise ValueError(f"not an optimizer transformers knows{hint}")
+        return value
+
     @field_validator("lora_target_modules", mode="before")
     @classmethod
     def _one_module_is_a_list(cls, value: Any) -> Any:
@@ -296,6 +351,10 @@ class Recipe(_Strict):
             raise ValueError("load_in_4bit needs adapter: qlora (a 4-bit model cannot be fully fine-tuned)")
         if self.backend == "unsloth" and self.adapter == "full":
             raise ValueError("backend: unsloth trains adapters here (lora or qlora), not full fine-tuning")
+        if self.backend == "unsloth" and self.peft_use_dora:
+            raise ValueError("peft_use_dora needs backend: transformers (Unsloth's LoRA kernels have no DoRA)")
+        if self.warmup_steps and self.warmup_ratio:
+            raise ValueError("give warmup_steps or warmup_ratio, not both")
         # The teacher is the same model with its adapter switched off, in sleeptrain's own loss path.
         can_distil = self.adapter != "full" and self.backend == "transformers"
         if self.anchor_distillation is None:
@@ -343,10 +402,56 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None, require_da
         key_path, value = _parse_override(item)
         _apply_override(data, key_path, value, item)
         overridden[key_path] = item
-    if require_datasets and data.get("datasets") is None:
+    _axolotl_spellings(data, path, lines, overridden)
+    refused = _set_aside_axolotl_keys(data, path)
+    if require_datasets and data.get("datasets") is None and not refused:
         raise SleeptrainError(f"{path}: missing required key 'datasets'")
-    recipe = _validate(data, path, lines, overridden)
+    recipe = _validate(data, path, lines, overridden, refused)
     return _resolve_paths(recipe, path)
+
+
+def _axolotl_spellings(data: dict, path: Path, lines: dict[tuple, int], overridden: dict[tuple, str]) -> None:
+    """Axolotl's other names for what a recipe key holds, read as that key."""
+
+    def move(old: tuple, new: tuple) -> None:
+        lines.setdefault(new, lines.get(old, 0))
+        if old in overridden:
+            overridden.setdefault(new, overridden[old])
+
+    if "default_system_message" in data:
+        if data.get("system_prompt") is not None:
+            where = _where(("default_system_message",), path, lines, overridden)
+            raise SleeptrainError(f"{where}: give system_prompt or default_system_message, not both")
+        data["system_prompt"] = data.pop("default_system_message")
+        move(("default_system_message",), ("system_prompt",))
+    jinja = data.pop("chat_template_jinja", None)
+    if data.get("chat_template") == "jinja" or jinja is not None:
+        if data.get("chat_template") not in (None, "jinja"):
+            where = _where(("chat_template_jinja",), path, lines, overridden)
+            raise SleeptrainError(f"{where}: chat_template_jinja is read only with chat_template: jinja or left out")
+        if not jinja:
+            where = _where(("chat_template",), path, lines, overridden)
+            raise SleeptrainError(f"{where}: chat_template: jinja needs the template itself in chat_template_jinja")
+        data["chat_template"] = jinja
+        move(("chat_template_jinja",), ("chat_template",))
+    for item in data.get("datasets") or []:
+        if isinstance(item, dict) and item.get("type") == "chat_template":
+            item["type"] = "chat"  # Axolotl's name for conversations rendered with the chat template
+
+
+def _set_aside_axolotl_keys(data: dict, path: Path) -> list[tuple[tuple, str]]:
+    """Take out the Axolotl keys sleeptrain does not use (axolotl_keys.py), say which in one line, and return
+    those set to a value whose effect a run here would not have, with what sleeptrain does instead."""
+    set_aside, refused = split_axolotl_keys(data, IGNORED_KEYS, UNSET_ONLY_KEYS)
+    refused_at = [((key,), why) for key, why in refused]
+    for index, item in enumerate(data.get("datasets") or []):
+        if isinstance(item, dict):
+            inside, refused_inside = split_axolotl_keys(item, IGNORED_DATASET_KEYS, UNSET_ONLY_DATASET_KEYS)
+            set_aside += [(f"datasets.{index}.{key}", reason) for key, reason in inside]
+            refused_at += [(("datasets", index, key), why) for key, why in refused_inside]
+    if set_aside and not refused_at:
+        log.info("%s: Axolotl keys sleeptrain does not use, set aside: %s", path, describe_set_aside(set_aside))
+    return refused_at
 
 
 def _read_text(path: Path) -> str:
@@ -435,15 +540,58 @@ def _apply_override(data: dict, key_path: tuple, value: Any, item: str) -> None:
         raise SleeptrainError(f"--set {item!r}: {'.'.join(map(str, key_path[:-1]))} is not a section")
 
 
-def _validate(data: dict, path: Path, lines: dict[tuple, int], overridden: dict[tuple, str]) -> Recipe:
+def _validate(
+    data: dict,
+    path: Path,
+    lines: dict[tuple, int],
+    overridden: dict[tuple, str],
+    refused: Sequence[tuple[tuple, str]] = (),
+) -> Recipe:
+    """The typed recipe. Keys that cannot be read (Axolotl's that a run here would not honour, unknown ones)
+    are all named in the one error, in the order of the file, so that a recipe brought from Axolotl is
+    fixed in one go; otherwise the first of pydantic's errors."""
     try:
-        return Recipe.model_validate(data)
+        recipe = Recipe.model_validate(data)
+        errors: list = []
     except ValidationError as exc:
         errors = exc.errors()
+    key_problems = [
+        (loc, f"'{_dotted(loc)}' is an Axolotl key sleeptrain does not use: {why}; leave it empty or remove it")
+        for loc, why in refused
+    ]
+    for error in errors:
+        if error["type"] == "extra_forbidden":
+            loc = _field_path(tuple(error["loc"]))
+            key_problems.append((loc, _describe(error, loc, path, lines, overridden, with_source=False)))
+    if key_problems:
+        key_problems.sort(key=lambda problem: lines.get(problem[0], 10**9))
+        (loc, first), rest = key_problems[0], key_problems[1:]
+        also = "; ".join(f"'{_dotted(other)}' ({_line_or_set(other, lines, overridden)})" for other, _ in rest)
+        more = f" [also: {also}]" if rest else ""
+        raise SleeptrainError(f"{_where(loc, path, lines, overridden)}: {first}{more}")
+    if errors:
         error = errors[0]
         loc = _field_path(tuple(error["loc"]))
-        message = _describe(error, loc, path, lines, overridden, _other_forms(errors, loc))
-        raise SleeptrainError(message) from None
+        raise SleeptrainError(_describe(error, loc, path, lines, overridden, _other_forms(errors, loc))) from None
+    return recipe
+
+
+def _dotted(loc: tuple) -> str:
+    return ".".join(str(part) for part in loc) or "recipe"
+
+
+def _where(loc: tuple, path: Path, lines: dict[tuple, int], overridden: dict[tuple, str]) -> str:
+    """`--set key=value` where an override gave the key, else file:line (the nearest enclosing key's line)."""
+    source = next((f"--set {item}" for key, item in overridden.items() if loc[: len(key)] == key), None)
+    if source is not None:
+        return source
+    line = next((lines[loc[:n]] for n in range(len(loc), 0, -1) if lines.get(loc[:n])), None)
+    return f"{path}:{line}" if line else str(path)
+
+
+def _line_or_set(loc: tuple, lines: dict[tuple, int], overridden: dict[tuple, str]) -> str:
+    source = next((f"--set {item}" for key, item in overridden.items() if loc[: len(key)] == key), None)
+    return source or (f"line {lines[loc]}" if lines.get(loc) else "given")
 
 
 def _other_forms(errors: list, loc: tuple) -> list[str]:
@@ -473,20 +621,18 @@ def _describe(
     lines: dict[tuple, int],
     overridden: dict[tuple, str],
     other_forms: Sequence[str] = (),
+    with_source: bool = True,
 ) -> str:
-    dotted = ".".join(str(p) for p in loc) or "recipe"
-    source = next((f"--set {item}" for key, item in overridden.items() if loc[: len(key)] == key), None)
-    if source is None:
-        line = next((lines[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in lines), None)
-        source = f"{path}:{line}" if line else str(path)
+    dotted = _dotted(loc)
+    source = f"{_where(loc, path, lines, overridden)}: " if with_source else ""
     kind = error["type"]
     if kind == "extra_forbidden":
         valid = _valid_keys(loc[:-1])
         guess = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.5)
         hint = f" (did you mean '{guess[0]}'?)" if guess else f" (valid keys: {', '.join(sorted(valid))})"
-        return f"{source}: unknown key '{dotted}'{hint}"
+        return f"{source}unknown key '{dotted}'{hint}"
     if kind == "missing":
-        return f"{source}: missing required key '{dotted}'"
+        return f"{source}missing required key '{dotted}'"
     message = error["msg"]
     if message.startswith("Value error, "):
         message = message[len("Value error, ") :]
@@ -494,7 +640,7 @@ def _describe(
         message = f"{message}; or {', or '.join(other_forms)}"
     given = error.get("input")
     shown = "" if isinstance(given, dict | list) or given is None else f" (got {given!r})"
-    return f"{source}: '{dotted}': {message}{shown}"
+    return f"{source}'{dotted}': {message}{shown}"
 
 
 def _field_path(loc: tuple) -> tuple:

@@ -66,8 +66,8 @@ def train(
     """Fine-tune a base model on a recipe's datasets (LoRA, QLoRA or full)."""
     from sleeptrain.cli.train import load_train_recipe, run_train
 
+    _start_command(debug, quiet)  # first: loading the recipe may log (Axolotl keys set aside)
     parsed = load_train_recipe(recipe, set_ or [])
-    _start_command(debug, quiet)
     run_train(parsed, quiet)
 
 
@@ -103,8 +103,8 @@ def sleep(
     """Consolidate the pending memories into the next adapter version (output_dir/adapters/vN, latest)."""
     from sleeptrain.cli.sleep import load_sleep_recipe, run_sleep
 
-    parsed = load_sleep_recipe(recipe, set_ or [])
     _start_command(debug, quiet)
+    parsed = load_sleep_recipe(recipe, set_ or [])
     run_sleep(store, parsed, if_needed, quiet)
 
 

@@ -2,8 +2,10 @@
 
 Formats (JSON Lines, UTF-8):
 - qa:   {"question": ..., "answer": ...} with optional "subject", "source", "timestamp"
-- chat: {"messages": [{"role": ..., "content": ...}, ...]} with optional "subject", or the original
-        SleepTrain experiment's ChatML form {"person": ..., "text": "<|im_start|>user\\n...<|im_end|>..."}
+- chat: {"messages": [{"role": ..., "content": ...}, ...]} with optional "subject"; ShareGPT's
+        {"conversations": [{"from": "human" | "gpt" | "system", "value": ...}, ...]}; other field names as
+        Axolotl's field_messages and message_property_mappings give them; or the original SleepTrain
+        experiment's ChatML form {"person": ..., "text": "<|im_start|>user\\n...<|im_end|>..."}
 - anchor prompts (the general prompts whose base-model answers are replayed, training/anchors.py):
         {"prompt": ...}
 Every problem is a SleeptrainError naming file:line.
@@ -20,6 +22,8 @@ from sleeptrain.examples import example_path
 from sleeptrain.jsonl import json_object_line
 
 ROLES = ("system", "user", "assistant")
+# ShareGPT's role names (Axolotl's default `roles` mapping).
+ROLE_ALIASES = {"human": "user", "gpt": "assistant"}
 _CHATML_TURN = re.compile(r"<\|im_start\|>(\w+)\n(.*?)<\|im_end\|>", re.DOTALL)
 
 
@@ -43,21 +47,34 @@ class Conversation:
         return [{"role": m.role, "content": m.content} for m in self.messages]
 
 
-def read_conversations(path: Path, kind: str, roles_to_train: list[str]) -> list[Conversation]:
+@dataclass(frozen=True)
+class MessageFields:
+    """Where a chat row keeps its turns, and each turn its role and content. None: `messages` with `role` and
+    `content`, else ShareGPT's `conversations` with `from` and `value`."""
+
+    messages: str | None = None
+    role: str | None = None
+    content: str | None = None
+
+
+def read_conversations(
+    path: Path, kind: str, roles_to_train: list[str], fields: MessageFields | None = None
+) -> list[Conversation]:
     """Parse one data file into conversations; raises SleeptrainError at the first bad line."""
     path = Path(path)
     if not path.exists():
         raise SleeptrainError(f"{path}: no such data file")
     if path.is_dir():
         raise SleeptrainError(f"{path}: is a folder, not a data file")
-    parse = _parse_qa if kind == "qa" else _parse_chat
+    fields = fields or MessageFields()
     conversations = []
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
             where = f"{path}:{number}"
             if not raw.strip():
                 continue
-            messages, subject = parse(json_object_line(raw, where), where)
+            row = json_object_line(raw, where)
+            messages, subject = _parse_qa(row, where) if kind == "qa" else _parse_chat(row, where, fields)
             conversations.append(Conversation(tuple(messages), tuple(roles_to_train), subject, where))
     if not conversations:
         raise SleeptrainError(f"{path}: no examples (the file is empty)")
@@ -95,7 +112,7 @@ def _text_field(row: dict, key: str, where: str, required: bool = True) -> str |
 
 
 def _parse_qa(row: dict, where: str) -> tuple[list[Message], str | None]:
-    if "messages" in row or "text" in row:
+    if "messages" in row or "conversations" in row or "text" in row:
         raise SleeptrainError(f"{where}: this looks like chat data; set `type: chat` for this dataset")
     question = _text_field(row, "question", where)
     answer = _text_field(row, "answer", where)
@@ -103,20 +120,13 @@ def _parse_qa(row: dict, where: str) -> tuple[list[Message], str | None]:
     return [Message("user", question.strip()), Message("assistant", answer.strip())], subject
 
 
-def _parse_chat(row: dict, where: str) -> tuple[list[Message], str | None]:
-    if "messages" in row:
-        turns = row["messages"]
+def _parse_chat(row: dict, where: str, fields: MessageFields) -> tuple[list[Message], str | None]:
+    key = fields.messages or next((name for name in ("messages", "conversations") if name in row), None)
+    if key is not None and key in row:
+        turns = row[key]
         if not isinstance(turns, list) or not turns:
-            raise SleeptrainError(f"{where}: field 'messages' must be a non-empty list")
-        messages = []
-        for index, turn in enumerate(turns):
-            if not isinstance(turn, dict):
-                raise SleeptrainError(f"{where}: messages[{index}] must be an object with role and content")
-            role = _text_field(turn, "role", f"{where}: messages[{index}]")
-            content = _text_field(turn, "content", f"{where}: messages[{index}]")
-            if role not in ROLES:
-                raise SleeptrainError(f"{where}: messages[{index}]: role {role!r} is not one of {', '.join(ROLES)}")
-            messages.append(Message(role, content))
+            raise SleeptrainError(f"{where}: field '{key}' must be a non-empty list")
+        messages = [_turn(turn, f"{where}: {key}[{index}]", fields) for index, turn in enumerate(turns)]
         subject = _text_field(row, "subject", where, required=False)
     elif "text" in row:
         text = _text_field(row, "text", where)
@@ -131,8 +141,25 @@ def _parse_chat(row: dict, where: str) -> tuple[list[Message], str | None]:
         )
     elif "question" in row:
         raise SleeptrainError(f"{where}: this looks like QA data; set `type: qa` for this dataset")
+    elif fields.messages:
+        raise SleeptrainError(f"{where}: missing field '{fields.messages}' (the dataset's field_messages)")
     else:
-        raise SleeptrainError(f"{where}: missing field 'messages' (or ChatML 'text')")
+        raise SleeptrainError(f"{where}: missing field 'messages' (or ShareGPT's 'conversations', or ChatML 'text')")
     if not any(m.role == "assistant" for m in messages) and not any(m.role == "user" for m in messages):
         raise SleeptrainError(f"{where}: the conversation has no user or assistant turn")
     return messages, subject
+
+
+def _turn(turn: object, where: str, fields: MessageFields) -> Message:
+    if not isinstance(turn, dict):
+        raise SleeptrainError(f"{where} must be an object with role and content")
+    # ShareGPT's from/value where the turn has no role/content and the dataset names no fields of its own.
+    role_key = fields.role or ("from" if "role" not in turn and "from" in turn else "role")
+    content_key = fields.content or ("value" if "content" not in turn and "value" in turn else "content")
+    role = _text_field(turn, role_key, where)
+    content = _text_field(turn, content_key, where)
+    role = ROLE_ALIASES.get(role, role)
+    if role not in ROLES:
+        names = ", ".join((*ROLES, *ROLE_ALIASES))
+        raise SleeptrainError(f"{where}: role {role!r} is not one of {names}")
+    return Message(role, content)

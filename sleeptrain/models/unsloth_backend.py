@@ -39,6 +39,7 @@ def unsloth_lora(model: Any, recipe: Recipe, target_modules: list[str] | str) ->
         r=recipe.lora_r,
         lora_alpha=recipe.lora_alpha,
         lora_dropout=recipe.lora_dropout,
+        use_rslora=recipe.peft_use_rslora,
         target_modules=target_modules,
         bias="none",
         use_gradient_checkpointing="unsloth" if recipe.gradient_checkpointing else False,

@@ -169,6 +169,8 @@ def prepare_for_training(recipe: Recipe, model: Any) -> Any:
         lora_dropout=recipe.lora_dropout,
         target_modules=targets,
         layers_to_transform=recipe.peft_layers_to_transform,
+        use_rslora=recipe.peft_use_rslora,
+        use_dora=recipe.peft_use_dora,
         task_type="CAUSAL_LM",
     )
     model = adapter_ready_to_train(recipe, get_peft_model(model, config))
@@ -196,6 +198,8 @@ def _loraplus_optimizer(recipe: Recipe, model: Any) -> Any:
         lr=recipe.learning_rate,
         loraplus_lr_ratio=recipe.loraplus_lr_ratio,
         weight_decay=recipe.weight_decay,
+        betas=(recipe.adam_beta1, recipe.adam_beta2),
+        eps=recipe.adam_epsilon,
     )
 
 
@@ -332,9 +336,15 @@ def train_model(
         max_steps=recipe.max_steps or -1,
         learning_rate=recipe.learning_rate,
         lr_scheduler_type=recipe.lr_scheduler,
-        warmup_steps=recipe.warmup_ratio,
+        # transformers reads a warmup below 1 as a fraction of the steps.
+        warmup_steps=recipe.warmup_steps or recipe.warmup_ratio,
         weight_decay=recipe.weight_decay,
         optim=recipe.optimizer,
+        adam_beta1=recipe.adam_beta1,
+        adam_beta2=recipe.adam_beta2,
+        adam_epsilon=recipe.adam_epsilon,
+        max_grad_norm=recipe.max_grad_norm,
+        neftune_noise_alpha=recipe.neftune_noise_alpha,
         seed=recipe.seed,
         data_seed=recipe.seed,
         bf16=bf16,

@@ -217,6 +217,19 @@ BAD_INPUTS = {
         ["--set", "output_dir=blocker/run"],
         ["output_dir blocker/run: cannot create this folder"],
     ),
+    "axolotl-key-with-a-value": (
+        lambda f: _append(f / "recipe.yaml", "sample_packing: true\nval_set_size: 0.05\nwandb_project: runs\n"),
+        [],
+        [
+            "recipe.yaml:6: 'val_set_size' is an Axolotl key sleeptrain does not use",
+            "[also: 'wandb_project' (line 7)]",
+        ],
+    ),
+    "unknown-optimizer": (
+        lambda f: _append(f / "recipe.yaml", "optimizer: adamw_fancy\n"),
+        [],
+        ["recipe.yaml:5: 'optimizer': not an optimizer transformers knows (did you mean 'adamw_torch'?)"],
+    ),
     "set-with-brackets": (
         lambda f: None,
         ["--set", "lora_target_modules[q_proj]"],
@@ -269,6 +282,19 @@ def test_bad_data_is_reported_before_the_training_libraries_load(name, tmp_path,
     errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and all(part in errors[0] for part in expected), done.stderr[-2000:]
     assert not {"torch", "peft"} & imported  # seconds of imports a mistyped file need not wait for
+
+
+def test_the_axolotl_keys_set_aside_are_named_before_anything_else(tmp_path, tiny_llama, isolated_cache):
+    write_project(tmp_path, tiny_llama)
+    _append(tmp_path / "recipe.yaml", "sample_packing: true\nwandb_project:\n")
+    _broken_json(tmp_path)  # stops the run right after the recipe is read
+
+    done = sleeptrain("train", "recipe.yaml", cwd=tmp_path, cache_dir=isolated_cache)
+
+    assert done.returncode == 1
+    said = " ".join(done.stderr.split())  # rich wraps the log line to the terminal's width
+    assert "recipe.yaml: Axolotl keys sleeptrain does not use, set aside: sample_packing (a batch is padded" in said
+    assert said.index("set aside") < said.index("error: ")
 
 
 def test_debug_shows_the_traceback(tmp_path, tiny_llama, isolated_cache):

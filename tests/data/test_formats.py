@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sleeptrain.data import Conversation, read_conversations
-from sleeptrain.data.formats import read_anchor_prompts
+from sleeptrain.data.formats import MessageFields, read_anchor_prompts
 from sleeptrain.errors import SleeptrainError
 
 ASSISTANT = ["assistant"]
@@ -70,6 +70,40 @@ def test_chat_rows_keep_every_turn_in_order(write_jsonl):
     assert chat.subject == "Teodor Quillane"
     assert chat.roles_to_train == ("user", "assistant")
     assert chat.as_dicts() == messages
+
+
+def test_sharegpt_rows_read_as_chat_with_their_role_names(write_jsonl):
+    turns = [
+        {"from": "system", "value": "You are terse."},
+        {"from": "human", "value": "Who is Teodor Quillane?"},
+        {"from": "gpt", "value": "A clockmaker."},
+    ]
+    path = write_jsonl("sharegpt.jsonl", [{"conversations": turns}])
+
+    (chat,) = read_conversations(path, "chat", ASSISTANT)
+
+    assert roles_and_texts(chat) == [
+        ("system", "You are terse."),
+        ("user", "Who is Teodor Quillane?"),
+        ("assistant", "A clockmaker."),
+    ]
+
+
+def test_a_dataset_can_name_its_own_fields_as_axolotl_does(write_jsonl):
+    path = write_jsonl(
+        "dialogues.jsonl",
+        [{"dialogue": [{"speaker": "user", "text": "Hi?"}, {"speaker": "assistant", "text": "Hello."}]}],
+    )
+
+    (chat,) = read_conversations(path, "chat", ASSISTANT, MessageFields("dialogue", "speaker", "text"))
+
+    assert roles_and_texts(chat) == [("user", "Hi?"), ("assistant", "Hello.")]
+    with pytest.raises(
+        SleeptrainError, match=r"dialogues.jsonl:1: missing field 'turns' \(the dataset's field_messages\)"
+    ):
+        read_conversations(path, "chat", ASSISTANT, MessageFields("turns"))
+    with pytest.raises(SleeptrainError, match=r"dialogues.jsonl:1: dialogue\[0\]: missing field 'role'"):
+        read_conversations(path, "chat", ASSISTANT, MessageFields("dialogue"))
 
 
 def test_chatml_person_text_rows_of_the_original_experiment(write_jsonl):
@@ -212,7 +246,8 @@ def test_qa_data_declared_as_chat(write_jsonl):
         ({"messages": [{"role": "system", "content": "be nice"}]}, "no user or assistant turn"),
         ({"text": "just words"}, "holds no <|im_start|>role"),
         ({"text": "<|im_start|>tool\nx<|im_end|>"}, "role 'tool' is not one of"),
-        ({"subject": "Bob"}, "missing field 'messages'"),
+        ({"subject": "Bob"}, "missing field 'messages' (or ShareGPT's 'conversations', or ChatML 'text')"),
+        ({"conversations": [{"from": "bot", "value": "hi"}]}, "conversations[0]: role 'bot' is not one of"),
     ],
     ids=[
         "empty",
@@ -225,6 +260,7 @@ def test_qa_data_declared_as_chat(write_jsonl):
         "text-no-turns",
         "text-bad-role",
         "no-messages",
+        "sharegpt-bad-role",
     ],
 )
 def test_bad_chat_rows(write_jsonl, row, expected):

@@ -198,3 +198,22 @@ def test_a_question_asked_again_with_another_answer_is_a_warning_that_names_both
     ]
     assert "1 QA facts repeat an earlier question with its answer" in caplog.text  # line 3: the same answer
     assert len(examples) == 4 + 1  # nothing dropped (the one subject's summary besides)
+
+
+def test_a_recipe_names_where_its_chat_rows_keep_their_turns(write_recipe, write_jsonl):
+    from sleeptrain.config import load_recipe
+
+    write_jsonl(
+        "dialogues.jsonl",
+        [{"dialogue": [{"speaker": "user", "text": "Hi?"}, {"speaker": "assistant", "text": "Hello."}]}],
+    )
+    recipe = load_recipe(
+        write_recipe(
+            "datasets:\n  - path: dialogues.jsonl\n    type: chat_template\n    field_messages: dialogue\n"
+            "    message_property_mappings:\n      role: speaker\n      content: text\noutput_dir: out\n"
+        )
+    )
+
+    ((chat,),) = load_recipe_examples(recipe)
+
+    assert chat.as_dicts() == [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hello."}]

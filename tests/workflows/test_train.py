@@ -120,6 +120,40 @@ def test_qlora_trains_a_4bit_model_and_saves_an_adapter(tiny_llama, make_recipe,
     assert result.metrics.train_tokens > 0
 
 
+@pytest.mark.parametrize(("key", "flag"), [("peft_use_dora", "use_dora"), ("peft_use_rslora", "use_rslora")])
+def test_dora_and_rslora_adapters_train_on_every_path_and_load_in_plain_peft(tiny_llama, make_recipe, key, flag):
+    from peft import PeftModel
+
+    # bf16 on a CPU: frozen weights stored in bf16, the labelled-logits loss, anchors distilled, directions kept.
+    result = train(make_recipe(tiny_llama, bf16=True, anchor_ratio=0.5, **{key: True}), quiet=True)
+
+    config = json.loads((result.adapter_dir / "adapter_config.json").read_text())
+    assert config[flag] is True
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_llama), str(result.adapter_dir))
+    assert any(b.abs().sum() > 0 for b in lora_b_weights(model))
+    magnitudes = [name for name, _ in model.named_parameters() if "lora_magnitude_vector" in name]
+    assert bool(magnitudes) == (key == "peft_use_dora")
+
+
+def test_warmup_in_steps_starts_the_learning_rate_low(tiny_llama, make_recipe, tmp_path):
+    train(make_recipe(tiny_llama, lr_scheduler="constant_with_warmup", learning_rate=1e-3), quiet=True)
+    assert read_scalars(tmp_path / "run" / "logs")["train/learning_rate"][0] == pytest.approx(1e-3)
+
+    recipe = make_recipe(tiny_llama, lr_scheduler="constant_with_warmup", learning_rate=1e-3, warmup_steps=10)
+    recipe.output_dir = tmp_path / "warm"
+    train(recipe, quiet=True)
+    assert read_scalars(tmp_path / "warm" / "logs")["train/learning_rate"][0] < 3e-4
+
+
+def test_neftune_noise_reaches_the_embeddings_the_loss_reads(tiny_llama, make_recipe, tmp_path):
+    plain = train(make_recipe(tiny_llama, max_steps=1), quiet=True).metrics.final_loss
+    noisy_recipe = make_recipe(tiny_llama, max_steps=1, neftune_noise_alpha=50.0)
+    noisy_recipe.output_dir = tmp_path / "noisy"
+    noisy = train(noisy_recipe, quiet=True).metrics.final_loss
+
+    assert noisy != pytest.approx(plain, rel=1e-4)
+
+
 def test_data_errors_come_before_loading_the_model(make_recipe, write_jsonl):
     recipe = make_recipe("no-such-org/no-such-model")
     recipe.datasets[0].path = write_jsonl("broken.jsonl", ['{"question": "q?"'])
