@@ -4,8 +4,8 @@ An Axolotl recipe carries many keys a run here has no use for, most of them left
 recipe loads as it is, `split_axolotl_keys` takes them out before the recipe is validated:
 - keys that only tune speed or bookkeeping (`sample_packing`, `dataset_prepared_path`, ...) are set aside
   whatever their value, and the run names them in one line;
-- keys that would change what is learnt or what a run writes (`val_set_size`, `special_tokens`,
-  `wandb_project`, ...) are set aside only when unset (empty, false or 0); set, they are an error that says
+- keys that would change what is learnt or what a run writes (`val_set_size`, `tokens`, `wandb_project`,
+  ...) are set aside only when unset (empty, false or 0); set, they are an error that says
   what sleeptrain does instead.
 A key in neither table is still an unknown key (config.py). Imports only the standard library.
 """
@@ -43,6 +43,7 @@ IGNORED_KEYS: dict[str, str] = {
     "flash_attn_fuse_qkv": _ATTENTION,
     "flash_attn_fuse_mlp": _ATTENTION,
     "flash_optimum": _ATTENTION,
+    "attn_implementation": _ATTENTION,
     "low_cpu_mem_usage": "models load as transformers loads them",
     "model_type": "models load through AutoModelForCausalLM",
     "tokenizer_type": "tokenizers load through AutoTokenizer",
@@ -95,8 +96,7 @@ UNSET_ONLY_KEYS: dict[str, str] = {
     "lora_model_dir": "`sleeptrain train` starts a new adapter; `sleeptrain sleep` continues one",
     "resume_from_checkpoint": "runs keep no checkpoints to resume from: " + _CHECKPOINTS,
     "auto_resume_from_checkpoints": "runs keep no checkpoints to resume from: " + _CHECKPOINTS,
-    "special_tokens": _TOKENIZER,
-    "tokens": _TOKENIZER,
+    "tokens": _TOKENIZER + ": no token is added (special_tokens may name tokens it has)",
     "added_tokens_overrides": _TOKENIZER,
     "tokenizer_config": _TOKENIZER,
     "tokenizer_legacy": _TOKENIZER,

@@ -45,6 +45,15 @@ class MessagePropertyMappings(_Strict):
     content: str = "content"
 
 
+class SpecialTokens(_Strict):
+    """Axolotl's `special_tokens`: which of the tokenizer's own tokens play these parts."""
+
+    pad_token: str | None = None
+    eos_token: str | None = None
+    bos_token: str | None = None
+    unk_token: str | None = None
+
+
 class DatasetConfig(_Strict):
     """One data file. `qa` rows are {"question", "answer"}; `chat` rows are {"messages": [...]}, ShareGPT's
     {"conversations": [{"from", "value"}, ...]} or the original experiment's ChatML {"person", "text"}."""
@@ -183,6 +192,11 @@ class Recipe(_Strict):
         "tokenizer_default_fallback_NAME (the tokenizer's own, else NAME), or a Jinja template string.",
     )
     system_prompt: str | None = Field(default=None, description="Omitted: the chat template's default.")
+    special_tokens: SpecialTokens | None = Field(
+        default=None,
+        description="Tokens of the tokenizer's own vocabulary to use as its padding, end-of-sequence, ... token "
+        "(none is added: new tokens would need new embedding rows).",
+    )
     train_on_inputs: bool = Field(default=False, description="Loss on every turn, not only assistant turns.")
     sequence_len: int = Field(default=512, gt=8)
     question_variants: int = Field(
@@ -333,6 +347,17 @@ class Recipe(_Strict):
             guess = difflib.get_close_matches(value, names, n=1, cutoff=0.5)
             hint = f" (did you mean '{guess[0]}'?)" if guess else ""
             raise ValueError(f"not an optimizer transformers knows{hint}")
+        from transformers import Trainer, TrainingArguments
+
+        arguments = TrainingArguments(output_dir="unused", optim=value, use_cpu=True, report_to=[])
+        try:
+            # Imports the optimizer's package as a run would, so that a missing one (bitsandbytes for the 8-bit
+            # optimizers, ...) is found here, with the recipe's line, not after the model has loaded.
+            Trainer.get_optimizer_cls_and_kwargs(arguments)
+        except ImportError as exc:
+            raise ValueError(f"needs a package that is not installed: {str(exc).splitlines()[0]}") from None
+        except Exception:  # noqa: BLE001  (e.g. GaLore's target modules: known only with the model, checked then)
+            pass
         return value
 
     @field_validator("lora_target_modules", mode="before")

@@ -37,7 +37,7 @@ wandb_entity:
 gradient_accumulation_steps: 4
 micro_batch_size: 2
 num_epochs: 4
-optimizer: adamw_bnb_8bit
+optimizer: adamw_torch_fused
 lr_scheduler: cosine
 learning_rate: 0.0002
 train_on_inputs: false
@@ -69,7 +69,7 @@ def test_an_axolotl_lora_recipe_loads_with_its_own_values(write_recipe):
     recipe = load_recipe(write_recipe(AXOLOTL_RECIPE))
 
     assert recipe.lora_r == 16 and recipe.lora_dropout == 0.05 and recipe.lora_target_linear
-    assert recipe.warmup_steps == 10 and recipe.optimizer == "adamw_bnb_8bit"
+    assert recipe.warmup_steps == 10 and recipe.optimizer == "adamw_torch_fused"
     assert recipe.gradient_accumulation_steps == 4 and recipe.gradient_checkpointing
     # What the run writes says only what sleeptrain used.
     assert "sample_packing" not in recipe.model_dump() and "val_set_size" not in recipe.model_dump()
@@ -84,7 +84,7 @@ def test_the_keys_set_aside_are_named_in_one_line_with_what_sleeptrain_does_inst
     assert "flash_attention (PyTorch's scaled-dot-product attention" in line
     assert "saves_per_epoch (a run saves its adapter once, at the end)" in line
     # The keys left empty are counted, not listed: they asked for nothing.
-    assert "wandb_project" not in line and line.endswith("; 10 left empty")
+    assert "wandb_project" not in line and line.endswith("; 9 left empty")
 
 
 def test_a_recipe_without_axolotl_keys_logs_nothing_about_them(write_recipe, caplog):
@@ -98,7 +98,7 @@ def test_a_recipe_without_axolotl_keys_logs_nothing_about_them(write_recipe, cap
     [
         ("val_set_size: 0.05", "every example is trained, as one held out is one not learnt"),
         ("wandb_project: my-runs", "runs log to TensorBoard in output_dir/logs"),
-        ("special_tokens:\n  pad_token: <pad>", "the base model's tokenizer is used as it is"),
+        ("tokens:\n  - <|new|>", "the base model's tokenizer is used as it is: no token is added"),
         ("load_in_8bit: true", "8-bit LoRA is not offered"),
         ("lora_model_dir: ./earlier", "`sleeptrain sleep` continues one"),
         ("fp16: true", "bf16 where the device has it"),
@@ -211,6 +211,14 @@ def test_an_optimizer_name_transformers_does_not_know_is_found_with_its_line(wri
     path = write_recipe("datasets:\n  - path: f.jsonl\noutput_dir: out\noptimizer: adamw_fancy\n")
     assert error_of(path) == (
         f"{path}:4: 'optimizer': not an optimizer transformers knows (did you mean 'adamw_torch'?) (got 'adamw_fancy')"
+    )
+
+
+def test_an_optimizer_whose_package_is_missing_is_found_with_its_line(write_recipe):
+    # APOLLO's package installs from git only: no test environment has it.
+    path = write_recipe("datasets:\n  - path: f.jsonl\noutput_dir: out\noptimizer: apollo_adamw\n")
+    assert error_of(path).startswith(
+        f"{path}:4: 'optimizer': needs a package that is not installed: You need to install `apollo_torch`"
     )
 
 

@@ -170,9 +170,26 @@ def load_base_model(recipe: Recipe, use_bf16: bool) -> LoadedModel:
         _four_bit_rest_for_bf16(model)
     if recipe.load_in_4bit:
         _keep_four_bit_layers_trainable(model)
+    use_special_tokens(tokenizer, recipe)
     name_a_padding_token(tokenizer)
     log.info("Loaded %s (%s, %.1fM parameters)", path, model.config.model_type, model.num_parameters() / 1e6)
     return LoadedModel(model=model, tokenizer=tokenizer, path=path)
+
+
+def use_special_tokens(tokenizer: Any, recipe: Recipe) -> None:
+    """The recipe's `special_tokens` (Axolotl's key): tokens the tokenizer already has, named as its padding,
+    end-of-sequence, beginning or unknown token. None is added: a new token would need an embedding row the
+    base model never trained."""
+    if recipe.special_tokens is None:
+        return
+    vocabulary = tokenizer.get_vocab()
+    for part, token in recipe.special_tokens.model_dump(exclude_none=True).items():
+        if token not in vocabulary:
+            raise SleeptrainError(
+                f"special_tokens.{part}: {token!r} is not a token of this tokenizer; sleeptrain adds no tokens "
+                "(each would need an embedding row the model never trained)"
+            )
+        setattr(tokenizer, part, token)
 
 
 def name_a_padding_token(tokenizer: Any) -> None:

@@ -65,6 +65,16 @@ def test_a_tokenizer_without_a_pad_token_gets_its_eos_token(tiny_llama, tmp_path
     assert loaded.tokenizer.pad_token == loaded.tokenizer.eos_token == "<|im_end|>"
 
 
+def test_special_tokens_name_tokens_the_tokenizer_has(tiny_llama):
+    from sleeptrain.config import SpecialTokens
+
+    loaded = load_base_model(recipe(tiny_llama, special_tokens=SpecialTokens(pad_token="<|endoftext|>")), False)
+    assert loaded.tokenizer.pad_token == "<|endoftext|>" and loaded.tokenizer.pad_token_id == 0
+
+    with pytest.raises(SleeptrainError, match=r"special_tokens.pad_token: '<pad>' is not a token of this tokenizer"):
+        load_base_model(recipe(tiny_llama, special_tokens=SpecialTokens(pad_token="<pad>")), False)
+
+
 def test_load_in_4bit_quantizes_the_linear_layers(tiny_llama):
     bnb = pytest.importorskip("bitsandbytes")
 
