@@ -4,7 +4,8 @@ A recipe is YAML with Axolotl's key names where one exists. `load_recipe(path, o
 applies `--set key=value` overrides (dotted keys for nested sections, numbers for list items) and
 validates it into a typed `Recipe`; every problem becomes a one-line `SleeptrainError` that names the
 file, line and key. Axolotl's keys that sleeptrain does not use are set aside first (axolotl_keys.py).
-Imports pydantic, yaml, the standard library and, to check an optimizer's name, transformers' list of them.
+Imports pydantic, yaml, the standard library and, for an optimizer other than the default, transformers (to
+check its name and that its package is installed).
 """
 
 from __future__ import annotations
@@ -607,16 +608,20 @@ def _dotted(loc: tuple) -> str:
 
 def _where(loc: tuple, path: Path, lines: dict[tuple, int], overridden: dict[tuple, str]) -> str:
     """`--set key=value` where an override gave the key, else file:line (the nearest enclosing key's line)."""
-    source = next((f"--set {item}" for key, item in overridden.items() if loc[: len(key)] == key), None)
-    if source is not None:
-        return source
+    override = _override_of(loc, overridden)
+    if override is not None:
+        return override
     line = next((lines[loc[:n]] for n in range(len(loc), 0, -1) if lines.get(loc[:n])), None)
     return f"{path}:{line}" if line else str(path)
 
 
 def _line_or_set(loc: tuple, lines: dict[tuple, int], overridden: dict[tuple, str]) -> str:
-    source = next((f"--set {item}" for key, item in overridden.items() if loc[: len(key)] == key), None)
-    return source or (f"line {lines[loc]}" if lines.get(loc) else "given")
+    """The same, within a message that has named the file already."""
+    return _override_of(loc, overridden) or (f"line {lines[loc]}" if lines.get(loc) else "given")
+
+
+def _override_of(loc: tuple, overridden: dict[tuple, str]) -> str | None:
+    return next((f"--set {item}" for key, item in overridden.items() if loc[: len(key)] == key), None)
 
 
 def _other_forms(errors: list, loc: tuple) -> list[str]:
