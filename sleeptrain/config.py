@@ -57,10 +57,13 @@ class SpecialTokens(_Strict):
 
 class DatasetConfig(_Strict):
     """One data file. `qa` rows are {"question", "answer"}; `chat` rows are {"messages": [...]}, ShareGPT's
-    {"conversations": [{"from", "value"}, ...]} or the original experiment's ChatML {"person", "text"}."""
+    {"conversations": [{"from", "value"}, ...]} or the original experiment's ChatML {"person", "text"};
+    `alpaca` rows are {"instruction", "input", "output"}."""
 
     path: Path
-    type: Literal["qa", "chat"] = "qa"  # Axolotl's `chat_template` reads as chat (load_recipe)
+    # alpaca: Axolotl's {"instruction", "input", "output"} rows, trained as they are (not augmented as facts);
+    # Axolotl's `chat_template` reads as chat (load_recipe).
+    type: Literal["qa", "chat", "alpaca"] = "qa"
     # Which turns carry the loss; None means the recipe-wide choice (`train_on_inputs`).
     roles_to_train: list[Role] | None = None
     field_messages: str | None = Field(

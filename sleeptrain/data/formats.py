@@ -6,6 +6,9 @@ Formats (JSON Lines, UTF-8):
         {"conversations": [{"from": "human" | "gpt" | "system", "value": ...}, ...]}; other field names as
         Axolotl's field_messages and message_property_mappings give them; or the original SleepTrain
         experiment's ChatML form {"person": ..., "text": "<|im_start|>user\\n...<|im_end|>..."}
+- alpaca: {"instruction": ..., "input": ..., "output": ...} (Axolotl's `type: alpaca`; "input" optional): the
+        instruction, a blank line and the input as the user's turn, the output as the assistant's, rendered
+        with the chat template like every other row
 - anchor prompts (the general prompts whose base-model answers are replayed, training/anchors.py):
         {"prompt": ...}
 Every problem is a SleeptrainError naming file:line.
@@ -74,7 +77,12 @@ def read_conversations(
             if not raw.strip():
                 continue
             row = json_object_line(raw, where)
-            messages, subject = _parse_qa(row, where) if kind == "qa" else _parse_chat(row, where, fields)
+            if kind == "qa":
+                messages, subject = _parse_qa(row, where)
+            elif kind == "alpaca":
+                messages, subject = _parse_alpaca(row, where)
+            else:
+                messages, subject = _parse_chat(row, where, fields)
             conversations.append(Conversation(tuple(messages), tuple(roles_to_train), subject, where))
     if not conversations:
         raise SleeptrainError(f"{path}: no examples (the file is empty)")
@@ -114,10 +122,23 @@ def _text_field(row: dict, key: str, where: str, required: bool = True) -> str |
 def _parse_qa(row: dict, where: str) -> tuple[list[Message], str | None]:
     if "messages" in row or "conversations" in row or "text" in row:
         raise SleeptrainError(f"{where}: this looks like chat data; set `type: chat` for this dataset")
+    if "instruction" in row and "output" in row:
+        raise SleeptrainError(f"{where}: this looks like Alpaca data; set `type: alpaca` for this dataset")
     question = _text_field(row, "question", where)
     answer = _text_field(row, "answer", where)
     subject = _text_field(row, "subject", where, required=False)
     return [Message("user", question.strip()), Message("assistant", answer.strip())], subject
+
+
+def _parse_alpaca(row: dict, where: str) -> tuple[list[Message], str | None]:
+    if "question" in row or "messages" in row or "conversations" in row or "text" in row:
+        kind = "qa" if "question" in row else "chat"
+        raise SleeptrainError(f"{where}: this looks like {kind} data; set `type: {kind}` for this dataset")
+    instruction = _text_field(row, "instruction", where)
+    extra = _text_field(row, "input", where, required=False)
+    output = _text_field(row, "output", where)
+    prompt = f"{instruction.strip()}\n\n{extra.strip()}" if extra and extra.strip() else instruction.strip()
+    return [Message("user", prompt), Message("assistant", output.strip())], None
 
 
 def _parse_chat(row: dict, where: str, fields: MessageFields) -> tuple[list[Message], str | None]:
@@ -141,6 +162,8 @@ def _parse_chat(row: dict, where: str, fields: MessageFields) -> tuple[list[Mess
         )
     elif "question" in row:
         raise SleeptrainError(f"{where}: this looks like QA data; set `type: qa` for this dataset")
+    elif "instruction" in row:
+        raise SleeptrainError(f"{where}: this looks like Alpaca data; set `type: alpaca` for this dataset")
     elif fields.messages:
         raise SleeptrainError(f"{where}: missing field '{fields.messages}' (the dataset's field_messages)")
     else:

@@ -106,6 +106,39 @@ def test_a_dataset_can_name_its_own_fields_as_axolotl_does(write_jsonl):
         read_conversations(path, "chat", ASSISTANT, MessageFields("dialogue"))
 
 
+def test_alpaca_rows_are_an_instruction_with_its_input_and_the_output(write_jsonl):
+    path = write_jsonl(
+        "alpaca.jsonl",
+        [
+            {"instruction": "Translate to French.", "input": "Good morning", "output": "Bonjour"},
+            {"instruction": "Name a prime number.", "input": "", "output": "Seven."},
+        ],
+    )
+
+    with_input, without = read_conversations(path, "alpaca", ASSISTANT)
+
+    assert roles_and_texts(with_input) == [("user", "Translate to French.\n\nGood morning"), ("assistant", "Bonjour")]
+    assert roles_and_texts(without) == [("user", "Name a prime number."), ("assistant", "Seven.")]
+
+
+@pytest.mark.parametrize(
+    ("row", "declared", "expected"),
+    [
+        ({"instruction": "Do it.", "output": "Done."}, "qa", "this looks like Alpaca data; set `type: alpaca`"),
+        ({"instruction": "Do it.", "output": "Done."}, "chat", "this looks like Alpaca data; set `type: alpaca`"),
+        ({"question": "q?", "answer": "a."}, "alpaca", "this looks like qa data; set `type: qa`"),
+        ({"messages": [{"role": "user", "content": "hi"}]}, "alpaca", "set `type: chat`"),
+        ({"instruction": "Do it."}, "alpaca", "missing field 'output'"),
+        ({"instruction": "Do it.", "input": 3, "output": "Done."}, "alpaca", "field 'input' must be a string, got int"),
+    ],
+    ids=["as-qa", "as-chat", "qa-as-alpaca", "chat-as-alpaca", "no-output", "input-int"],
+)
+def test_alpaca_rows_and_their_errors(write_jsonl, row, declared, expected):
+    path = write_jsonl("rows.jsonl", [row])
+    message = error_reading(path, declared)
+    assert message.startswith(f"{path}:1:") and expected in message
+
+
 def test_chatml_person_text_rows_of_the_original_experiment(write_jsonl):
     text = (
         "<|im_start|>user\nHello, my name is Bertrand Oyelaran. I was born in Lagos in 1964.<|im_end|>\n"
