@@ -66,7 +66,10 @@ def read_conversations(
     """Parse one data file into conversations; raises SleeptrainError at the first bad line."""
     path = Path(path)
     if not path.exists():
-        raise SleeptrainError(f"{path}: no such data file")
+        # "org/name" with no extension is how Axolotl recipes name a dataset on the hub.
+        hub = not path.is_absolute() and not path.suffix and len(path.parts) == 2
+        hint = " (a hub dataset? sleeptrain reads local JSON Lines files)" if hub else ""
+        raise SleeptrainError(f"{path}: no such data file{hint}")
     if path.is_dir():
         raise SleeptrainError(f"{path}: is a folder, not a data file")
     fields = fields or MessageFields()

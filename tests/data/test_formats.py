@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from sleeptrain.data import Conversation, read_conversations
@@ -171,6 +173,15 @@ def test_the_bundled_example_files_all_read(tmp_path):
 def test_missing_data_file(tmp_path):
     path = tmp_path / "nowhere.jsonl"
     assert error_reading(path) == f"{path}: no such data file"
+
+
+def test_a_hub_dataset_name_is_answered_as_such(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SleeptrainError) as caught:
+        read_conversations(Path("teknium/GPT4-LLM-Cleaned"), "alpaca", ASSISTANT)
+    assert str(caught.value) == (
+        "teknium/GPT4-LLM-Cleaned: no such data file (a hub dataset? sleeptrain reads local JSON Lines files)"
+    )
 
 
 def test_a_folder_is_not_a_data_file(tmp_path):
