@@ -137,8 +137,6 @@ UNSET_ONLY_KEYS: dict[str, str] = {
     "unfrozen_parameters": "only the adapter (or, for adapter: full, every weight) is trained",
     "eot_tokens": "an answer ends at the chat template's end-of-turn token",
     "profiler_steps": "benchmarks/ holds the profiling scripts",
-    "loss_watchdog_threshold": "a run does not stop on a high loss",
-    "loss_watchdog_patience": "a run does not stop on a high loss",
     "hub_model_id": _NO_HUB,
     "hub_strategy": _NO_HUB,
     "push_dataset_to_hub": _NO_HUB,

@@ -294,6 +294,13 @@ class Recipe(_Strict):
     adam_beta2: float = Field(default=0.999, ge=0.0, lt=1.0)
     adam_epsilon: float = Field(default=1e-8, gt=0.0)
     max_grad_norm: float = Field(default=1.0, ge=0.0, description="Gradient clipping; 0 turns it off.")
+    loss_watchdog_threshold: float | None = Field(
+        default=None,
+        gt=0,
+        description="Stop the run with an error, saving no adapter, once the loss is above this at "
+        "loss_watchdog_patience logged steps in a row (Axolotl's watchdog; omitted: off).",
+    )
+    loss_watchdog_patience: int = Field(default=3, ge=1, description="See loss_watchdog_threshold.")
     neftune_noise_alpha: float | None = Field(
         default=None, gt=0, description="NEFTune: noise of this scale on the input embeddings while training."
     )

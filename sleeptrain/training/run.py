@@ -227,6 +227,27 @@ class LossOnProgressBar(ProgressCallback):
         super().on_train_end(args, state, control, **kwargs)
 
 
+class LossWatchdog(TrainerCallback):
+    """Axolotl's loss watchdog: a loss above `threshold` at `patience` logged steps in a row stops the run,
+    which then ends in an error instead of saving an adapter that has diverged. transformers has no such
+    callback (its EarlyStoppingCallback reads evaluation metrics, and a sleeptrain run holds none out)."""
+
+    def __init__(self, threshold: float, patience: int) -> None:
+        self.threshold = threshold
+        self.patience = patience
+        self.high = 0
+        self.tripped_at: tuple[int, float] | None = None
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kwargs: Any) -> None:
+        if not logs or "loss" not in logs:
+            return
+        loss = float(logs["loss"])
+        self.high = self.high + 1 if loss > self.threshold else 0
+        if self.high >= self.patience:
+            self.tripped_at = (state.global_step, loss)
+            control.should_training_stop = True
+
+
 # On a CPU the peak memory of a run is the activations of its longest micro-batches (subject summaries,
 # anchors, long conversations): at 640 padded tokens a pass, the defaults' 3-epoch run peaks at about two
 # thirds of what TRL's takes, at the cost of a second pass for batches of 8 examples over 80 tokens
@@ -412,6 +433,10 @@ def train_model(
         trainer.add_callback(LossOnProgressBar(len(rows.phrasings) if trainer.learning is not None else None))
     if args.device.type == "cpu":
         trainer.add_callback(ReturnFreedMemory())
+    watchdog = None
+    if recipe.loss_watchdog_threshold is not None:
+        watchdog = LossWatchdog(recipe.loss_watchdog_threshold, recipe.loss_watchdog_patience)
+        trainer.add_callback(watchdog)
     energy = null_space_energy(recipe.lora_null_space, model) if recipe.adapter != "full" else 0.0
     if energy:
         # Said only where the recipe asked for it by value: auto means "where it applies".
@@ -450,6 +475,13 @@ def train_model(
         with contextlib.suppress(OSError):
             Path(args.output_dir).rmdir()
     runtime = time.perf_counter() - started
+    if watchdog is not None and watchdog.tripped_at is not None:
+        step, loss = watchdog.tripped_at
+        raise SleeptrainError(
+            f"loss_watchdog_threshold: the loss was above {watchdog.threshold:g} at {watchdog.patience} logged steps "
+            f"in a row (step {step}: {loss:.3f}); training stopped and no adapter was saved (a lower learning_rate "
+            "may help)"
+        )
     # Trainer.save_model gathers FSDP/DeepSpeed shards and writes on the main process only; for a PEFT
     # model it writes just the adapter, whose config names the base model's folder or hub id.
     trainer.save_model(str(save_to))

@@ -154,6 +154,21 @@ def test_neftune_noise_reaches_the_embeddings_the_loss_reads(tiny_llama, make_re
     assert noisy != pytest.approx(plain, rel=1e-4)
 
 
+def test_the_loss_watchdog_stops_a_run_whose_loss_stays_high_and_saves_nothing(tiny_llama, make_recipe, tmp_path):
+    recipe = make_recipe(tiny_llama, max_steps=6, loss_watchdog_threshold=0.001, loss_watchdog_patience=2)
+
+    with pytest.raises(SleeptrainError, match=r"the loss was above 0.001 at 2 logged steps in a row \(step 2: "):
+        train(recipe, quiet=True)
+
+    assert not (tmp_path / "run" / "adapter").exists()
+    assert len(read_scalars(tmp_path / "run" / "logs")["train/loss"]) == 2  # stopped there, not at step 6
+
+
+def test_a_loss_under_the_watchdogs_threshold_trains_on(tiny_llama, make_recipe):
+    result = train(make_recipe(tiny_llama, loss_watchdog_threshold=1000.0, loss_watchdog_patience=1), quiet=True)
+    assert result.metrics.steps == 2 and result.adapter_dir.exists()
+
+
 def test_data_errors_come_before_loading_the_model(make_recipe, write_jsonl):
     recipe = make_recipe("no-such-org/no-such-model")
     recipe.datasets[0].path = write_jsonl("broken.jsonl", ['{"question": "q?"'])
