@@ -169,6 +169,18 @@ def test_a_loss_under_the_watchdogs_threshold_trains_on(tiny_llama, make_recipe)
     assert result.metrics.steps == 2 and result.adapter_dir.exists()
 
 
+def test_an_axolotl_recipe_trains_as_written(tiny_llama, write_recipe, write_jsonl, qa_rows, tmp_path):
+    from tests.test_axolotl_keys import AXOLOTL_RECIPE
+
+    write_jsonl("facts.jsonl", qa_rows)
+    text = AXOLOTL_RECIPE.replace("./tiny-llama", tiny_llama).replace("num_epochs: 4", "max_steps: 2")
+    recipe = load_recipe(write_recipe(text.replace("./outputs/lora-out", str(tmp_path / "axolotl-run"))))
+
+    result = train(recipe, quiet=True)
+
+    assert result.metrics.steps == 2 and (tmp_path / "axolotl-run" / "adapter" / "adapter_config.json").exists()
+
+
 def test_data_errors_come_before_loading_the_model(make_recipe, write_jsonl):
     recipe = make_recipe("no-such-org/no-such-model")
     recipe.datasets[0].path = write_jsonl("broken.jsonl", ['{"question": "q?"'])
