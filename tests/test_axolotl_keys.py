@@ -10,7 +10,7 @@ import pytest
 
 from sleeptrain.axolotl_keys import IGNORED_KEYS, UNSET_ONLY_KEYS, is_unset
 from sleeptrain.config import Recipe, load_recipe
-from sleeptrain.errors import SleeptrainError
+from tests.test_config import error_of
 
 # Cut from the LoRA example of Axolotl's documentation, with sleeptrain's data format.
 AXOLOTL_RECIPE = """\
@@ -57,12 +57,6 @@ fsdp:
 fsdp_config:
 special_tokens:
 """
-
-
-def error_of(path, overrides=None) -> str:
-    with pytest.raises(SleeptrainError) as caught:
-        load_recipe(path, overrides)
-    return str(caught.value)
 
 
 def test_an_axolotl_lora_recipe_loads_with_its_own_values(write_recipe):
