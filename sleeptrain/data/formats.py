@@ -135,8 +135,8 @@ def _parse_qa(row: dict, where: str) -> tuple[list[Message], str | None]:
 
 def _parse_alpaca(row: dict, where: str) -> tuple[list[Message], str | None]:
     if "question" in row or "messages" in row or "conversations" in row or "text" in row:
-        kind = "qa" if "question" in row else "chat"
-        raise SleeptrainError(f"{where}: this looks like {kind} data; set `type: {kind}` for this dataset")
+        name, kind = ("QA", "qa") if "question" in row else ("chat", "chat")
+        raise SleeptrainError(f"{where}: this looks like {name} data; set `type: {kind}` for this dataset")
     instruction = _text_field(row, "instruction", where)
     extra = _text_field(row, "input", where, required=False)
     output = _text_field(row, "output", where)

@@ -128,7 +128,7 @@ def test_alpaca_rows_are_an_instruction_with_its_input_and_the_output(write_json
     [
         ({"instruction": "Do it.", "output": "Done."}, "qa", "this looks like Alpaca data; set `type: alpaca`"),
         ({"instruction": "Do it.", "output": "Done."}, "chat", "this looks like Alpaca data; set `type: alpaca`"),
-        ({"question": "q?", "answer": "a."}, "alpaca", "this looks like qa data; set `type: qa`"),
+        ({"question": "q?", "answer": "a."}, "alpaca", "this looks like QA data; set `type: qa`"),
         ({"messages": [{"role": "user", "content": "hi"}]}, "alpaca", "set `type: chat`"),
         ({"instruction": "Do it."}, "alpaca", "missing field 'output'"),
         ({"instruction": "Do it.", "input": 3, "output": "Done."}, "alpaca", "field 'input' must be a string, got int"),
