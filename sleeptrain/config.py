@@ -4,8 +4,8 @@ A recipe is YAML with Axolotl's key names where one exists. `load_recipe(path, o
 applies `--set key=value` overrides (dotted keys for nested sections, numbers for list items) and
 validates it into a typed `Recipe`; every problem becomes a one-line `SleeptrainError` that names the
 file, line and key. Axolotl's keys that sleeptrain does not use are set aside first (axolotl_keys.py).
-Imports pydantic, yaml, the standard library and, for an optimizer other than the default, transformers (to
-check its name and that its package is installed).
+Imports pydantic, yaml, the standard library and, for an optimizer other than the default, transformers (once
+the rest of the recipe is valid: to check its name and that its package is installed).
 """
 
 from __future__ import annotations
@@ -345,32 +345,6 @@ class Recipe(_Strict):
         names = ", ".join(CHAT_TEMPLATE_NAMES) + f" or {TEMPLATE_FALLBACK}chatml"
         raise ValueError(f"not a template name nor a Jinja string: use {names}")
 
-    @field_validator("optimizer")
-    @classmethod
-    def _an_optimizer_transformers_has(cls, value: str) -> str:
-        if value == "adamw_torch":
-            return value
-        # transformers' own list, read only for a name other than the default: its import costs seconds.
-        from transformers.training_args import OptimizerNames
-
-        names = [name.value for name in OptimizerNames]
-        if value not in names:
-            guess = difflib.get_close_matches(value, names, n=1, cutoff=0.5)
-            hint = f" (did you mean '{guess[0]}'?)" if guess else ""
-            raise ValueError(f"not an optimizer transformers knows{hint}")
-        from transformers import Trainer, TrainingArguments
-
-        arguments = TrainingArguments(output_dir="unused", optim=value, use_cpu=True, report_to=[])
-        try:
-            # Imports the optimizer's package as a run would, so that a missing one (bitsandbytes for the 8-bit
-            # optimizers, ...) is found here, with the recipe's line, not after the model has loaded.
-            Trainer.get_optimizer_cls_and_kwargs(arguments)
-        except ImportError as exc:
-            raise ValueError(f"needs a package that is not installed: {str(exc).splitlines()[0]}") from None
-        except Exception:  # noqa: BLE001  (e.g. GaLore's target modules: known only with the model, checked then)
-            pass
-        return value
-
     @field_validator("lora_target_modules", mode="before")
     @classmethod
     def _one_module_is_a_list(cls, value: Any) -> Any:
@@ -443,7 +417,33 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None, require_da
     if require_datasets and data.get("datasets") is None and not refused:
         raise SleeptrainError(f"{path}: missing required key 'datasets'")
     recipe = _validate(data, path, lines, overridden, refused)
+    if recipe.optimizer != "adamw_torch":
+        problem = optimizer_problem(recipe.optimizer)
+        if problem:
+            where = _where(("optimizer",), path, lines, overridden)
+            raise SleeptrainError(f"{where}: 'optimizer': {problem} (got {recipe.optimizer!r})")
     return _resolve_paths(recipe, path)
+
+
+def optimizer_problem(name: str) -> str | None:
+    """What stops transformers from building this optimizer (an unknown name, a package not installed), or
+    None. Checked once the rest of the recipe is valid: it imports transformers, which takes seconds, so that
+    a run finds it before the model loads rather than after."""
+    from transformers import Trainer, TrainingArguments
+    from transformers.training_args import OptimizerNames
+
+    names = [known.value for known in OptimizerNames]
+    if name not in names:
+        guess = difflib.get_close_matches(name, names, n=1, cutoff=0.5)
+        return "not an optimizer transformers knows" + (f" (did you mean '{guess[0]}'?)" if guess else "")
+    try:
+        # Imports the optimizer's package as a run would (bitsandbytes for the 8-bit optimizers, ...).
+        Trainer.get_optimizer_cls_and_kwargs(TrainingArguments(output_dir="unused", optim=name, use_cpu=True))
+    except ImportError as exc:
+        return f"needs a package that is not installed: {str(exc).splitlines()[0]}"
+    except Exception:  # noqa: BLE001  (e.g. GaLore's target modules: known only with the model, checked then)
+        return None
+    return None
 
 
 def _axolotl_spellings(data: dict, path: Path, lines: dict[tuple, int], overridden: dict[tuple, str]) -> None:

@@ -297,6 +297,19 @@ def test_the_axolotl_keys_set_aside_are_named_before_anything_else(tmp_path, tin
     assert said.index("set aside") < said.index("error: ")
 
 
+def test_a_refused_key_beside_an_optimizer_is_reported_before_the_training_libraries_load(
+    tmp_path, tiny_llama, isolated_cache
+):
+    write_project(tmp_path, tiny_llama)
+    # The optimizer's check imports transformers; it waits until the rest of the recipe is valid.
+    _append(tmp_path / "recipe.yaml", "optimizer: adamw_torch_fused\nval_set_size: 0.1\n")
+
+    done, imported = sleeptrain_import_times("train", "recipe.yaml", cwd=tmp_path, cache_dir=isolated_cache)
+
+    assert done.returncode == 1 and "recipe.yaml:6: 'val_set_size'" in done.stderr
+    assert not {"torch", "transformers"} & imported
+
+
 def test_debug_shows_the_traceback(tmp_path, tiny_llama, isolated_cache):
     recipe = write_project(tmp_path, tiny_llama)
     _broken_json(tmp_path)
