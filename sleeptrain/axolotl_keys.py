@@ -5,8 +5,8 @@ recipe loads as it is, `split_axolotl_keys` takes them out before the recipe is 
 - keys that only tune speed or bookkeeping (`sample_packing`, `dataset_prepared_path`, ...) are set aside
   whatever their value, and the run names them in one line;
 - keys that would change what is learnt or what a run writes (`val_set_size`, `tokens`, `wandb_project`,
-  ...) are set aside only when unset (empty, false or 0); set, they are an error that says
-  what sleeptrain does instead.
+  ...) are set aside only when unset (empty, false or 0) or set to what sleeptrain does anyway
+  (`train_on_eos: turn`); otherwise they are an error that says what sleeptrain does instead.
 A key in neither table is still an unknown key (config.py). Imports only the standard library.
 """
 
@@ -117,12 +117,11 @@ UNSET_ONLY_KEYS: dict[str, str] = {
     "relora_steps": "one adapter is trained, without restarts",
     "lr_quadratic_warmup": "warmup is linear (warmup_ratio, warmup_steps)",
     "lr_scheduler_kwargs": "lr_scheduler's own defaults",
-    "cosine_min_lr_ratio": "lr_scheduler's own defaults",
     "cosine_constant_lr_ratio": "lr_scheduler's own defaults",
     "lr_div_factor": "lr_scheduler's own defaults",
     "optim_args": "the optimizer's own defaults",
     "optim_target_modules": "the optimizer's own defaults",
-    "shuffle_merged_datasets": "examples are always interleaved across subjects",
+    "shuffle_merged_datasets": "examples are always shuffled, interleaved across subjects",
     "dataset_exact_deduplication": "every row of the data files is trained",
     "dataset_shard_num": "every row of the data files is trained",
     "dataset_shard_idx": "every row of the data files is trained",
@@ -164,8 +163,15 @@ UNSET_ONLY_DATASET_KEYS: dict[str, str] = {
     "shards": "every row of the data file is trained",
     "revision": "data files are local",
     "drop_system_message": "system turns are trained as the data file holds them",
-    "train_on_eos": "the end of each trained turn is trained",
+    "train_on_eos": "the end of each trained turn is trained (turn)",
     "conversation": "set type: chat (or chat_template) and the recipe's chat_template",
+}
+
+
+# Values of those keys that ask for what sleeptrain does anyway: set aside like an empty key.
+SAME_AS_SLEEPTRAIN: dict[str, tuple[Any, ...]] = {
+    "shuffle_merged_datasets": (True,),
+    "train_on_eos": ("turn",),
 }
 
 
@@ -183,15 +189,16 @@ def split_axolotl_keys(
 ) -> tuple[list[tuple[str, str | None]], list[tuple[str, str]]]:
     """Take the Axolotl keys sleeptrain does not use out of one recipe section (in place). Returns the keys
     set aside, each with what sleeptrain does instead where it was given a value (None where it was left
-    empty), and the keys refused: given a value whose effect a run here would not have, with what sleeptrain
-    does instead."""
+    empty or set to what sleeptrain does anyway), and the keys refused: given a value whose effect a run
+    here would not have, with what sleeptrain does instead."""
     set_aside: list[tuple[str, str | None]] = []
     refused: list[tuple[str, str]] = []
     for key in list(section):
         if key in ignored:
             set_aside.append((key, None if is_unset(section.pop(key)) else ignored[key]))
         elif key in unset_only:
-            if is_unset(section.pop(key)):
+            value = section.pop(key)
+            if is_unset(value) or value in SAME_AS_SLEEPTRAIN.get(key, ()):
                 set_aside.append((key, None))
             else:
                 refused.append((key, unset_only[key]))
@@ -199,7 +206,8 @@ def split_axolotl_keys(
 
 
 def describe_set_aside(set_aside: list[tuple[str, str | None]]) -> str:
-    """One line: the keys given a value, grouped by what sleeptrain does instead, then how many were empty."""
+    """One line: the keys given a value, grouped by what sleeptrain does instead, then how many were empty (or
+    set to what sleeptrain does anyway)."""
     by_reason: dict[str, list[str]] = {}
     for key, reason in set_aside:
         if reason is not None:
@@ -207,5 +215,9 @@ def describe_set_aside(set_aside: list[tuple[str, str | None]]) -> str:
     parts = [f"{', '.join(keys)} ({reason})" for reason, keys in by_reason.items()]
     empty = sum(reason is None for _, reason in set_aside)
     if empty:
-        parts.append(f"{empty} left empty" if parts else f"{empty} keys left empty")
+        parts.append(
+            f"{empty} empty or at sleeptrain's own setting"
+            if parts
+            else f"{empty} keys empty or at sleeptrain's own setting"
+        )
     return "; ".join(parts)

@@ -285,7 +285,15 @@ class Recipe(_Strict):
     learning_rate: float | None = Field(
         default=None, gt=0, description="Omitted: 2e-3 for LoRA and QLoRA, 2e-5 for full fine-tuning."
     )
-    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup", "polynomial"] = "linear"
+    lr_scheduler: Literal[
+        "linear", "cosine", "cosine_with_restarts", "constant", "constant_with_warmup", "polynomial", "inverse_sqrt"
+    ] = "linear"
+    cosine_min_lr_ratio: float | None = Field(
+        default=None,
+        gt=0,
+        lt=1,
+        description="With lr_scheduler: cosine, decay to this fraction of learning_rate, not to 0 (Axolotl's key).",
+    )
     warmup_ratio: float = Field(default=0.0, ge=0.0, lt=1.0)
     warmup_steps: int = Field(default=0, ge=0, description="Warmup in steps instead of warmup_ratio.")
     weight_decay: float = Field(default=0.0, ge=0.0)
@@ -365,6 +373,8 @@ class Recipe(_Strict):
             raise ValueError("peft_use_dora needs backend: transformers (Unsloth's LoRA kernels have no DoRA)")
         if self.warmup_steps and self.warmup_ratio:
             raise ValueError("give warmup_steps or warmup_ratio, not both")
+        if self.cosine_min_lr_ratio is not None and self.lr_scheduler != "cosine":
+            raise ValueError(f"cosine_min_lr_ratio needs lr_scheduler: cosine (not {self.lr_scheduler})")
         # The teacher is the same model with its adapter switched off, in sleeptrain's own loss path.
         can_distil = self.adapter != "full" and self.backend == "transformers"
         if self.anchor_distillation is None:

@@ -78,7 +78,7 @@ def test_the_keys_set_aside_are_named_in_one_line_with_what_sleeptrain_does_inst
     assert "flash_attention (PyTorch's scaled-dot-product attention" in line
     assert "saves_per_epoch (a run saves its adapter once, at the end)" in line
     # The keys left empty are counted, not listed: they asked for nothing.
-    assert "wandb_project" not in line and line.endswith("; 9 left empty")
+    assert "wandb_project" not in line and line.endswith("; 9 empty or at sleeptrain's own setting")
 
 
 def test_a_recipe_without_axolotl_keys_logs_nothing_about_them(write_recipe, caplog):
@@ -151,6 +151,21 @@ def test_axolotl_keys_inside_a_dataset_entry(write_recipe):
     assert error_of(spoilt).startswith(f"{spoilt}:4: 'datasets.0.shards' is an Axolotl key sleeptrain does not use")
 
 
+def test_a_value_that_asks_for_what_sleeptrain_does_anyway_is_set_aside(write_recipe, caplog):
+    path = write_recipe(
+        "datasets:\n  - path: chats.jsonl\n    type: chat_template\n    train_on_eos: turn\n"
+        "output_dir: out\nshuffle_merged_datasets: true\n"
+    )
+    with caplog.at_level(logging.INFO, logger="sleeptrain"):
+        load_recipe(path)
+    assert "2 keys empty or at sleeptrain's own setting" in caplog.text
+
+    other = write_recipe("datasets:\n  - path: chats.jsonl\n    type: chat\n    train_on_eos: all\noutput_dir: out\n")
+    assert "'datasets.0.train_on_eos' is an Axolotl key sleeptrain does not use: the end of each trained turn" in (
+        error_of(other)
+    )
+
+
 @pytest.mark.parametrize("value", [None, False, 0, 0.0, "", [], {}, "disabled"])
 def test_what_axolotl_reads_as_off(value):
     assert is_unset(value)
@@ -219,6 +234,13 @@ def test_an_optimizer_whose_package_is_missing_is_found_with_its_line(write_reci
 def test_warmup_in_steps_or_as_a_ratio_not_both(write_recipe):
     path = write_recipe("datasets:\n  - path: f.jsonl\noutput_dir: out\nwarmup_steps: 10\nwarmup_ratio: 0.1\n")
     assert "give warmup_steps or warmup_ratio, not both" in error_of(path)
+
+
+def test_a_floor_for_the_learning_rate_is_a_cosine_schedules(write_recipe):
+    path = write_recipe(
+        "datasets:\n  - path: f.jsonl\noutput_dir: out\nlr_scheduler: linear\ncosine_min_lr_ratio: 0.1\n"
+    )
+    assert "cosine_min_lr_ratio needs lr_scheduler: cosine (not linear)" in error_of(path)
 
 
 def test_dora_is_not_offered_on_unsloths_kernels(write_recipe):

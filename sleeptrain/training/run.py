@@ -185,6 +185,17 @@ def prepare_for_training(recipe: Recipe, model: Any) -> Any:
     return model
 
 
+def _scheduler_arguments(recipe: Recipe) -> dict[str, Any]:
+    """The recipe's schedule as TrainingArguments take it: Axolotl's cosine_min_lr_ratio is transformers'
+    cosine_with_min_lr schedule with that min_lr_rate."""
+    if recipe.cosine_min_lr_ratio is not None:
+        return {
+            "lr_scheduler_type": "cosine_with_min_lr",
+            "lr_scheduler_kwargs": {"min_lr_rate": recipe.cosine_min_lr_ratio},
+        }
+    return {"lr_scheduler_type": recipe.lr_scheduler}
+
+
 def _loraplus_optimizer(recipe: Recipe, model: Any) -> Any:
     """PEFT's LoRA+ optimizer (AdamW, B matrices at loraplus_lr_ratio times the learning rate) when the recipe
     asks for it; None lets Trainer build its own from `optimizer`."""
@@ -356,7 +367,7 @@ def train_model(
         num_train_epochs=1 if rows is not None else recipe.num_epochs / passes,
         max_steps=recipe.max_steps or -1,
         learning_rate=recipe.learning_rate,
-        lr_scheduler_type=recipe.lr_scheduler,
+        **_scheduler_arguments(recipe),
         # transformers reads a warmup below 1 as a fraction of the steps.
         warmup_steps=recipe.warmup_steps or recipe.warmup_ratio,
         weight_decay=recipe.weight_decay,

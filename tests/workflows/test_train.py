@@ -145,6 +145,15 @@ def test_warmup_in_steps_starts_the_learning_rate_low(tiny_llama, make_recipe, t
     assert read_scalars(tmp_path / "warm" / "logs")["train/learning_rate"][0] < 3e-4
 
 
+def test_a_cosine_schedule_with_a_floor_ends_at_that_share_of_the_learning_rate(tiny_llama, make_recipe, tmp_path):
+    recipe = make_recipe(tiny_llama, max_steps=4, lr_scheduler="cosine", learning_rate=1e-3, cosine_min_lr_ratio=0.5)
+
+    train(recipe, quiet=True)
+
+    rates = read_scalars(tmp_path / "run" / "logs")["train/learning_rate"]
+    assert rates == sorted(rates, reverse=True) and 5e-4 <= rates[-1] < 6e-4  # plain cosine ends near 0
+
+
 def test_neftune_noise_reaches_the_embeddings_the_loss_reads(tiny_llama, make_recipe, tmp_path):
     plain = train(make_recipe(tiny_llama, max_steps=1), quiet=True).metrics.final_loss
     noisy_recipe = make_recipe(tiny_llama, max_steps=1, neftune_noise_alpha=50.0)
