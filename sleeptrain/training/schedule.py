@@ -107,7 +107,10 @@ class EpochBatches(Sampler[list[int]]):
         self.rows = rows
         self.learning = learning
         self.epochs = epochs
-        self.batch_size = batch_size
+        # Not `batch_size`: accelerate's sharding of a batch sampler that has one yields a batch only where every
+        # process's batch is that full, so an epoch's shorter last batch (and its partners) would be dropped
+        # under several processes; without it the batches are dealt out in turn, whatever their size.
+        self.examples_per_batch = batch_size
         self.rng = random.Random(seed)
         self.group_by_length = group_by_length
         self.epochs_planned = 0
@@ -120,8 +123,8 @@ class EpochBatches(Sampler[list[int]]):
 
     def __len__(self) -> int:
         whole, part = divmod(self.epochs, 1)
-        batches = int(whole) * math.ceil(self._full_epoch() / self.batch_size)
-        return batches + math.ceil(math.ceil(part * self._full_epoch()) / self.batch_size)
+        batches = int(whole) * math.ceil(self._full_epoch() / self.examples_per_batch)
+        return batches + math.ceil(math.ceil(part * self._full_epoch()) / self.examples_per_batch)
 
     def __iter__(self) -> Iterator[list[int]]:
         budget, yielded = len(self), 0
@@ -177,12 +180,12 @@ class EpochBatches(Sampler[list[int]]):
         order shuffled again so that the long ones do not all come together."""
         self.rng.shuffle(chosen)
         if not self.group_by_length:
-            return [chosen[i : i + self.batch_size] for i in range(0, len(chosen), self.batch_size)]
-        group = self.batch_size * BATCHES_PER_LENGTH_GROUP
+            return [chosen[i : i + self.examples_per_batch] for i in range(0, len(chosen), self.examples_per_batch)]
+        group = self.examples_per_batch * BATCHES_PER_LENGTH_GROUP
         ordered: list[int] = []
         for start in range(0, len(chosen), group):
             ordered += sorted(chosen[start : start + group], key=lambda row: -self.rows.lengths[row])
-        batches = [ordered[i : i + self.batch_size] for i in range(0, len(ordered), self.batch_size)]
+        batches = [ordered[i : i + self.examples_per_batch] for i in range(0, len(ordered), self.examples_per_batch)]
         self.rng.shuffle(batches)
         # The longest batch first, as Trainer's own length-grouped sampler does: the activation memory a run
         # needs is then taken once, at the start, and reused; taken late, on top of a heap that smaller batches

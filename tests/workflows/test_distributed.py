@@ -47,6 +47,24 @@ def test_two_processes_train_one_adapter(tmp_path, tiny_llama, write_jsonl, qa_r
     assert metrics["steps"] == 3 and metrics["train_tokens"] > 0
     # One TensorBoard run, written by the main process alone.
     assert len(list((tmp_path / "run" / "logs").iterdir())) == 1
+    # Every LoRA weight is used in every step: DDP is not asked to search for unused ones (and warn).
+    assert "find_unused_parameters" not in done.stderr
+
+
+def test_fsdp_asked_of_cpu_processes_says_it_is_not_applied(tmp_path, tiny_llama, write_jsonl, qa_rows, isolated_cache):
+    write_jsonl("facts.jsonl", qa_rows)
+
+    done = launch_training(
+        TORCHRUN_TWO_CPUS,
+        tmp_path,
+        tiny_llama,
+        isolated_cache,
+        "max_steps: 2\nmicro_batch_size: 1\nfsdp: full_shard auto_wrap\n",
+    )
+
+    said = " ".join(done.stderr.split())
+    assert "fsdp: not applied (accelerate shards on GPUs only): every process holds the whole model" in said
+    assert (tmp_path / "run" / "adapter" / "adapter_model.safetensors").exists()
 
 
 @pytest.mark.skipif(shutil.which("accelerate") is None, reason="accelerate's launcher is not installed")
@@ -56,3 +74,19 @@ def test_accelerate_launch_runs_the_same_command(tmp_path, tiny_llama, write_jso
     launch_training(ACCELERATE_ONE_CPU, tmp_path, tiny_llama, isolated_cache, "max_steps: 2\n")
 
     assert (tmp_path / "run" / "adapter" / "adapter_config.json").exists()
+
+
+def test_batches_shorter_than_the_micro_batch_are_all_trained(
+    tmp_path, tiny_llama, write_jsonl, qa_rows, isolated_cache
+):
+    # Three facts in batches of two: each epoch a full batch and one of a single fact. accelerate's sharding
+    # kept a batch only where every process's was full, so the short ones and their partners were dropped (and
+    # with batches of eight, one process trained nothing and the other waited for it until its peer was gone).
+    write_jsonl("facts.jsonl", qa_rows)
+
+    launch_training(
+        TORCHRUN_TWO_CPUS, tmp_path, tiny_llama, isolated_cache, "num_epochs: 2\nmicro_batch_size: 2\nlearnt_after: 0\n"
+    )
+
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["steps"] == 2  # four batches, two for each process
