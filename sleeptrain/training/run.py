@@ -388,6 +388,9 @@ def train_model(
         report_to=[],
         logging_steps=recipe.logging_steps,
         include_num_input_tokens_seen="non_padding",
+        # Every trainable weight takes part in every forward pass (LoRA on the layers it targets, or the whole
+        # model); Trainer would otherwise have DDP look for unused ones after each backward, for a PEFT model.
+        ddp_find_unused_parameters=False,
         # The dataset holds only what the loss reads (a `distill` column among them), no text to drop.
         remove_unused_columns=False,
         dataloader_pin_memory=torch.cuda.is_available(),
@@ -405,6 +408,11 @@ def train_model(
         optimizers=(_loraplus_optimizer(recipe, model), None),
     )
     trainer.labelled_logits = recipe.backend != "unsloth"
+    sharding = "fsdp" if recipe.fsdp else "deepspeed" if recipe.deepspeed else None
+    if sharding and not (trainer.is_fsdp_enabled or trainer.is_deepspeed_enabled):
+        # accelerate shards on GPUs and other accelerators only; elsewhere it falls back without a word.
+        unsharded = "one process has nothing to shard" if args.world_size == 1 else "accelerate shards on GPUs only"
+        log.warning("%s: not applied (%s): every process holds the whole model, as under DDP", sharding, unsharded)
     if recipe.anchor_distillation and args.world_size > 1:
         # The distillation lives in the labelled-logits path, which calls the decoder past DDP's or FSDP's
         # wrapper and so runs on one process only.
