@@ -72,6 +72,23 @@ def train(
 
 
 @app.command()
+def check(
+    recipe: Annotated[Path, typer.Argument(help="The recipe YAML file.")],
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a recipe key: --set learning_rate=2e-4 (dotted keys for sections)."),
+    ] = None,
+    quiet: QuietOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Check a recipe and its data files without training; print the recipe as a run reads it."""
+    from sleeptrain.cli.train import run_check
+
+    _start_command(debug, quiet)
+    run_check(recipe, set_ or [])
+
+
+@app.command()
 def quickstart(
     out: Annotated[Path, typer.Option("--out", help="Where the run and summary.json go.")] = Path(
         "sleeptrain-quickstart"

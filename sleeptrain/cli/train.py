@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sleeptrain.cli.output import console
+from sleeptrain.cli.output import console, errors
 from sleeptrain.config import Recipe, load_recipe
 
 
@@ -15,6 +15,28 @@ def load_train_recipe(recipe_path: Path, overrides: list[str]) -> Recipe:
     recipe = load_recipe(recipe_path, overrides)
     prepare_backend(recipe)
     return recipe
+
+
+def run_check(recipe_path: Path, overrides: list[str]) -> None:
+    """Read the recipe and its data files as `train` would, without loading a model; print the recipe with
+    every default filled in (YAML, on stdout) and what it holds (on stderr)."""
+    import yaml
+
+    from sleeptrain.data.mixing import load_recipe_anchor_prompts, load_recipe_examples
+
+    recipe = load_recipe(recipe_path, overrides)
+    examples = load_recipe_examples(recipe)
+    anchor_prompts = load_recipe_anchor_prompts(recipe)
+    resolved = yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+    console.print(resolved, end="", markup=False, highlight=False, soft_wrap=True)
+    files = len(recipe.datasets or [])
+    errors.print(
+        f"{recipe_path}: a valid recipe; {len(examples)} examples from {files} data file"
+        f"{'s' if files != 1 else ''}, {len(anchor_prompts)} anchor prompts",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def run_train(recipe: Recipe, quiet: bool) -> None:

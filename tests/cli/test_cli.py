@@ -310,6 +310,36 @@ def test_a_refused_key_beside_an_optimizer_is_reported_before_the_training_libra
     assert not {"torch", "transformers"} & imported
 
 
+def test_check_prints_the_recipe_a_run_reads_without_loading_a_model(tmp_path, tiny_llama, isolated_cache):
+    write_project(tmp_path, tiny_llama)
+    _append(tmp_path / "recipe.yaml", "sample_packing: true\nwarmup_steps: 3\n")
+
+    done, imported = sleeptrain_import_times(
+        "check", "recipe.yaml", "--set", "lora_r=4", cwd=tmp_path, cache_dir=isolated_cache
+    )
+
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "recipe.yaml: a valid recipe; 3 examples from 1 data file, 120 anchor prompts" in " ".join(
+        done.stderr.split()
+    )
+    (tmp_path / "resolved.yaml").write_text(done.stdout, encoding="utf-8")
+    resolved = load_recipe(tmp_path / "resolved.yaml")
+    assert resolved.lora_r == 4 and resolved.warmup_steps == 3 and resolved.num_epochs == 14  # a default, filled in
+    assert not {"torch", "transformers"} & imported
+
+
+def test_check_answers_bad_data_as_train_does(tmp_path, tiny_llama, isolated_cache):
+    write_project(tmp_path, tiny_llama)
+    _broken_json(tmp_path)
+
+    done = sleeptrain("check", "recipe.yaml", cwd=tmp_path, cache_dir=isolated_cache)
+
+    assert done.returncode == 1 and done.stderr.strip().splitlines() == [
+        line for line in done.stderr.strip().splitlines() if line.startswith("error: ")
+    ]
+    assert "facts.jsonl:4: not valid JSON" in done.stderr
+
+
 def test_debug_shows_the_traceback(tmp_path, tiny_llama, isolated_cache):
     recipe = write_project(tmp_path, tiny_llama)
     _broken_json(tmp_path)
