@@ -61,8 +61,7 @@ class DatasetConfig(_Strict):
     `alpaca` rows are {"instruction", "input", "output"}."""
 
     path: Path
-    # alpaca: Axolotl's {"instruction", "input", "output"} rows, trained as they are (not augmented as facts);
-    # Axolotl's `chat_template` reads as chat (load_recipe).
+    # alpaca: Axolotl's {"instruction", "input", "output"} rows, trained as they are (not augmented as facts).
     type: Literal["qa", "chat", "alpaca"] = "qa"
     # Which turns carry the loss; None means the recipe-wide choice (`train_on_inputs`).
     roles_to_train: list[Role] | None = None
@@ -73,6 +72,12 @@ class DatasetConfig(_Strict):
         default=None,
         description="The keys of a turn's role and content; omitted: role and content, else ShareGPT's from and value.",
     )
+
+    @field_validator("type", mode="before")
+    @classmethod
+    def _axolotls_chat_template_type_is_chat(cls, value: Any) -> Any:
+        # Axolotl's name for conversations rendered with the chat template.
+        return "chat" if value == "chat_template" else value
 
 
 class HippocampusConfig(_Strict):
@@ -480,9 +485,6 @@ def _axolotl_spellings(data: dict, path: Path, lines: dict[tuple, int], overridd
             raise SleeptrainError(f"{where}: chat_template: jinja needs the template itself in chat_template_jinja")
         data["chat_template"] = jinja
         move(("chat_template_jinja",), ("chat_template",))
-    for item in data.get("datasets") or []:
-        if isinstance(item, dict) and item.get("type") == "chat_template":
-            item["type"] = "chat"  # Axolotl's name for conversations rendered with the chat template
 
 
 def _set_aside_axolotl_keys(data: dict, path: Path) -> list[tuple[tuple, str]]:

@@ -46,6 +46,11 @@ def debug_enabled() -> bool:
 
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or info logs.")]
 DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks and library logs.")]
+RecipeArgument = Annotated[Path, typer.Argument(help="The recipe YAML file.")]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a recipe key: --set learning_rate=2e-4 (dotted keys for sections)."),
+]
 
 
 def _start_command(debug: bool, quiet: bool) -> None:
@@ -55,11 +60,8 @@ def _start_command(debug: bool, quiet: bool) -> None:
 
 @app.command()
 def train(
-    recipe: Annotated[Path, typer.Argument(help="The recipe YAML file.")],
-    set_: Annotated[
-        list[str] | None,
-        typer.Option("--set", help="Override a recipe key: --set learning_rate=2e-4 (dotted keys for sections)."),
-    ] = None,
+    recipe: RecipeArgument,
+    set_: SetOption = None,
     quiet: QuietOption = False,
     debug: DebugOption = False,
 ) -> None:
@@ -73,11 +75,8 @@ def train(
 
 @app.command()
 def check(
-    recipe: Annotated[Path, typer.Argument(help="The recipe YAML file.")],
-    set_: Annotated[
-        list[str] | None,
-        typer.Option("--set", help="Override a recipe key: --set learning_rate=2e-4 (dotted keys for sections)."),
-    ] = None,
+    recipe: RecipeArgument,
+    set_: SetOption = None,
     quiet: QuietOption = False,
     debug: DebugOption = False,
 ) -> None:

@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from sleeptrain.config import MessagePropertyMappings
 from sleeptrain.errors import SleeptrainError
 from sleeptrain.examples import example_path
 from sleeptrain.jsonl import json_object_line
@@ -50,20 +51,17 @@ class Conversation:
         return [{"role": m.role, "content": m.content} for m in self.messages]
 
 
-@dataclass(frozen=True)
-class MessageFields:
-    """Where a chat row keeps its turns, and each turn its role and content. None: `messages` with `role` and
-    `content`, else ShareGPT's `conversations` with `from` and `value`."""
-
-    messages: str | None = None
-    role: str | None = None
-    content: str | None = None
-
-
 def read_conversations(
-    path: Path, kind: str, roles_to_train: list[str], fields: MessageFields | None = None
+    path: Path,
+    kind: str,
+    roles_to_train: list[str],
+    field_messages: str | None = None,
+    turn_keys: MessagePropertyMappings | None = None,
 ) -> list[Conversation]:
-    """Parse one data file into conversations; raises SleeptrainError at the first bad line."""
+    """Parse one data file into conversations; raises SleeptrainError at the first bad line. For chat rows,
+    `field_messages` and `turn_keys` say where a row keeps its turns and a turn its role and content (the
+    dataset's Axolotl keys); None: `messages` with `role` and `content`, else ShareGPT's `conversations` with
+    `from` and `value`."""
     path = Path(path)
     if not path.exists():
         # "org/name" with no extension is how Axolotl recipes name a dataset on the hub.
@@ -72,7 +70,6 @@ def read_conversations(
         raise SleeptrainError(f"{path}: no such data file{hint}")
     if path.is_dir():
         raise SleeptrainError(f"{path}: is a folder, not a data file")
-    fields = fields or MessageFields()
     conversations = []
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
@@ -85,7 +82,7 @@ def read_conversations(
             elif kind == "alpaca":
                 messages, subject = _parse_alpaca(row, where)
             else:
-                messages, subject = _parse_chat(row, where, fields)
+                messages, subject = _parse_chat(row, where, field_messages, turn_keys)
             conversations.append(Conversation(tuple(messages), tuple(roles_to_train), subject, where))
     if not conversations:
         raise SleeptrainError(f"{path}: no examples (the file is empty)")
@@ -144,13 +141,15 @@ def _parse_alpaca(row: dict, where: str) -> tuple[list[Message], str | None]:
     return [Message("user", prompt), Message("assistant", output.strip())], None
 
 
-def _parse_chat(row: dict, where: str, fields: MessageFields) -> tuple[list[Message], str | None]:
-    key = fields.messages or next((name for name in ("messages", "conversations") if name in row), None)
+def _parse_chat(
+    row: dict, where: str, field_messages: str | None, turn_keys: MessagePropertyMappings | None
+) -> tuple[list[Message], str | None]:
+    key = field_messages or next((name for name in ("messages", "conversations") if name in row), None)
     if key is not None and key in row:
         turns = row[key]
         if not isinstance(turns, list) or not turns:
             raise SleeptrainError(f"{where}: field '{key}' must be a non-empty list")
-        messages = [_turn(turn, f"{where}: {key}[{index}]", fields) for index, turn in enumerate(turns)]
+        messages = [_turn(turn, f"{where}: {key}[{index}]", turn_keys) for index, turn in enumerate(turns)]
         subject = _text_field(row, "subject", where, required=False)
     elif "text" in row:
         text = _text_field(row, "text", where)
@@ -167,8 +166,8 @@ def _parse_chat(row: dict, where: str, fields: MessageFields) -> tuple[list[Mess
         raise SleeptrainError(f"{where}: this looks like QA data; set `type: qa` for this dataset")
     elif "instruction" in row:
         raise SleeptrainError(f"{where}: this looks like Alpaca data; set `type: alpaca` for this dataset")
-    elif fields.messages:
-        raise SleeptrainError(f"{where}: missing field '{fields.messages}' (the dataset's field_messages)")
+    elif field_messages:
+        raise SleeptrainError(f"{where}: missing field '{field_messages}' (the dataset's field_messages)")
     else:
         raise SleeptrainError(f"{where}: missing field 'messages' (or ShareGPT's 'conversations', or ChatML 'text')")
     if not any(m.role == "assistant" for m in messages) and not any(m.role == "user" for m in messages):
@@ -176,12 +175,14 @@ def _parse_chat(row: dict, where: str, fields: MessageFields) -> tuple[list[Mess
     return messages, subject
 
 
-def _turn(turn: object, where: str, fields: MessageFields) -> Message:
+def _turn(turn: object, where: str, turn_keys: MessagePropertyMappings | None) -> Message:
     if not isinstance(turn, dict):
         raise SleeptrainError(f"{where} must be an object with role and content")
-    # ShareGPT's from/value where the turn has no role/content and the dataset names no fields of its own.
-    role_key = fields.role or ("from" if "role" not in turn and "from" in turn else "role")
-    content_key = fields.content or ("value" if "content" not in turn and "value" in turn else "content")
+    if turn_keys is not None:
+        role_key, content_key = turn_keys.role, turn_keys.content
+    else:  # ShareGPT's from/value where the turn has no role/content
+        role_key = "from" if "role" not in turn and "from" in turn else "role"
+        content_key = "value" if "content" not in turn and "value" in turn else "content"
     role = _text_field(turn, role_key, where)
     content = _text_field(turn, content_key, where)
     role = ROLE_ALIASES.get(role, role)

@@ -14,9 +14,9 @@ from typing import Any
 
 from datasets import Dataset, interleave_datasets
 
-from sleeptrain.config import DatasetConfig, Recipe
+from sleeptrain.config import Recipe
 from sleeptrain.data.augment import SUMMARY_ORIGIN, question_phrasings, restate_answers, subject_summaries
-from sleeptrain.data.formats import Conversation, MessageFields, read_anchor_prompts, read_conversations
+from sleeptrain.data.formats import Conversation, read_anchor_prompts, read_conversations
 from sleeptrain.data.render import IGNORE_INDEX, markers_split_by, render_conversation, resolve_chat_template
 from sleeptrain.errors import SleeptrainError
 
@@ -29,7 +29,13 @@ def load_recipe_examples(recipe: Recipe) -> list[list[Conversation]]:
     facts: list[Conversation] = []
     chats: list[Conversation] = []
     for dataset in recipe.datasets:
-        rows = read_conversations(dataset.path, dataset.type, recipe.roles_to_train(dataset), message_fields(dataset))
+        rows = read_conversations(
+            dataset.path,
+            dataset.type,
+            recipe.roles_to_train(dataset),
+            dataset.field_messages,
+            dataset.message_property_mappings,
+        )
         (facts if dataset.type == "qa" else chats).extend(rows)
     warn_about_repeated_questions(facts)
     if recipe.answer_statements:
@@ -39,14 +45,6 @@ def load_recipe_examples(recipe: Recipe) -> list[list[Conversation]]:
     rng = random.Random(recipe.seed)
     variants, rewrite, topics = recipe.question_variants, recipe.question_rewrites, recipe.topic_questions
     return [question_phrasings(fact, variants, rng, rewrite, topics) for fact in facts] + [[c] for c in chats]
-
-
-def message_fields(dataset: DatasetConfig) -> MessageFields:
-    """Where the dataset's chat rows keep their turns, as its recipe entry names them (Axolotl's keys)."""
-    mappings = dataset.message_property_mappings
-    return MessageFields(
-        dataset.field_messages, mappings.role if mappings else None, mappings.content if mappings else None
-    )
 
 
 def warn_about_repeated_questions(facts: list[Conversation]) -> None:

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from sleeptrain.config import MessagePropertyMappings
 from sleeptrain.data import Conversation, read_conversations
-from sleeptrain.data.formats import MessageFields, read_anchor_prompts
+from sleeptrain.data.formats import read_anchor_prompts
 from sleeptrain.errors import SleeptrainError
 
 ASSISTANT = ["assistant"]
@@ -97,15 +98,17 @@ def test_a_dataset_can_name_its_own_fields_as_axolotl_does(write_jsonl):
         [{"dialogue": [{"speaker": "user", "text": "Hi?"}, {"speaker": "assistant", "text": "Hello."}]}],
     )
 
-    (chat,) = read_conversations(path, "chat", ASSISTANT, MessageFields("dialogue", "speaker", "text"))
+    (chat,) = read_conversations(
+        path, "chat", ASSISTANT, "dialogue", MessagePropertyMappings(role="speaker", content="text")
+    )
 
     assert roles_and_texts(chat) == [("user", "Hi?"), ("assistant", "Hello.")]
     with pytest.raises(
         SleeptrainError, match=r"dialogues.jsonl:1: missing field 'turns' \(the dataset's field_messages\)"
     ):
-        read_conversations(path, "chat", ASSISTANT, MessageFields("turns"))
+        read_conversations(path, "chat", ASSISTANT, "turns")
     with pytest.raises(SleeptrainError, match=r"dialogues.jsonl:1: dialogue\[0\]: missing field 'role'"):
-        read_conversations(path, "chat", ASSISTANT, MessageFields("dialogue"))
+        read_conversations(path, "chat", ASSISTANT, "dialogue", MessagePropertyMappings())
 
 
 def test_alpaca_rows_are_an_instruction_with_its_input_and_the_output(write_jsonl):
