@@ -59,7 +59,8 @@ def run_train(recipe: Recipe, quiet: bool) -> None:
     metrics = result.metrics
     # Plain lines, never cut to the terminal's width: the paths are what a user copies.
     lines = [
-        f"trained {result.examples} examples for {metrics.epochs:g} epochs ({result.anchors} anchors)",
+        f"trained {result.examples} examples for {metrics.epochs:g} epoch{'' if metrics.epochs == 1 else 's'} "
+        f"({result.anchors} anchors)",
         *(
             [
                 f"learnt (written token for token at their last {recipe.learnt_after} sightings): "

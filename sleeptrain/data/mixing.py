@@ -113,10 +113,39 @@ class ExampleRows:
     optional: frozenset[int] = frozenset()
 
 
-def _rendered(recipe: Recipe, tokenizer: Any, conversations: list[Conversation]) -> list[dict[str, Any] | None]:
-    """Each conversation rendered as a training row, or None (with a warning) where no token is trained. Rows
-    get a `distill` column, which the trainer reads to tell anchors taught the base model's distributions
-    from the rest, when the recipe distils anchors."""
+def _named(origins: dict[str, int]) -> str:
+    """The first three examples (file:line) of those counted, and how many more."""
+    shown = ", ".join(list(origins)[:3])
+    return shown + (f" and {len(origins) - 3} more" if len(origins) > 3 else "")
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
+def _skipped(origins: dict[str, int]) -> str:
+    """How many phrasings of how many examples, and how many anchors, these are (anchors are counted, not
+    named: their origin is only their place in the bundled prompts)."""
+    anchors = sum(count for origin, count in origins.items() if origin.startswith("anchor:"))
+    examples = {origin: count for origin, count in origins.items() if not origin.startswith("anchor:")}
+    parts = []
+    if examples:
+        phrasings = sum(examples.values())
+        of = f"{_plural(phrasings, 'phrasing')} of " if phrasings != len(examples) else ""
+        parts.append(f"{of}{_plural(len(examples), 'example')} ({_named(examples)})")
+    if anchors:
+        parts.append(_plural(anchors, "anchor"))
+    return " and ".join(parts)
+
+
+def _rendered(
+    recipe: Recipe, tokenizer: Any, conversations: list[Conversation]
+) -> tuple[list[dict[str, Any] | None], str]:
+    """Each conversation rendered as a training row, or None where no token is trained, and why those were
+    left out ("" if none was). Rows get a `distill` column, which the trainer reads to tell anchors taught the
+    base model's distributions from the rest, when the recipe distils anchors. What was cut or left out is
+    said in one warning each, not one line per phrasing: a sequence_len too short for a run's examples would
+    otherwise print a line for every phrasing and anchor."""
     template = resolve_chat_template(tokenizer, recipe.chat_template)
     split = markers_split_by(tokenizer, recipe.chat_template)
     if split:
@@ -128,29 +157,37 @@ def _rendered(recipe: Recipe, tokenizer: Any, conversations: list[Conversation])
         )
     distill = recipe.anchor_distillation and any(c.distill for c in conversations)
     rows: list[dict[str, Any] | None] = []
-    truncated: dict[str, int] = {}  # phrasings cut, by the example (file:line) they phrase
+    # By the example (file:line) they phrase: phrasings cut short, phrasings cut before any trained token, and
+    # those whose trained roles have no turn.
+    truncated: dict[str, int] = defaultdict(int)
+    cut_out: dict[str, int] = defaultdict(int)
+    untrained: dict[str, int] = defaultdict(int)
     for conversation in conversations:
         row = render_conversation(conversation, tokenizer, template, recipe.system_prompt, recipe.sequence_len)
+        cut = len(row["input_ids"]) == recipe.sequence_len
         if all(label == IGNORE_INDEX for label in row["labels"]):
-            log.warning("%s: no trained tokens (roles_to_train or sequence_len); skipped", conversation.origin)
+            (cut_out if cut else untrained)[conversation.origin] += 1
             rows.append(None)
             continue
-        if len(row["input_ids"]) == recipe.sequence_len:
-            truncated[conversation.origin] = truncated.get(conversation.origin, 0) + 1
+        if cut:
+            truncated[conversation.origin] += 1
         rows.append(row | ({"distill": int(conversation.distill)} if distill else {}))
     if truncated:
-        named = ", ".join(list(truncated)[:3]) + (f" and {len(truncated) - 3} more" if len(truncated) > 3 else "")
-        cut, examples = sum(truncated.values()), len(truncated)
         log.warning(
-            "sequence_len=%d cut %d phrasing%s of %d example%s (%s); a larger sequence_len keeps them whole",
-            recipe.sequence_len,
-            cut,
-            "" if cut == 1 else "s",
-            examples,
-            "" if examples == 1 else "s",
-            named,
+            "sequence_len=%d cut %s; a larger sequence_len keeps them whole", recipe.sequence_len, _skipped(truncated)
         )
-    return rows
+    reasons = []
+    if cut_out:
+        reasons.append(f"sequence_len={recipe.sequence_len} ends before their first trained token")
+        log.warning("sequence_len=%d left nothing to train in %s: skipped", recipe.sequence_len, _skipped(cut_out))
+    if untrained:
+        reasons.append("roles_to_train picks none of their turns")
+        log.warning("no turn to train (roles_to_train, train_on_inputs) in %s: skipped", _skipped(untrained))
+    return rows, "; ".join(reasons)
+
+
+def _nothing_to_train(why: str) -> SleeptrainError:
+    return SleeptrainError("datasets: no example has a token to train on" + (f" ({why})" if why else ""))
 
 
 def build_example_dataset(
@@ -160,7 +197,8 @@ def build_example_dataset(
     dataset with an `example` column (the example's index, -1 for an anchor) for the epochs that
     training/schedule.py plans, and where each example's rows are. Which rows each epoch trains, in which
     order, is the schedule's to choose."""
-    rendered = iter(_rendered(recipe, tokenizer, [c for phrasings in examples for c in phrasings] + anchors))
+    rendered_rows, why = _rendered(recipe, tokenizer, [c for phrasings in examples for c in phrasings] + anchors)
+    rendered = iter(rendered_rows)
     rows: list[dict[str, Any]] = []
     phrasing_rows: list[list[int]] = []
     optional = set()
@@ -175,7 +213,7 @@ def build_example_dataset(
                 optional.add(len(phrasing_rows))
             phrasing_rows.append(kept)
     if not rows:
-        raise SleeptrainError("datasets: no example has a token to train on")
+        raise _nothing_to_train(why)
     anchor_rows = []
     for row in rendered:
         if row is not None:
@@ -190,10 +228,11 @@ def build_example_dataset(
 def build_training_dataset(recipe: Recipe, tokenizer: Any, conversations: list[Conversation]) -> Dataset:
     """Render every conversation, drop those with no trained token, and interleave across subjects."""
     rows = []
-    for conversation, row in zip(conversations, _rendered(recipe, tokenizer, conversations), strict=True):
+    rendered, why = _rendered(recipe, tokenizer, conversations)
+    for conversation, row in zip(conversations, rendered, strict=True):
         if row is not None:
             subject = conversation.subject or conversation.origin.rsplit(":", 1)[0]
             rows.append(row | {"subject": subject})
     if not rows:
-        raise SleeptrainError("datasets: no example has a token to train on")
+        raise _nothing_to_train(why)
     return interleave_by_subject(rows, recipe.seed).remove_columns("subject")

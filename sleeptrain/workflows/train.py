@@ -35,7 +35,9 @@ class TrainResult:
     adapter_dir: Path
     base_model: str
     metrics: RunMetrics
-    examples: int  # the recipe's examples (subject summaries included, one per fact whatever its phrasings)
+    # The recipe's examples trained (subject summaries included, one per fact whatever its phrasings) and
+    # anchors: those with a token to train on within sequence_len and roles_to_train.
+    examples: int
     anchors: int
 
 
@@ -75,12 +77,14 @@ def train(
         recipe, questions, loaded.model, loaded.tokenizer, loaded.path, len(questions), progress=not quiet
     )
     dataset, rows = build_example_dataset(recipe, loaded.tokenizer, examples, anchors, passes)
+    # What is trained: the examples and anchors with a token to train on (mixing.py warns of the others).
+    trained, trained_anchors = len(rows.phrasings), len(rows.anchors)
     log.info(
         "%d examples from %d file(s), %g epochs' steps at most, %d anchors, bf16=%s",
-        len(examples),
+        trained,
         len(recipe.datasets),
         recipe.num_epochs,
-        len(anchors),
+        trained_anchors,
         bf16,
     )
 
@@ -95,4 +99,4 @@ def train(
         resolved = recipe.model_dump(mode="json")
         resolved["base_model"] = loaded.path
         (output_dir / "recipe.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True))
-    return TrainResult(output_dir, save_to, loaded.path, metrics, len(examples), len(anchors))
+    return TrainResult(output_dir, save_to, loaded.path, metrics, trained, trained_anchors)

@@ -68,10 +68,50 @@ def test_rows_without_a_subject_are_grouped_by_their_file(write_jsonl, tokenizer
     assert sources == ["one", "two", "one", "two", "one", "two"]
 
 
-def test_a_sequence_len_too_short_for_any_answer_is_an_error(write_jsonl, qa_rows, tokenizer):
+def test_a_sequence_len_too_short_for_any_answer_is_an_error_that_says_so(write_jsonl, qa_rows, tokenizer):
     recipe = recipe_for(write_jsonl("facts.jsonl", qa_rows), sequence_len=9)
-    with pytest.raises(SleeptrainError, match="no example has a token to train on"):
+    with pytest.raises(SleeptrainError, match=r"no example has a token to train on \(sequence_len=9 ends before"):
         build_training_dataset(recipe, tokenizer, load_recipe_conversations(recipe))
+
+
+def test_phrasings_cut_before_their_answer_are_counted_in_one_warning(write_jsonl, tokenizer, caplog):
+    # Six wordings of each of five facts, all cut before the answer, and one short fact that fits: one line.
+    rows = [
+        {"question": f"{'Where exactly, and in which year, did ' * 12}Ann {i} go?", "answer": "Oslo."} for i in range(5)
+    ]
+    path = write_jsonl("facts.jsonl", [*rows, {"question": "Who?", "answer": "Ann."}])
+    recipe = recipe_for(path, sequence_len=64, question_variants=6, question_rewrites=False, topic_questions=0)
+
+    with caplog.at_level("WARNING", logger="sleeptrain"):
+        dataset = build_training_dataset(recipe, tokenizer, load_recipe_conversations(recipe))
+
+    assert len(dataset) == 6  # the short fact's six phrasings
+    warnings = [r.getMessage() for r in caplog.records if r.name == "sleeptrain"]
+    assert warnings == [
+        f"sequence_len=64 left nothing to train in 30 phrasings of 5 examples ({path}:1, {path}:2, {path}:3 and 2 "
+        "more): skipped"
+    ]
+
+
+def test_conversations_with_no_turn_of_the_trained_roles_are_counted_in_one_warning(write_jsonl, tokenizer, caplog):
+    chat = [
+        {"messages": [{"role": "user", "content": f"hi {i}"}, {"role": "assistant", "content": "hello"}]}
+        for i in range(2)
+    ]
+    path = write_jsonl("chat.jsonl", chat)
+    recipe = Recipe(
+        datasets=[DatasetConfig(path=path, type="chat", roles_to_train=["system"])], output_dir="out", **PLAIN
+    )
+
+    with (
+        caplog.at_level("WARNING", logger="sleeptrain"),
+        pytest.raises(SleeptrainError, match=r"no example has a token to train on \(roles_to_train picks none of"),
+    ):
+        build_training_dataset(recipe, tokenizer, load_recipe_conversations(recipe))
+
+    assert [r.getMessage() for r in caplog.records if r.name == "sleeptrain"] == [
+        f"no turn to train (roles_to_train, train_on_inputs) in 2 examples ({path}:1, {path}:2): skipped"
+    ]
 
 
 def test_examples_cut_to_sequence_len_are_named_in_one_warning(write_jsonl, tokenizer, caplog):
@@ -87,7 +127,7 @@ def test_examples_cut_to_sequence_len_are_named_in_one_warning(write_jsonl, toke
 
     assert max(len(ids) for ids in dataset["input_ids"]) == 64
     assert [r.getMessage() for r in caplog.records if r.name == "sleeptrain"] == [
-        f"sequence_len=64 cut 1 phrasing of 1 example ({path}:1); a larger sequence_len keeps them whole"
+        f"sequence_len=64 cut 1 example ({path}:1); a larger sequence_len keeps them whole"
     ]
 
 

@@ -190,6 +190,26 @@ def test_an_axolotl_recipe_trains_as_written(tiny_llama, write_recipe, write_jso
     assert result.metrics.steps == 2 and (tmp_path / "axolotl-run" / "adapter" / "adapter_config.json").exists()
 
 
+def test_the_examples_counted_are_those_left_with_a_token_to_train(tiny_llama, tmp_path, write_jsonl, qa_rows):
+    long_question = "Where, " * 60 + "did Ann go?"
+    facts = write_jsonl("facts.jsonl", [*qa_rows, {"question": long_question, "answer": "Oslo."}])
+    recipe = Recipe(
+        datasets=[DatasetConfig(path=facts)],
+        output_dir=tmp_path / "run",
+        base_model=tiny_llama,
+        sequence_len=96,
+        max_steps=1,
+        bf16=False,
+        anchor_ratio=0,
+        question_variants=1,
+        subject_summaries=False,
+    )
+
+    result = train(recipe, quiet=True)
+
+    assert result.examples == 3 and result.metrics.examples == 3
+
+
 def test_data_errors_come_before_loading_the_model(make_recipe, write_jsonl):
     recipe = make_recipe("no-such-org/no-such-model")
     recipe.datasets[0].path = write_jsonl("broken.jsonl", ['{"question": "q?"'])
