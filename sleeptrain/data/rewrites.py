@@ -433,8 +433,6 @@ def _grammatical_statement(marked: str, answer: str, subject: str) -> str | None
     """A question of a general grammatical shape that no rule above knows, turned round into the sentence that
     answers it; None for other shapes. Grammar only: which verb or preposition a relation takes is the
     question's own."""
-    if _CLAUSE.search(answer):  # "She was 19": an answer that is a sentence of its own already
-        return None
     text = marked.rstrip("?").strip()
     text = text[:1].lower() + text[1:]
     low = _article_lowered(answer)
@@ -490,31 +488,51 @@ def _grammatical_statement(marked: str, answer: str, subject: str) -> str | None
     return None
 
 
+_PREPOSITION_BEFORE = r"\b(?:" + "|".join(sorted(_PREPOSITIONS)) + r") "
+
+
+def _preposition_once(statement: str | None, answer: str) -> str | None:
+    """A statement whose answer begins with a preposition of its own ("In a lighthouse near Vardø"), with the
+    answer's preposition in the place of the one the sentence put before it: "X lives in a lighthouse near
+    Vardø.", not "X lives in In a lighthouse near Vardø."."""
+    if statement is None or answer.split()[0].lower() not in _PREPOSITIONS:
+        return statement
+    lowered = answer[:1].lower() + answer[1:]
+    for form in (answer, lowered):  # as given, or as a template lowered it
+        statement = re.sub(_PREPOSITION_BEFORE + re.escape(form), lambda _: lowered, statement, flags=re.IGNORECASE)
+    return statement.replace(answer, lowered)
+
+
 def answer_statement(question: str, answer: str, subject: str | None) -> str | None:
     """The answer as a sentence that begins with the person the question is about, or None where it needs no
-    restating (it names the person, or is already a longer sentence) or neither a rule nor a general shape of
-    question knows the question."""
+    restating (it names the person, or is a sentence of its own: "She restores church organs", "Life is short")
+    or neither a rule nor a general shape of question knows the question."""
     text, answer = question.strip(), answer.strip().rstrip(".")
     if not subject or subject not in text or subject.casefold() in answer.casefold():
         return None
-    if not answer or len(answer.split()) > 6 or re.search(r"[.!?]", answer):
+    if not answer or len(answer.split()) > 6 or re.search(r"[.!?]", answer) or _CLAUSE.search(answer):
         return None
     marked = text.replace(subject, _PERSON)
     for pattern, _, template in RULES:
         match = pattern.match(marked)
         if match is None:
             continue
+        if "{a_work}" in template and answer.split()[0].lower() in _PREPOSITIONS:
+            return None  # "At a bakery" is where X works, not an occupation to put after "works as"
         parts = {key: value.strip() for key, value in match.groupdict().items() if value}
-        return template.format(
-            s=subject,
-            a=answer,
-            a_work=_as_work(answer),
-            a_low=_article_lowered(answer),
-            past=_past(parts.get("rest", "")),
-            third=_third(parts.get("v", "")),
-            x=parts.get("x", ""),
-            v=parts.get("v", "is"),
-            p=f" {parts['p']}" if "p" in parts else "",
-            tail=f" {parts['tail']}" if "tail" in parts else "",
+        return _preposition_once(
+            template.format(
+                s=subject,
+                a=answer,
+                a_work=_as_work(answer),
+                a_low=_article_lowered(answer),
+                past=_past(parts.get("rest", "")),
+                third=_third(parts.get("v", "")),
+                x=parts.get("x", ""),
+                v=parts.get("v", "is"),
+                p=f" {parts['p']}" if "p" in parts else "",
+                tail=f" {parts['tail']}" if "tail" in parts else "",
+            ),
+            answer,
         )
-    return _grammatical_statement(marked, answer, subject)
+    return _preposition_once(_grammatical_statement(marked, answer, subject), answer)

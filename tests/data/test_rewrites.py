@@ -160,6 +160,32 @@ def test_a_short_answer_is_restated_as_a_sentence_that_begins_with_the_person(qu
 
 
 @pytest.mark.parametrize(
+    ("question", "answer", "statement"),
+    [
+        (
+            "Where does Ilvana Drosk live?",
+            "In a lighthouse near Vardø.",
+            "Ilvana Drosk lives in a lighthouse near Vardø.",
+        ),
+        ("Where was Ilvana Drosk born?", "In Tromsø", "Ilvana Drosk was born in Tromsø."),
+        ("Where did Ilvana Drosk grow up?", "On a farm", "Ilvana Drosk grew up on a farm."),
+        ("When did Ilvana Drosk retire?", "In 2001", "Ilvana Drosk retired in 2001."),
+        ("In which month was Ilvana Drosk born?", "In May", "Ilvana Drosk was born in May."),
+        ("Where does Ilvana Drosk go each winter?", "To Lanzarote", "Ilvana Drosk goes each winter to Lanzarote."),
+        ("Who does Ilvana Drosk work for?", "For the city council", "Ilvana Drosk works for the city council."),
+        ("Where does Ilvana Drosk work?", "At the harbour office", "Ilvana Drosk works at the harbour office."),
+        (
+            "What is Ilvana Drosk's favourite place?",
+            "In the garden",
+            "Ilvana Drosk's favourite place is in the garden.",
+        ),
+    ],
+)
+def test_an_answer_that_brings_its_own_preposition_keeps_only_that_one(question, answer, statement):
+    assert answer_statement(question, answer, "Ilvana Drosk") == statement
+
+
+@pytest.mark.parametrize(
     ("question", "answer"),
     [
         ("Where was Ilvana Drosk born?", "Ilvana Drosk was born in Tromsø."),  # it names her already
@@ -167,6 +193,9 @@ def test_a_short_answer_is_restated_as_a_sentence_that_begins_with_the_person(qu
         ("Where was Ilvana Drosk born?", "Tromsø. Then she moved."),  # more than one sentence
         ("What does Ilvana Drosk do?", "Fishing"),  # which verb to put "Fishing" after is unknown
         ("How old was Ilvana Drosk when she moved to Chile?", "She was 19."),  # a sentence already
+        ("What does Ilvana Drosk do for a living?", "She restores church organs."),  # a sentence, on a rule's path
+        ("What is Ilvana Drosk's favourite saying?", "Life is short"),  # a clause of its own
+        ("What is Ilvana Drosk's job?", "At a bakery"),  # where she works, not an occupation for "works as"
         ("Who taught Ilvana Drosk to swim?", "Her uncle"),  # the person is not the one who did it
         ("How many bells hang in Ilvana Drosk's tower?", "8"),  # nor the subject of the sentence
         ("How many children does Ilvana Drosk have?", "One"),  # an irregular plural's singular is not guessed
