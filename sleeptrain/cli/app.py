@@ -10,6 +10,7 @@ import typer
 from rich.markup import escape
 
 from sleeptrain import __version__
+from sleeptrain.cli.options import DebugOption, QuietOption
 from sleeptrain.cli.output import configure_output, console, errors
 from sleeptrain.errors import SleeptrainError
 
@@ -44,8 +45,6 @@ def debug_enabled() -> bool:
     return _DEBUG["on"] or "--debug" in sys.argv
 
 
-QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or info logs.")]
-DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks and library logs.")]
 RecipeArgument = Annotated[Path, typer.Argument(help="The recipe YAML file.")]
 SetOption = Annotated[
     list[str] | None,

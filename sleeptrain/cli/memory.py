@@ -14,6 +14,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from sleeptrain.cli.options import DebugOption
 from sleeptrain.cli.output import configure_output, console, errors
 
 memory_app = typer.Typer(
@@ -54,6 +55,8 @@ def ingest(
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Override a recipe key, e.g. hippocampus.on_conflict=correct.")
     ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    debug: DebugOption = False,
 ) -> None:
     """Judge each memory (importance, reality, contradiction) and store it with its decision."""
     from sleeptrain.config import HippocampusConfig, load_recipe
@@ -73,7 +76,7 @@ def ingest(
         config, base_model = HippocampusConfig(), None
     make_cache_folder()  # the judges' cache and the model that measures surprise: before the store is made
     with open_store(store, create=True) as memories:
-        results = ingest_file(file, memories, config, judge_kind=judge, base_model=base_model)
+        results = ingest_file(file, memories, config, judge_kind=judge, base_model=base_model, progress=not quiet)
         counts = memories.counts()
     broken = [r for r in results if r.error]
     for result in broken:
@@ -120,6 +123,7 @@ def list_(
     ] = None,
     subject: Annotated[str | None, typer.Option("--subject", help="Only memories about this subject.")] = None,
     as_json: JsonOption = False,
+    debug: DebugOption = False,
 ) -> None:
     """List stored memories in the order they arrived."""
     from sleeptrain.errors import SleeptrainError
@@ -155,6 +159,7 @@ def show(
     memory_id: Annotated[str, typer.Argument(help="The memory's id.")],
     store: StoreOption,
     as_json: JsonOption = False,
+    debug: DebugOption = False,
 ) -> None:
     """Show one memory and its audit trail."""
     from sleeptrain.workflows.memory import open_store, show_memory
@@ -175,7 +180,9 @@ def show(
 
 
 @memory_app.command()
-def forget(memory_id: Annotated[str, typer.Argument(help="The memory's id.")], store: StoreOption) -> None:
+def forget(
+    memory_id: Annotated[str, typer.Argument(help="The memory's id.")], store: StoreOption, debug: DebugOption = False
+) -> None:
     """Mark a memory forgotten: it leaves what the model is meant to know; its row and audit trail stay."""
     from sleeptrain.workflows.memory import forget_memory, open_store
 

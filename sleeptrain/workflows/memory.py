@@ -15,6 +15,7 @@ from sleeptrain.hippocampus.memory import Memory, Status, Verdict
 from sleeptrain.hippocampus.rows import read_memory_rows
 from sleeptrain.hippocampus.store import Event, MemoryStore
 from sleeptrain.judges import Judge, make_judge
+from sleeptrain.progress import progress_bar
 
 
 @dataclass
@@ -60,11 +61,13 @@ def ingest(
     today: date | None = None,
     judge_kind: str | None = None,
     base_model: str | None = None,
+    progress: bool = False,
 ) -> list[IngestResult]:
     """Judge every memory of a JSONL file in order and store it with its decision. A broken line is a result
     with `error` set (and nothing stored for it); the other lines go on. Each memory is stored in its own
     transaction, so an interruption keeps everything judged before it. Without `judge`, the one `judge_kind`
-    (or the config) names is built, reading with `base_model` (or the recipe's) - only once the file is read."""
+    (or the config) names is built, reading with `base_model` (or the recipe's) - only once the file is read.
+    `progress`: a bar over the memories judged."""
     if isinstance(config, Recipe):
         base_model, config = config.base_model, config.hippocampus
     config = config or HippocampusConfig()
@@ -73,7 +76,7 @@ def ingest(
         judge = make_judge(config, base_model, kind=judge_kind)
     today = today or date.today()
     results, context = [], None
-    for row in rows:
+    for row in progress_bar(rows, label="judging memories" if progress else None, unit="memory"):
         result = IngestResult(row.line, row.where, error=row.error)
         results.append(result)
         memory = row.memory

@@ -117,3 +117,41 @@ def test_a_cache_folder_that_cannot_be_made_is_one_error_line_and_no_store_is_ma
         f"error: the cache folder (SLEEPTRAIN_CACHE_DIR) {tmp_path / 'cache'}: cannot create this folder (File exists)"
     ], done.stderr
     assert not (tmp_path / "memories.db").exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["memory", "ingest", "{tmp}/missing.jsonl", "--store", "{store}"],
+        ["memory", "list", "--store", "{tmp}/missing.sqlite"],
+        ["memory", "show", "m-404", "--store", "{store}"],
+        ["memory", "forget", "m-404", "--store", "{store}"],
+    ],
+)
+def test_every_memory_command_takes_debug_after_its_name_and_shows_the_traceback(tmp_path, monkeypatch, args):
+    from sleeptrain.cli import main
+    from sleeptrain.errors import SleeptrainError
+    from sleeptrain.hippocampus import MemoryStore
+
+    store = tmp_path / "m.sqlite"
+    MemoryStore(store).close()
+    argv = [a.format(store=store, tmp=tmp_path) for a in args]
+    monkeypatch.setattr(sys, "argv", ["sleeptrain", *argv, "--debug"])
+    # With --debug the error is raised as it is, so that Python prints its traceback (not typer's usage error).
+    with pytest.raises(SleeptrainError):
+        main()
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_ingest_draws_a_bar_over_the_memories_unless_quiet(
+    tmp_path, write_jsonl, recipe, monkeypatch, progress_bars, quiet
+):
+    from sleeptrain.cli import main
+
+    memories = write_jsonl("m.jsonl", [{"text": f"Ada {i} lives in Bergen."} for i in range(3)])
+    args = ["memory", "ingest", str(memories), "--store", str(tmp_path / "m.db"), "--recipe", str(recipe), "--json"]
+    monkeypatch.setattr(sys, "argv", ["sleeptrain", *args, *(["-q"] if quiet else [])])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    assert exit_.value.code in (0, None)
+    assert progress_bars == ([] if quiet else [("judging memories", 3, 3)])
