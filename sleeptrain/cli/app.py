@@ -83,7 +83,7 @@ def check(
     from sleeptrain.cli.train import run_check
 
     _start_command(debug, quiet)
-    run_check(recipe, set_ or [])
+    run_check(recipe, set_ or [], quiet)
 
 
 @app.command()

@@ -17,9 +17,9 @@ def load_train_recipe(recipe_path: Path, overrides: list[str]) -> Recipe:
     return recipe
 
 
-def run_check(recipe_path: Path, overrides: list[str]) -> None:
+def run_check(recipe_path: Path, overrides: list[str], quiet: bool = False) -> None:
     """Read the recipe and its data files as `train` would, without loading a model; print the recipe with
-    every default filled in (YAML, on stdout) and what it holds (on stderr)."""
+    every default filled in (YAML, on stdout) and, unless `quiet`, what it holds (on stderr)."""
     import yaml
 
     from sleeptrain.data.mixing import load_recipe_anchor_prompts, load_recipe_examples
@@ -29,6 +29,8 @@ def run_check(recipe_path: Path, overrides: list[str]) -> None:
     anchor_prompts = load_recipe_anchor_prompts(recipe)
     resolved = yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
     console.print(resolved, end="", markup=False, highlight=False, soft_wrap=True)
+    if quiet:
+        return
     files = len(recipe.datasets or [])
     errors.print(
         f"{recipe_path}: a valid recipe; {len(examples)} examples from {files} data file"

@@ -328,6 +328,16 @@ def test_check_prints_the_recipe_a_run_reads_without_loading_a_model(tmp_path, t
     assert not {"torch", "transformers"} & imported
 
 
+def test_a_quiet_check_prints_only_the_recipe(tmp_path, tiny_llama, isolated_cache):
+    write_project(tmp_path, tiny_llama)
+    _append(tmp_path / "recipe.yaml", "sample_packing: true\n")  # set aside: an info line without -q
+
+    done = sleeptrain("check", "recipe.yaml", "-q", cwd=tmp_path, cache_dir=isolated_cache)
+
+    assert done.returncode == 0 and done.stderr == ""
+    assert "lora_r: 16" in done.stdout.splitlines()
+
+
 def test_check_answers_bad_data_as_train_does(tmp_path, tiny_llama, isolated_cache):
     write_project(tmp_path, tiny_llama)
     _broken_json(tmp_path)
