@@ -8,6 +8,8 @@
 - GEMINI_API_KEY (or GOOGLE_API_KEY): the key for the Gemini judge (`hippocampus.judge: gemini`).
 - SLEEPTRAIN_GEMINI_BASE_URL (or GOOGLE_GEMINI_BASE_URL): another endpoint for the Gemini API (a proxy, a
   local test server).
+- RANK: set by the launcher (torchrun, accelerate launch) in each of several processes; the CLI's info lines
+  and warnings come from rank 0 only.
 - LRU_CACHE_CAPACITY, ONEDNN_PRIMITIVE_CACHE_CAPACITY: read by PyTorch's CPU kernels (ideep, oneDNN), not by
   sleeptrain; `bound_cpu_kernel_caches` gives them smaller defaults for training (a value already set wins).
 - TRANSFORMERS_VERBOSITY, HF_HUB_DISABLE_PROGRESS_BARS, HF_DATASETS_DISABLE_PROGRESS_BARS,
@@ -29,6 +31,7 @@ class Settings:
     threads: int | None
     gemini_api_key: str | None = None
     gemini_base_url: str | None = None
+    rank: int = 0  # this process's rank among a launcher's processes; 0 when run alone
 
 
 def load_settings() -> Settings:
@@ -40,12 +43,14 @@ def load_settings() -> Settings:
         cache = base / "sleeptrain"
     wheel = env.get("SLEEPTRAIN_DEFAULT_MODEL_WHEEL")
     threads = env.get("SLEEPTRAIN_THREADS")
+    rank = env.get("RANK", "")
     return Settings(
         cache_dir=cache,
         default_model_wheel=Path(wheel).expanduser() if wheel else None,
         threads=int(threads) if threads and threads.isdigit() else None,
         gemini_api_key=env.get("GEMINI_API_KEY") or env.get("GOOGLE_API_KEY") or None,
         gemini_base_url=env.get("SLEEPTRAIN_GEMINI_BASE_URL") or env.get("GOOGLE_GEMINI_BASE_URL") or None,
+        rank=int(rank) if rank.isdigit() else 0,
     )
 
 

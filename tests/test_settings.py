@@ -53,3 +53,10 @@ def test_cpu_kernel_caches_get_smaller_defaults_but_a_users_value_wins(monkeypat
 
     assert os.environ["LRU_CACHE_CAPACITY"] == CPU_KERNEL_CACHES["LRU_CACHE_CAPACITY"]
     assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "2048"
+
+
+def test_the_rank_is_the_launchers_and_0_when_run_alone(monkeypatch):
+    monkeypatch.delenv("RANK", raising=False)
+    assert load_settings().rank == 0
+    monkeypatch.setenv("RANK", "1")
+    assert load_settings().rank == 1

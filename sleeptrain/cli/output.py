@@ -9,7 +9,7 @@ import warnings
 from rich.console import Console
 from rich.logging import RichHandler
 
-from sleeptrain.settings import quiet_libraries_at_import
+from sleeptrain.settings import load_settings, quiet_libraries_at_import
 
 console = Console()
 errors = Console(stderr=True)
@@ -17,6 +17,10 @@ errors = Console(stderr=True)
 
 def configure_output(debug: bool = False, quiet: bool = False) -> None:
     level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
+    if load_settings().rank > 0 and not debug:
+        # Under torchrun or accelerate launch every process runs the same command: its lines once (from rank 0)
+        # are enough, and errors still come from the process that met them.
+        level = logging.ERROR
     handler = RichHandler(console=errors, show_path=debug, show_time=False, markup=False)
     logging.basicConfig(level=level, handlers=[handler], format="%(message)s", force=True)
     if not debug:
