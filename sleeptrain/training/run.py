@@ -511,7 +511,9 @@ def train_model(
     if rows is None:
         epochs = round(float(trainer.state.epoch or 0.0) * passes, 3)
     else:
-        epochs = trainer.epoch_batches.epochs_trained
+        # Batches taken: a step takes gradient_accumulation_steps of them on each process (dealt out in turn).
+        taken = trainer.state.global_step * args.gradient_accumulation_steps * args.world_size
+        epochs = trainer.epoch_batches.epochs_done(taken)
         if learning is not None and learning.all_learnt() and epochs < recipe.num_epochs:
             log.info("Every example learnt after %g of at most %g epochs", epochs, recipe.num_epochs)
         elif epochs > recipe.num_epochs:

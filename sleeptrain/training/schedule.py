@@ -114,7 +114,9 @@ class EpochBatches(Sampler[list[int]]):
         self.rng = random.Random(seed)
         self.group_by_length = group_by_length
         self.epochs_planned = 0
-        self.epochs_trained = 0.0
+        # Each epoch yielded: its batches as planned, as yielded (the run's length may cut the last), and how
+        # much of an epoch it is (the last of a fractional num_epochs is that fraction).
+        self.yielded_epochs: list[tuple[int, int, float]] = []
         self.anchors_used = 0
         self.checked_all = False
 
@@ -134,11 +136,26 @@ class EpochBatches(Sampler[list[int]]):
             self.epochs_planned += 1
             if not batches:
                 return
-            planned = float(self.epochs_planned)
-            self.epochs_trained = planned if epoch >= self.epochs else min(self.epochs, planned)
+            weight = min(1.0, self.epochs - epoch) if epoch < self.epochs else 1.0
+            planned = len(batches)
             batches = batches[: budget - yielded]  # never more than the run's length, which Trainer sizes by
+            self.yielded_epochs.append((planned, len(batches), weight))
             yielded += len(batches)
             yield from batches
+
+    def epochs_done(self, batches_taken: int | None = None) -> float:
+        """How many epochs the first `batches_taken` batches made (all yielded ones if None): whole epochs, and
+        the share of the last one begun. (The loader asks for a batch before the step that trains it, so what
+        was yielded may run one epoch ahead of what was trained.)"""
+        left = sum(taken for _, taken, _ in self.yielded_epochs) if batches_taken is None else batches_taken
+        done = 0.0
+        for planned, taken, weight in self.yielded_epochs:
+            used = min(left, taken)
+            done += weight * used / planned
+            left -= used
+            if left <= 0:
+                break
+        return round(done, 3)
 
     def _extra_epoch_due(self, yielded: int, budget: int) -> bool:
         """After the recipe's (whole) epochs: one more epoch for the examples still not learnt, while the

@@ -87,7 +87,7 @@ def test_learnt_examples_leave_the_epochs_with_their_share_of_anchors_and_the_ru
     # After epoch 1 every example is learnt: a last epoch shows them all (and its anchors) to check them; all
     # are still written, so the run ends, well before ten epochs.
     assert len(epochs) == 3 and epochs[2] >= {0, 2, 4} and len(epochs[2]) == 6
-    assert batches.epochs_trained == 3 and len(batches) == 10 * 3
+    assert batches.epochs_done() == 3 and len(batches) == 10 * 3
 
 
 def test_an_example_that_slipped_since_it_was_learnt_is_learnt_again():
@@ -176,7 +176,7 @@ def test_an_example_not_learnt_after_the_epochs_gets_more_while_the_unused_batch
     # Epoch 1 trains example 2 alone; epoch 2 brings the others back for review; the recipe's three epochs
     # leave example 2 unlearnt, so a fourth trains it (5 of the run's 9 batches: 3 examples x 3 epochs).
     assert epochs == [{0, 2, 4}, {5}, {0, 2, 4}, {5}]
-    assert learning.all_learnt() and batches.epochs_trained == 4
+    assert learning.all_learnt() and batches.epochs_done() == 4
 
 
 def test_extra_epochs_skip_optional_examples_and_stop_at_the_runs_length():
@@ -194,4 +194,4 @@ def test_extra_epochs_skip_optional_examples_and_stop_at_the_runs_length():
     # Epochs 0 and 1 take 5 of the 6 batches; the third epoch would train example 2 and example 0's review,
     # but one batch is left. The summary (example 1, rows 2 and 3) gets no extra epoch.
     assert [len(e) for e in epochs] == [3, 2, 1] and not epochs[2] & {2, 3}
-    assert len(batches) == 6 and batches.epochs_trained == 3
+    assert len(batches) == 6 and batches.epochs_done() == 2.5  # half of the third epoch's two batches

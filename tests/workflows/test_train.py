@@ -210,6 +210,13 @@ def test_the_examples_counted_are_those_left_with_a_token_to_train(tiny_llama, t
     assert result.examples == 3 and result.metrics.examples == 3
 
 
+def test_a_run_cut_short_by_max_steps_counts_the_part_of_an_epoch_it_trained(tiny_llama, make_recipe):
+    # Three facts in batches of one: an epoch is three steps, and two steps are two thirds of one.
+    result = train(make_recipe(tiny_llama, max_steps=2, micro_batch_size=1), quiet=True)
+
+    assert result.metrics.steps == 2 and result.metrics.epochs == pytest.approx(2 / 3, abs=1e-3)
+
+
 def test_data_errors_come_before_loading_the_model(make_recipe, write_jsonl):
     recipe = make_recipe("no-such-org/no-such-model")
     recipe.datasets[0].path = write_jsonl("broken.jsonl", ['{"question": "q?"'])
