@@ -19,22 +19,27 @@ def load_train_recipe(recipe_path: Path, overrides: list[str]) -> Recipe:
 
 def run_check(recipe_path: Path, overrides: list[str], quiet: bool = False) -> None:
     """Read the recipe and its data files as `train` would, without loading a model; print the recipe with
-    every default filled in (YAML, on stdout) and, unless `quiet`, what it holds (on stderr)."""
+    every default filled in (YAML, on stdout) and, unless `quiet`, what it holds (on stderr). A recipe without
+    datasets is checked as `sleep` reads it (its memories come from the store)."""
     import yaml
 
     from sleeptrain.data.mixing import load_recipe_anchor_prompts, load_recipe_examples
 
-    recipe = load_recipe(recipe_path, overrides)
-    examples = load_recipe_examples(recipe)
+    recipe = load_recipe(recipe_path, overrides, require_datasets=False)
+    examples = load_recipe_examples(recipe) if recipe.datasets else []
     anchor_prompts = load_recipe_anchor_prompts(recipe)
     resolved = yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
     console.print(resolved, end="", markup=False, highlight=False, soft_wrap=True)
     if quiet:
         return
     files = len(recipe.datasets or [])
+    holds = (
+        f"{len(examples)} examples from {files} data file{'s' if files != 1 else ''}"
+        if files
+        else "no datasets, as `sleeptrain sleep` reads it (`sleeptrain train` needs datasets)"
+    )
     errors.print(
-        f"{recipe_path}: a valid recipe; {len(examples)} examples from {files} data file"
-        f"{'s' if files != 1 else ''}, {len(anchor_prompts)} anchor prompts",
+        f"{recipe_path}: a valid recipe; {holds}, {len(anchor_prompts)} anchor prompts",
         markup=False,
         highlight=False,
         soft_wrap=True,

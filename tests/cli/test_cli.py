@@ -338,6 +338,18 @@ def test_a_quiet_check_prints_only_the_recipe(tmp_path, tiny_llama, isolated_cac
     assert "lora_r: 16" in done.stdout.splitlines()
 
 
+def test_a_recipe_without_datasets_is_checked_as_sleep_reads_it(tmp_path, isolated_cache):
+    (tmp_path / "sleep.yaml").write_text("output_dir: runs/sleep\nsleep:\n  replay_ratio: 2.0\n")
+
+    done = sleeptrain("check", "sleep.yaml", cwd=tmp_path, cache_dir=isolated_cache)
+
+    assert done.returncode == 0, done.stderr
+    assert "replay_ratio: 2.0" in done.stdout
+    assert "sleep.yaml: a valid recipe; no datasets, as `sleeptrain sleep` reads it" in " ".join(done.stderr.split())
+    bad = sleeptrain("check", "sleep.yaml", "--set", "sleep.replay_ratio=-1", cwd=tmp_path, cache_dir=isolated_cache)
+    assert bad.returncode == 1 and "sleep.replay_ratio" in bad.stderr
+
+
 def test_check_answers_bad_data_as_train_does(tmp_path, tiny_llama, isolated_cache):
     write_project(tmp_path, tiny_llama)
     _broken_json(tmp_path)
