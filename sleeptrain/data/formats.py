@@ -51,6 +51,12 @@ class Conversation:
         return [{"role": m.role, "content": m.content} for m in self.messages]
 
 
+def _relative_hint(path: Path) -> str:
+    """Where a relative path was looked for: a recipe's paths are read from the folder the command runs in
+    (as Axolotl reads them), not from the recipe's own folder, which is the usual surprise."""
+    return "" if path.is_absolute() else f" (relative paths are read from the current folder, {Path.cwd()})"
+
+
 def read_conversations(
     path: Path,
     kind: str,
@@ -66,7 +72,7 @@ def read_conversations(
     if not path.exists():
         # "org/name" with no extension is how Axolotl recipes name a dataset on the hub.
         hub = not path.is_absolute() and not path.suffix and len(path.parts) == 2
-        hint = " (a hub dataset? sleeptrain reads local JSON Lines files)" if hub else ""
+        hint = " (a hub dataset? sleeptrain reads local JSON Lines files)" if hub else _relative_hint(path)
         raise SleeptrainError(f"{path}: no such data file{hint}")
     if path.is_dir():
         raise SleeptrainError(f"{path}: is a folder, not a data file")
@@ -93,7 +99,7 @@ def read_anchor_prompts(path: Path | None) -> list[str]:
     """Anchor prompts: JSONL rows of {"prompt": ...} (omitted: the bundled set); errors name the file and line."""
     path = Path(path) if path else example_path("anchors/prompts.jsonl")
     if not path.is_file():
-        raise SleeptrainError(f"anchor_prompts: {path}: no such file")
+        raise SleeptrainError(f"anchor_prompts: {path}: no such file{_relative_hint(path)}")
     prompts = []
     for number, raw in enumerate(path.read_bytes().splitlines(), start=1):
         if raw.strip():

@@ -178,6 +178,13 @@ def test_missing_data_file(tmp_path):
     assert error_reading(path) == f"{path}: no such data file"
 
 
+def test_a_missing_relative_path_says_where_it_was_looked_for(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert error_reading(Path("data/facts.jsonl")) == (
+        f"data/facts.jsonl: no such data file (relative paths are read from the current folder, {tmp_path})"
+    )
+
+
 def test_a_hub_dataset_name_is_answered_as_such(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SleeptrainError) as caught:
