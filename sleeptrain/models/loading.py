@@ -47,6 +47,8 @@ def resolve_base_model(base_model: str | None) -> str:
             gguf_to_safetensors(candidate.resolve(), target)
         return str(target)
     if candidate.exists():
+        if not candidate.is_dir():
+            raise SleeptrainError(f"base_model: {candidate}: a file, not a model (give a model folder or a .gguf file)")
         if not (candidate / "config.json").exists():
             raise SleeptrainError(f"base_model: {candidate}: a folder without config.json is not a model")
         return str(candidate.resolve())

@@ -269,6 +269,12 @@ def test_a_folder_without_config_json_is_not_a_model(tmp_path):
         resolve_base_model(str(tmp_path))
 
 
+def test_a_file_that_is_not_gguf_is_not_a_model(tmp_path):
+    (tmp_path / "facts.jsonl").write_text("{}\n")
+    with pytest.raises(SleeptrainError, match="facts.jsonl: a file, not a model"):
+        resolve_base_model(str(tmp_path / "facts.jsonl"))
+
+
 def test_a_missing_gguf_file_is_named(tmp_path):
     with pytest.raises(SleeptrainError, match="no such GGUF file"):
         resolve_base_model(str(tmp_path / "model.Q4_1.gguf"))
