@@ -61,6 +61,7 @@ def ingest(
     """Judge each memory (importance, reality, contradiction) and store it with its decision."""
     from sleeptrain.config import HippocampusConfig, load_recipe
     from sleeptrain.errors import SleeptrainError
+    from sleeptrain.hippocampus.rows import read_memory_rows
     from sleeptrain.workflows.folders import make_cache_folder
     from sleeptrain.workflows.memory import ingest as ingest_file
     from sleeptrain.workflows.memory import open_store
@@ -74,9 +75,12 @@ def ingest(
         if set_:
             raise SleeptrainError("--set needs --recipe")
         config, base_model = HippocampusConfig(), None
-    make_cache_folder()  # the judges' cache and the model that measures surprise: before the store is made
+    # The file read first, and the cache folder made (the judges' cache, the model that measures surprise),
+    # before the store is made: a mistyped file name must not leave an empty store behind.
+    rows = read_memory_rows(file)
+    make_cache_folder()
     with open_store(store, create=True) as memories:
-        results = ingest_file(file, memories, config, judge_kind=judge, base_model=base_model, progress=not quiet)
+        results = ingest_file(rows, memories, config, judge_kind=judge, base_model=base_model, progress=not quiet)
         counts = memories.counts()
     broken = [r for r in results if r.error]
     for result in broken:

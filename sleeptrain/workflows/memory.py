@@ -12,7 +12,7 @@ from sleeptrain.config import HippocampusConfig, Recipe
 from sleeptrain.errors import SleeptrainError
 from sleeptrain.hippocampus.gate import decide
 from sleeptrain.hippocampus.memory import Memory, Status, Verdict
-from sleeptrain.hippocampus.rows import read_memory_rows
+from sleeptrain.hippocampus.rows import MemoryRow, read_memory_rows
 from sleeptrain.hippocampus.store import Event, MemoryStore
 from sleeptrain.judges import Judge, make_judge
 from sleeptrain.progress import progress_bar
@@ -54,7 +54,7 @@ class IngestReport:
 
 
 def ingest(
-    path: str | Path,
+    path: str | Path | list[MemoryRow],
     store: MemoryStore,
     config: HippocampusConfig | Recipe | None = None,
     judge: Judge | None = None,
@@ -63,7 +63,8 @@ def ingest(
     base_model: str | None = None,
     progress: bool = False,
 ) -> list[IngestResult]:
-    """Judge every memory of a JSONL file in order and store it with its decision. A broken line is a result
+    """Judge every memory of a JSONL file (or its rows, as read_memory_rows read them) in order and store it
+    with its decision. A broken line is a result
     with `error` set (and nothing stored for it); the other lines go on. Each memory is stored in its own
     transaction, so an interruption keeps everything judged before it. Without `judge`, the one `judge_kind`
     (or the config) names is built, reading with `base_model` (or the recipe's) - only once the file is read.
@@ -71,7 +72,7 @@ def ingest(
     if isinstance(config, Recipe):
         base_model, config = config.base_model, config.hippocampus
     config = config or HippocampusConfig()
-    rows = read_memory_rows(path)
+    rows = path if isinstance(path, list) else read_memory_rows(path)
     if judge is None and any(row.memory is not None for row in rows):
         judge = make_judge(config, base_model, kind=judge_kind)
     today = today or date.today()

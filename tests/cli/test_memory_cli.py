@@ -155,3 +155,14 @@ def test_ingest_draws_a_bar_over_the_memories_unless_quiet(
         main()
     assert exit_.value.code in (0, None)
     assert progress_bars == ([] if quiet else [("judging memories", 3, 3)])
+
+
+def test_a_missing_memory_file_makes_no_store(tmp_path, monkeypatch, capsys):
+    from sleeptrain.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["sleeptrain", "memory", "ingest", "memoires.jsonl", "--store", "new.db"])
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    assert exit_.value.code == 1 and "memoires.jsonl: no such memory file" in capsys.readouterr().err
+    assert not (tmp_path / "new.db").exists()
