@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
+
+from sleeptrain.judges.facts import strip_correction_cue
 
 Decision = Literal["store", "reject", "correct"]
 Status = Literal["pending", "consolidated", "superseded", "rejected", "forgotten"]
@@ -32,6 +34,18 @@ class Memory:
     @property
     def is_fact(self) -> bool:
         return self.question is not None and self.answer is not None
+
+    def as_taught(self) -> Memory:
+        """The memory as sleep teaches it: its text, question and answer without a leading correction cue
+        ("Correction:", "Actually,"), which tells the hippocampus what the memory does to the store and is no
+        part of the fact (taught with it, "Where was X born?" was answered "Correction: X was born in ...")."""
+
+        def plain(text: str | None) -> str | None:
+            return strip_correction_cue(text)[0] or text if text is not None else None
+
+        return replace(
+            self, text=plain(self.text) or self.text, question=plain(self.question), answer=plain(self.answer)
+        )
 
 
 @dataclass

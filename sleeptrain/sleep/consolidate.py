@@ -55,6 +55,7 @@ def memory_conversation(memory: Memory, question: str | None = None, restate: bo
     """One memory as the conversation that teaches it (see the module docstring for free text); with `restate`
     (the recipe's answer_statements), a fact's short answer as a sentence that begins with its subject."""
     origin = f"memory:{memory.id}"
+    memory = memory.as_taught()
     if memory.is_fact or question is not None:
         asked = question or memory.question or ""
         fact = Conversation(

@@ -39,6 +39,15 @@ def test_a_free_text_memory_is_taught_under_its_subject_or_as_text():
     assert bare.roles_to_train == ("user",) and bare.messages[0].content == "The meeting is on Friday."
 
 
+def test_a_correction_cue_is_not_taught_as_part_of_the_fact():
+    text = Memory("c", "Correction: Marta Quell was born in Tartu, not Tallinn.", subject="Marta Quell")
+    fact = Memory("f", "x", question="Where was Marta Quell born?", answer="Actually, Tartu.", subject="Marta Quell")
+
+    assert memory_conversation(text).messages[1].content == "Marta Quell was born in Tartu, not Tallinn."
+    assert memory_conversation(fact).messages[1].content == "Tartu."
+    assert text.text.startswith("Correction:")  # the stored memory keeps its words
+
+
 def test_with_answer_statements_a_memorys_short_answer_is_taught_as_a_sentence_about_its_subject():
     new = fact("c1", "Carla Mendt", "Which city does Carla Mendt live in?", "Lyon")
     assert memory_conversation(new).messages[1].content == "Lyon"
