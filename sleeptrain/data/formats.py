@@ -16,6 +16,7 @@ Every problem is a SleeptrainError naming file:line.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,7 +120,9 @@ def _text_field(row: dict, key: str, where: str, required: bool = True) -> str |
         return None
     value = row[key]
     if not isinstance(value, str):
-        raise SleeptrainError(f"{where}: field '{key}' must be a string, got {type(value).__name__}")
+        # A number is not taken as its text: 1987 and 1987.0 would teach different answers, and "007" is none.
+        quoted = f" (in quotes: {json.dumps(str(value))})" if isinstance(value, int | float) else ""
+        raise SleeptrainError(f"{where}: field '{key}' must be a string, got {type(value).__name__}{quoted}")
     if required and not value.strip():
         raise SleeptrainError(f"{where}: field '{key}' is empty")
     return value
@@ -190,9 +193,29 @@ def _turn(turn: object, where: str, turn_keys: MessagePropertyMappings | None) -
         role_key = "from" if "role" not in turn and "from" in turn else "role"
         content_key = "value" if "content" not in turn and "value" in turn else "content"
     role = _text_field(turn, role_key, where)
-    content = _text_field(turn, content_key, where)
+    if isinstance(turn.get(content_key), list):
+        content = _text_parts(turn[content_key], f"{where}.{content_key}")
+    else:
+        content = _text_field(turn, content_key, where)
     role = ROLE_ALIASES.get(role, role)
     if role not in ROLES:
         names = ", ".join((*ROLES, *ROLE_ALIASES))
         raise SleeptrainError(f"{where}: role {role!r} is not one of {names}")
     return Message(role, content)
+
+
+def _text_parts(parts: list, where: str) -> str:
+    """A turn's content given as a list of parts, as OpenAI's chat format and multimodal datasets write it
+    ([{"type": "text", "text": "..."}], or plain strings): its text parts, a line apart."""
+    texts = []
+    for index, part in enumerate(parts):
+        if isinstance(part, str):
+            texts.append(part)
+        elif isinstance(part, dict) and part.get("type", "text") == "text" and isinstance(part.get("text"), str):
+            texts.append(part["text"])
+        else:
+            kind = part.get("type") if isinstance(part, dict) else type(part).__name__
+            raise SleeptrainError(f"{where}[{index}]: a part of type {kind!r}; sleeptrain trains on text parts only")
+    if not texts:
+        raise SleeptrainError(f"{where}: an empty list of parts")
+    return "\n".join(texts)

@@ -57,6 +57,25 @@ def test_extra_qa_fields_are_allowed(write_jsonl):
     assert len(read_conversations(path, "qa", ASSISTANT)) == 1
 
 
+def test_content_given_as_text_parts_is_read_as_their_text(write_jsonl):
+    question = [{"type": "text", "text": "Who is Teodor?"}, "Briefly."]
+    answer = [{"type": "text", "text": "A clockmaker."}]
+    turns = [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
+    path = write_jsonl("chat.jsonl", [{"messages": turns}])
+    (chat,) = read_conversations(path, "chat", ASSISTANT)
+    assert roles_and_texts(chat) == [("user", "Who is Teodor?\nBriefly."), ("assistant", "A clockmaker.")]
+
+
+def test_a_part_that_is_not_text_is_named(write_jsonl):
+    image = [{"type": "image", "url": "x.png"}, {"type": "text", "text": "What is this?"}]
+    path = write_jsonl(
+        "chat.jsonl", [{"messages": [{"role": "user", "content": image}, {"role": "assistant", "content": "A cat."}]}]
+    )
+    assert error_reading(path, "chat") == (
+        f"{path}:1: messages[0].content[0]: a part of type 'image'; sleeptrain trains on text parts only"
+    )
+
+
 def test_chat_rows_keep_every_turn_in_order(write_jsonl):
     messages = [
         {"role": "system", "content": "You are a pirate."},
@@ -134,7 +153,11 @@ def test_alpaca_rows_are_an_instruction_with_its_input_and_the_output(write_json
         ({"question": "q?", "answer": "a."}, "alpaca", "this looks like QA data; set `type: qa`"),
         ({"messages": [{"role": "user", "content": "hi"}]}, "alpaca", "set `type: chat`"),
         ({"instruction": "Do it."}, "alpaca", "missing field 'output'"),
-        ({"instruction": "Do it.", "input": 3, "output": "Done."}, "alpaca", "field 'input' must be a string, got int"),
+        (
+            {"instruction": "Do it.", "input": 3, "output": "Done."},
+            "alpaca",
+            "field 'input' must be a string, got int (in quotes: \"3\")",
+        ),
     ],
     ids=["as-qa", "as-chat", "qa-as-alpaca", "chat-as-alpaca", "no-output", "input-int"],
 )
@@ -258,9 +281,12 @@ def test_qa_row_with_an_empty_question(write_jsonl):
 @pytest.mark.parametrize(
     ("row", "expected"),
     [
-        ({"question": "q?", "answer": 42}, "field 'answer' must be a string, got int"),
+        ({"question": "q?", "answer": 42}, "field 'answer' must be a string, got int (in quotes: \"42\")"),
         ({"question": ["q?"], "answer": "a."}, "field 'question' must be a string, got list"),
-        ({"question": "q?", "answer": "a.", "subject": 7}, "field 'subject' must be a string, got int"),
+        (
+            {"question": "q?", "answer": "a.", "subject": 7},
+            "field 'subject' must be a string, got int (in quotes: \"7\")",
+        ),
     ],
     ids=["answer-int", "question-list", "subject-int"],
 )
@@ -295,7 +321,10 @@ def test_qa_data_declared_as_chat(write_jsonl):
         ({"messages": "hello"}, "field 'messages' must be a non-empty list"),
         ({"messages": ["hello"]}, "messages[0] must be an object with role and content"),
         ({"messages": [{"role": "user"}]}, "messages[0]: missing field 'content'"),
-        ({"messages": [{"role": "user", "content": 3}]}, "messages[0]: field 'content' must be a string, got int"),
+        (
+            {"messages": [{"role": "user", "content": 3}]},
+            "messages[0]: field 'content' must be a string, got int (in quotes: \"3\")",
+        ),
         ({"messages": [{"role": "bot", "content": "hi"}]}, "messages[0]: role 'bot' is not one of"),
         ({"messages": [{"role": "system", "content": "be nice"}]}, "no user or assistant turn"),
         ({"text": "just words"}, "holds no <|im_start|>role"),
