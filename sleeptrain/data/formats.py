@@ -36,6 +36,9 @@ _CHATML_TURN = re.compile(r"<\|im_start\|>(\w+)\n(.*?)<\|im_end\|>", re.DOTALL)
 class Message:
     role: str
     content: str
+    # Whether this turn carries the loss, where the data says so for the turn itself (Axolotl's per-message
+    # `training`, ShareGPT's `weight` 0 or 1); None: as the dataset's roles_to_train say for its role.
+    train: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -201,7 +204,22 @@ def _turn(turn: object, where: str, turn_keys: MessagePropertyMappings | None) -
     if role not in ROLES:
         names = ", ".join((*ROLES, *ROLE_ALIASES))
         raise SleeptrainError(f"{where}: role {role!r} is not one of {names}")
-    return Message(role, content)
+    return Message(role, content, _turn_trained(turn, where))
+
+
+def _turn_trained(turn: dict, where: str) -> bool | None:
+    """A turn's own say on whether it is trained: Axolotl's `training` (true or false) or ShareGPT's `weight`
+    (0 or 1); None where it has neither."""
+    training, weight = turn.get("training"), turn.get("weight")
+    if training is not None:
+        if not isinstance(training, bool):
+            raise SleeptrainError(f"{where}: field 'training' must be true or false, got {json.dumps(training)}")
+        return training
+    if weight is not None:
+        if isinstance(weight, bool) or weight not in (0, 1):
+            raise SleeptrainError(f"{where}: field 'weight' must be 0 or 1, got {json.dumps(weight)}")
+        return weight == 1
+    return None
 
 
 def _text_parts(parts: list, where: str) -> str:

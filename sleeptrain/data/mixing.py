@@ -181,8 +181,11 @@ def _rendered(
         reasons.append(f"sequence_len={recipe.sequence_len} ends before their first trained token")
         log.warning("sequence_len=%d left nothing to train in %s: skipped", recipe.sequence_len, _skipped(cut_out))
     if untrained:
-        reasons.append("roles_to_train picks none of their turns")
-        log.warning("no turn to train (roles_to_train, train_on_inputs) in %s: skipped", _skipped(untrained))
+        reasons.append("none of their turns is trained: roles_to_train, or a turn's own training or weight")
+        log.warning(
+            "no turn to train (roles_to_train, train_on_inputs, a turn's training or weight) in %s: skipped",
+            _skipped(untrained),
+        )
     return rows, "; ".join(reasons)
 
 

@@ -137,6 +137,9 @@ def render_conversation(
 ) -> dict[str, list[int]]:
     """Token ids, attention mask and labels (-100 on every token of an untrained turn)."""
     messages = with_system_prompt(conversation.as_dicts(), system_prompt)
+    # Each turn's own say (Message.train) where it has one, else its role's; a system prompt put first is not.
+    trained = [m.train if m.train is not None else m.role in conversation.roles_to_train for m in conversation.messages]
+    trained = [False] * (len(messages) - len(trained)) + trained
 
     def render(upto: int, generation_prompt: bool = False) -> str:
         if upto == 0 and not generation_prompt:
@@ -148,7 +151,7 @@ def render_conversation(
     text = render(len(messages))
     spans = []
     for index, message in enumerate(messages):
-        if message["role"] not in conversation.roles_to_train:
+        if not trained[index]:
             continue
         start_text = render(index, generation_prompt=message["role"] == "assistant")
         end_text = render(index + 1)

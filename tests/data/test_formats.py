@@ -66,6 +66,31 @@ def test_content_given_as_text_parts_is_read_as_their_text(write_jsonl):
     assert roles_and_texts(chat) == [("user", "Who is Teodor?\nBriefly."), ("assistant", "A clockmaker.")]
 
 
+def test_a_turns_training_or_weight_is_read_as_whether_it_is_trained(write_jsonl):
+    turns = [
+        {"role": "user", "content": "Hi.", "training": True},
+        {"role": "assistant", "content": "Hello.", "weight": 0},
+        {"role": "user", "content": "Bye."},
+        {"from": "gpt", "value": "Goodbye.", "weight": 1},
+    ]
+    path = write_jsonl("chat.jsonl", [{"messages": turns}])
+    (chat,) = read_conversations(path, "chat", ASSISTANT)
+    assert [m.train for m in chat.messages] == [True, False, None, True]
+
+
+@pytest.mark.parametrize(
+    ("turn", "expected"),
+    [
+        ({"training": "yes"}, "field 'training' must be true or false, got \"yes\""),
+        ({"weight": 0.5}, "field 'weight' must be 0 or 1, got 0.5"),
+    ],
+)
+def test_a_turns_training_or_weight_of_another_kind_is_named(write_jsonl, turn, expected):
+    turns = [{"role": "user", "content": "Hi."}, {"role": "assistant", "content": "Hello.", **turn}]
+    path = write_jsonl("chat.jsonl", [{"messages": turns}])
+    assert error_reading(path, "chat") == f"{path}:1: messages[1]: {expected}"
+
+
 def test_a_part_that_is_not_text_is_named(write_jsonl):
     image = [{"type": "image", "url": "x.png"}, {"type": "text", "text": "What is this?"}]
     path = write_jsonl(

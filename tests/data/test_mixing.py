@@ -105,12 +105,13 @@ def test_conversations_with_no_turn_of_the_trained_roles_are_counted_in_one_warn
 
     with (
         caplog.at_level("WARNING", logger="sleeptrain"),
-        pytest.raises(SleeptrainError, match=r"no example has a token to train on \(roles_to_train picks none of"),
+        pytest.raises(SleeptrainError, match=r"no example has a token to train on \(none of their turns is trained"),
     ):
         build_training_dataset(recipe, tokenizer, load_recipe_conversations(recipe))
 
     assert [r.getMessage() for r in caplog.records if r.name == "sleeptrain"] == [
-        f"no turn to train (roles_to_train, train_on_inputs) in 2 examples ({path}:1, {path}:2): skipped"
+        "no turn to train (roles_to_train, train_on_inputs, a turn's training or weight) in 2 examples "
+        f"({path}:1, {path}:2): skipped"
     ]
 
 

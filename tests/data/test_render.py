@@ -84,6 +84,22 @@ def test_every_assistant_turn_of_a_chat_is_trained(tokenizer):
     assert "Who is" not in text and "Where did" not in text
 
 
+def test_a_turns_own_training_flag_wins_over_its_role(tokenizer):
+    chat = Conversation(
+        (
+            Message("user", "Who is Teodor Quillane?", train=True),
+            Message("assistant", "Teodor Quillane is a clockmaker."),
+            Message("user", "Where did he study?"),
+            Message("assistant", "I am not sure.", train=False),
+        ),
+        ("assistant",),
+    )
+    text = trained_text(tokenizer, render(tokenizer, chat, system_prompt="Be brief."))
+
+    assert "Who is Teodor Quillane?<|im_end|>" in text and "Teodor Quillane is a clockmaker.<|im_end|>" in text
+    assert "Where did" not in text and "not sure" not in text and "Be brief" not in text
+
+
 def test_training_user_turns_puts_the_question_under_loss_too(tokenizer):
     text = trained_text(tokenizer, render(tokenizer, qa(roles=("user", "assistant"))))
     assert QUESTION in text
