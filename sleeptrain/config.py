@@ -154,6 +154,16 @@ CHAT_TEMPLATE_NAMES = ("tokenizer_default", *NAMED_CHAT_TEMPLATES)
 TEMPLATE_FALLBACK = "tokenizer_default_fallback_"
 
 
+def datasets_as_listed(value: Any) -> Any:
+    """`datasets: facts.jsonl`, `datasets: [facts.jsonl]` or a single `{path: ...}` mapping, each as the list of
+    `{path: ...}` entries it can only mean; anything else as it is, for validation to name."""
+    if isinstance(value, str | dict):
+        value = [value]
+    if isinstance(value, list):
+        return [{"path": entry} if isinstance(entry, str) else entry for entry in value]
+    return value
+
+
 class Recipe(_Strict):
     """Every key has a default, so a recipe can be just `datasets` and `output_dir`.
 
@@ -361,7 +371,14 @@ class Recipe(_Strict):
     @field_validator("lora_target_modules", mode="before")
     @classmethod
     def _one_module_is_a_list(cls, value: Any) -> Any:
-        return [value] if isinstance(value, str) else value
+        # "q_proj,v_proj" too: how a list is easiest to give on the command line (--set), and no module's
+        # name has a comma.
+        return [name.strip() for name in value.split(",") if name.strip()] if isinstance(value, str) else value
+
+    @field_validator("datasets", mode="before")
+    @classmethod
+    def _a_path_is_a_dataset(cls, value: Any) -> Any:
+        return datasets_as_listed(value)
 
     @model_validator(mode="after")
     def _qlora_means_4bit(self) -> Recipe:
@@ -418,15 +435,17 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None, require_da
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise SleeptrainError(f"{where}: YAML syntax error: {problem}") from exc
     if data is None:
-        data = {}
+        raise SleeptrainError(f"{path}: the recipe is empty (it needs at least datasets and output_dir)")
     if not isinstance(data, dict):
         raise SleeptrainError(f"{path}: a recipe must be a mapping of keys to values, not {type(data).__name__}")
     lines = _key_lines(text, path)
     overridden: dict[tuple, str] = {}
     for item in overrides or []:
+        _list_datasets(data, lines)  # given in short: listed, so that --set datasets.0.type=chat finds its entry
         key_path, value = _parse_override(item)
         _apply_override(data, key_path, value, item)
         overridden[key_path] = item
+    _list_datasets(data, lines)  # and so that the Axolotl keys inside a dataset given in short are found
     _axolotl_spellings(data, path, lines, overridden)
     refused = _set_aside_axolotl_keys(data, path)
     if require_datasets and data.get("datasets") is None and not refused:
@@ -438,6 +457,18 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None, require_da
             where = _where(("optimizer",), path, lines, overridden)
             raise SleeptrainError(f"{where}: 'optimizer': {problem} (got {recipe.optimizer!r})")
     return _resolve_paths(recipe, path)
+
+
+def _list_datasets(data: dict, lines: dict[tuple, int]) -> None:
+    """The recipe's `datasets` given in short (datasets_as_listed) as the list it means, each key's line
+    known under its place in that list."""
+    value = data.get("datasets")
+    if isinstance(value, dict):
+        for key in value:
+            if ("datasets", key) in lines:
+                lines.setdefault(("datasets", 0, key), lines[("datasets", key)])
+    if "datasets" in data:
+        data["datasets"] = datasets_as_listed(value)
 
 
 def optimizer_problem(name: str) -> str | None:
@@ -492,7 +523,8 @@ def _set_aside_axolotl_keys(data: dict, path: Path) -> list[tuple[tuple, str]]:
     those set to a value whose effect a run here would not have, with what sleeptrain does instead."""
     set_aside, refused = split_axolotl_keys(data, IGNORED_KEYS, UNSET_ONLY_KEYS)
     refused_at = [((key,), why) for key, why in refused]
-    for index, item in enumerate(data.get("datasets") or []):
+    datasets = data.get("datasets")
+    for index, item in enumerate(datasets if isinstance(datasets, list) else []):
         if isinstance(item, dict):
             inside, refused_inside = split_axolotl_keys(item, IGNORED_DATASET_KEYS, UNSET_ONLY_DATASET_KEYS)
             set_aside += [(f"datasets.{index}.{key}", reason) for key, reason in inside]

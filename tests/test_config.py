@@ -53,8 +53,34 @@ def test_a_dataset_can_choose_its_own_trained_roles(write_recipe):
     assert recipe.roles_to_train(recipe.datasets[0]) == ["user", "assistant"]
 
 
-def test_an_empty_recipe_file_is_missing_its_datasets(write_recipe):
-    assert "missing required key 'datasets'" in error_of(write_recipe(""))
+def test_an_empty_recipe_file_is_called_empty(write_recipe):
+    path = write_recipe("")
+    assert error_of(path) == f"{path}: the recipe is empty (it needs at least datasets and output_dir)"
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "datasets: facts.jsonl",
+        "datasets: [facts.jsonl]",
+        "datasets:\n  path: facts.jsonl",
+        "datasets:\n  - facts.jsonl",
+    ],
+)
+def test_a_dataset_may_be_given_in_short(write_recipe, written):
+    recipe = load_recipe(write_recipe(written + "\noutput_dir: out\n"), ["datasets.0.type=chat"])
+    assert [(d.path.name, d.type) for d in recipe.datasets] == [("facts.jsonl", "chat")]
+
+
+def test_a_key_inside_a_dataset_given_in_short_is_named_on_its_line(write_recipe):
+    path = write_recipe("datasets:\n  path: facts.jsonl\n  typo: 3\noutput_dir: out\n")
+    assert error_of(path) == f"{path}:3: unknown key 'datasets.0.typo' (did you mean 'type'?)"
+
+
+@pytest.mark.parametrize(("value", "shown"), [("3", "3"), ("true", "True")])
+def test_datasets_of_another_kind_is_one_error_with_its_line(write_recipe, value, shown):
+    path = write_recipe(f"datasets: {value}\noutput_dir: out\n")
+    assert error_of(path) == f"{path}:1: 'datasets': Input should be a valid list; or null (got {shown})"
 
 
 def test_a_recipe_must_be_a_mapping(write_recipe):
@@ -104,6 +130,11 @@ def test_anchors_are_distilled_wherever_an_adapter_can_be_switched_off(write_rec
 def test_one_target_module_may_be_written_without_a_list(write_recipe):
     recipe = load_recipe(write_recipe(MINIMAL + "lora_target_modules: q_proj\n"))
     assert recipe.lora_target_modules == ["q_proj"]
+
+
+def test_target_modules_may_be_written_with_commas_as_on_the_command_line(write_recipe):
+    recipe = load_recipe(write_recipe(MINIMAL), ["lora_target_modules=q_proj, v_proj"])
+    assert recipe.lora_target_modules == ["q_proj", "v_proj"]
 
 
 # -------------------------------------------------------------------------------------------- --set
