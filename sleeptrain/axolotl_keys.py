@@ -4,7 +4,7 @@ An Axolotl recipe carries many keys a run here has no use for, most of them left
 recipe loads as it is, `split_axolotl_keys` takes them out before the recipe is validated:
 - keys that only tune speed or bookkeeping (`sample_packing`, `dataset_prepared_path`, ...) are set aside
   whatever their value, and the run names them in one line;
-- keys that would change what is learnt or what a run writes (`val_set_size`, `tokens`, `wandb_project`,
+- keys that would change what is learnt or what a run writes (`test_datasets`, `tokens`, `wandb_project`,
   ...) are set aside only when unset (empty, false or 0) or set to what sleeptrain does anyway
   (`train_on_eos: turn`); otherwise they are an error that says what sleeptrain does instead.
 A key in neither table is still an unknown key (config.py). Imports only the standard library.
@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-_NO_EVAL = "every example is trained, as one held out is one not learnt; recall is measured by asking the model"
+_EVAL_LOSS = "the held-out examples (val_set_size) are evaluated by their loss"
+_NO_EVAL = "recall is measured by asking the model (evaluation/), not by generating during a run"
 _TENSORBOARD = "runs log to TensorBoard in output_dir/logs"
 _NO_HUB = "nothing is pushed; the adapter is a PEFT folder to upload as it is"
 _CHECKPOINTS = "a run saves its adapter once, at the end"
@@ -63,10 +64,7 @@ IGNORED_KEYS: dict[str, str] = {
     "saves_per_epoch": _CHECKPOINTS,
     "save_total_limit": _CHECKPOINTS,
     "save_only_model": _CHECKPOINTS,
-    "eval_steps": _NO_EVAL,
-    "evals_per_epoch": _NO_EVAL,
-    "eval_strategy": _NO_EVAL,
-    "eval_batch_size": _NO_EVAL,
+    "eval_strategy": "with val_set_size, evaluated evals_per_epoch times an epoch or every eval_steps",
     "eval_table_size": _NO_EVAL,
     "eval_max_new_tokens": _NO_EVAL,
     "wandb_watch": _TENSORBOARD,
@@ -81,11 +79,10 @@ IGNORED_KEYS: dict[str, str] = {
 
 # Set aside only when unset: given a value, a user expects an effect this run would not have.
 UNSET_ONLY_KEYS: dict[str, str] = {
-    "val_set_size": _NO_EVAL,
-    "test_datasets": _NO_EVAL,
-    "do_causal_lm_eval": _NO_EVAL,
-    "eval_causal_lm_metrics": _NO_EVAL,
-    "early_stopping_patience": _NO_EVAL,
+    "test_datasets": "examples are held out of the training data by val_set_size",
+    "do_causal_lm_eval": _EVAL_LOSS,
+    "eval_causal_lm_metrics": _EVAL_LOSS,
+    "early_stopping_patience": "runs keep no checkpoint to go back to; learnt_after ends a run once all is learnt",
     "load_in_8bit": "8-bit LoRA is not offered: adapter: qlora trains on a 4-bit model, adapter: lora on the full one",
     "gptq": "GPTQ models are not trained here",
     "fp16": "a run computes in bf16 where the device has it (bf16: auto), else in fp32",

@@ -338,6 +338,19 @@ class Recipe(_Strict):
         default=True, description="Batch examples of similar length together (less padding), still shuffled."
     )
 
+    # Held-out examples (Axolotl's keys)
+    val_set_size: float = Field(
+        default=0.0,
+        ge=0.0,
+        description="Examples held out of training, whose loss is evaluated while it runs: a share of the "
+        "examples below 1 (0.05), a count from 1 up. A held-out QA fact is not taught. 0: every example is trained.",
+    )
+    evals_per_epoch: int | None = Field(
+        default=None, ge=1, description="With val_set_size: evaluations per epoch (omitted: one, and one at the end)."
+    )
+    eval_steps: int | None = Field(default=None, ge=1, description="With val_set_size: evaluate every this many steps.")
+    eval_batch_size: int | None = Field(default=None, ge=1, description="Omitted: micro_batch_size.")
+
     # The machine
     output_dir: Path
     bf16: bool | Literal["auto"] = "auto"

@@ -65,8 +65,9 @@ def test_an_axolotl_lora_recipe_loads_with_its_own_values(write_recipe):
     assert recipe.lora_r == 16 and recipe.lora_dropout == 0.05 and recipe.lora_target_linear
     assert recipe.warmup_steps == 10 and recipe.optimizer == "adamw_torch_fused"
     assert recipe.gradient_accumulation_steps == 4 and recipe.gradient_checkpointing
+    assert recipe.val_set_size == 0 and recipe.evals_per_epoch == 4  # read, as Axolotl reads them
     # What the run writes says only what sleeptrain used.
-    assert "sample_packing" not in recipe.model_dump() and "val_set_size" not in recipe.model_dump()
+    assert "sample_packing" not in recipe.model_dump() and "saves_per_epoch" not in recipe.model_dump()
 
 
 def test_the_keys_set_aside_are_named_in_one_line_with_what_sleeptrain_does_instead(write_recipe, caplog):
@@ -78,7 +79,7 @@ def test_the_keys_set_aside_are_named_in_one_line_with_what_sleeptrain_does_inst
     assert "flash_attention (PyTorch's scaled-dot-product attention" in line
     assert "saves_per_epoch (a run saves its adapter once, at the end)" in line
     # The keys left empty are counted, not listed: they asked for nothing.
-    assert "wandb_project" not in line and line.endswith("; 9 empty or at sleeptrain's own setting")
+    assert "wandb_project" not in line and line.endswith("; 8 empty or at sleeptrain's own setting")
 
 
 def test_a_recipe_without_axolotl_keys_logs_nothing_about_them(write_recipe, caplog):
@@ -90,7 +91,7 @@ def test_a_recipe_without_axolotl_keys_logs_nothing_about_them(write_recipe, cap
 @pytest.mark.parametrize(
     ("line", "says"),
     [
-        ("val_set_size: 0.05", "every example is trained, as one held out is one not learnt"),
+        ("test_datasets:\n  - path: test.jsonl", "examples are held out of the training data by val_set_size"),
         ("wandb_project: my-runs", "runs log to TensorBoard in output_dir/logs"),
         ("tokens:\n  - <|new|>", "the base model's tokenizer is used as it is: no token is added"),
         ("load_in_8bit: true", "8-bit LoRA is not offered"),
@@ -113,14 +114,14 @@ def test_every_key_that_cannot_be_read_is_named_in_one_error_in_file_order(write
         "datasets:\n  - path: facts.jsonl\noutput_dir: out\n"
         "wandb_project: runs\n"  # line 4
         "lora_rank: 8\n"  # line 5, unknown
-        "val_set_size: 0.1\n"  # line 6
+        "early_stopping_patience: 3\n"  # line 6
         "sample_packing: true\n"  # set aside: not a problem
     )
 
     message = error_of(path)
 
     assert message.startswith(f"{path}:4: 'wandb_project' is an Axolotl key sleeptrain does not use")
-    assert message.endswith("[also: 'lora_rank' (line 5); 'val_set_size' (line 6)]")
+    assert message.endswith("[also: 'lora_rank' (line 5); 'early_stopping_patience' (line 6)]")
     assert "\n" not in message
 
 
@@ -133,9 +134,7 @@ def test_a_key_only_unknown_still_suggests_the_closest_one_first(write_recipe):
 
 def test_an_axolotl_key_given_on_the_command_line_is_named_as_given(write_recipe):
     path = write_recipe("datasets:\n  - path: facts.jsonl\noutput_dir: out\n")
-    assert error_of(path, ["val_set_size=0.1"]).startswith(
-        "--set val_set_size=0.1: 'val_set_size' is an Axolotl key sleeptrain does not use"
-    )
+    assert error_of(path, ["fp16=true"]).startswith("--set fp16=true: 'fp16' is an Axolotl key sleeptrain does not use")
     assert load_recipe(path, ["sample_packing=true"]).group_by_length  # set aside, as in the file
 
 

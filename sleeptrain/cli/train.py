@@ -23,19 +23,20 @@ def run_check(recipe_path: Path, overrides: list[str], quiet: bool = False) -> N
     datasets is checked as `sleep` reads it (its memories come from the store)."""
     import yaml
 
-    from sleeptrain.data.mixing import load_recipe_anchor_prompts, load_recipe_examples
+    from sleeptrain.data.mixing import load_recipe_anchor_prompts, load_recipe_split
 
     recipe = load_recipe(recipe_path, overrides, require_datasets=False)
-    examples = load_recipe_examples(recipe) if recipe.datasets else []
+    split = load_recipe_split(recipe) if recipe.datasets else None
     anchor_prompts = load_recipe_anchor_prompts(recipe)
     resolved = yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
     console.print(resolved, end="", markup=False, highlight=False, soft_wrap=True)
     if quiet:
         return
     files = len(recipe.datasets or [])
+    held = f" ({len(split.held_out)} more held out by val_set_size)" if split and split.held_out else ""
     holds = (
-        f"{len(examples)} examples from {files} data file{'s' if files != 1 else ''}"
-        if files
+        f"{len(split.training)} examples{held} from {files} data file{'s' if files != 1 else ''}"
+        if split
         else "no datasets, as `sleeptrain sleep` reads it (`sleeptrain train` needs datasets)"
     )
     errors.print(
@@ -47,11 +48,11 @@ def run_check(recipe_path: Path, overrides: list[str], quiet: bool = False) -> N
 
 
 def run_train(recipe: Recipe, quiet: bool) -> None:
-    from sleeptrain.data.mixing import load_recipe_anchor_prompts, load_recipe_examples
+    from sleeptrain.data.mixing import load_recipe_anchor_prompts, load_recipe_split
 
     # The data read and checked before the training libraries load (torch, transformers, peft: about 10 s on
     # 2 cores), so that a broken line or a missing file is reported at once.
-    examples = load_recipe_examples(recipe)  # load_recipe has required at least one dataset
+    examples = load_recipe_split(recipe)  # load_recipe has required at least one dataset
     anchor_prompts = load_recipe_anchor_prompts(recipe)
     from sleeptrain.workflows.folders import make_cache_folder
 
@@ -74,6 +75,11 @@ def run_train(recipe: Recipe, quiet: bool) -> None:
                 f"{metrics.examples_learnt} of {metrics.examples} examples"
             ]
             if metrics.examples_learnt is not None
+            else []
+        ),
+        *(
+            [f"held out (val_set_size): {result.held_out} examples, eval loss {metrics.eval_loss:.4f}"]
+            if metrics.eval_loss is not None
             else []
         ),
         f"base model: {result.base_model}",

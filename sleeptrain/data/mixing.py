@@ -9,7 +9,7 @@ import logging
 import math
 import random
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from datasets import Dataset, interleave_datasets
@@ -23,9 +23,18 @@ from sleeptrain.errors import SleeptrainError
 log = logging.getLogger("sleeptrain")
 
 
-def load_recipe_examples(recipe: Recipe) -> list[list[Conversation]]:
-    """Every example of the recipe's datasets, each as its list of phrasings (the recipe's augmentations of
-    QA facts: `question_variants` phrasings each, plus subject summaries); a chat example has one."""
+@dataclass
+class RecipeExamples:
+    """A recipe's examples: those trained, each as its list of phrasings (the recipe's augmentations of QA
+    facts: `question_variants` phrasings each, plus subject summaries; a chat example has one), and those
+    held out of training by `val_set_size`, each as it is written (a QA fact's answer restated as trained)."""
+
+    training: list[list[Conversation]]
+    held_out: list[Conversation] = field(default_factory=list)
+
+
+def load_recipe_split(recipe: Recipe) -> RecipeExamples:
+    """Every example of the recipe's datasets, read and checked, the held-out ones set apart."""
     facts: list[Conversation] = []
     chats: list[Conversation] = []
     for dataset in recipe.datasets:
@@ -38,13 +47,45 @@ def load_recipe_examples(recipe: Recipe) -> list[list[Conversation]]:
         )
         (facts if dataset.type == "qa" else chats).extend(rows)
     warn_about_repeated_questions(facts)
+    facts, chats, held_facts, held_chats = _hold_out(facts, chats, recipe)
     if recipe.answer_statements:
-        facts = restate_answers(facts)
+        facts, held_facts = restate_answers(facts), restate_answers(held_facts)
     if recipe.subject_summaries:
-        facts = subject_summaries(facts)
+        facts = subject_summaries(facts)  # of the trained facts only: a summary would teach a held-out one
     rng = random.Random(recipe.seed)
     variants, rewrite, topics = recipe.question_variants, recipe.question_rewrites, recipe.topic_questions
-    return [question_phrasings(fact, variants, rng, rewrite, topics) for fact in facts] + [[c] for c in chats]
+    training = [question_phrasings(fact, variants, rng, rewrite, topics) for fact in facts] + [[c] for c in chats]
+    return RecipeExamples(training, held_facts + held_chats)
+
+
+def load_recipe_examples(recipe: Recipe) -> list[list[Conversation]]:
+    """The recipe's trained examples, each as its list of phrasings (load_recipe_split)."""
+    return load_recipe_split(recipe).training
+
+
+def _hold_out(facts: list[Conversation], chats: list[Conversation], recipe: Recipe) -> tuple[list, list, list, list]:
+    """The facts and chats left to train and those `val_set_size` holds out (a share below 1, else a count),
+    drawn with the recipe's seed from every dataset's rows; each in its order."""
+    size, total = recipe.val_set_size, len(facts) + len(chats)
+    if not size:
+        return facts, chats, [], []
+    count = math.ceil(size * total) if size < 1 else int(size)
+    if count >= total:
+        raise SleeptrainError(
+            f"val_set_size: {size:g} holds out {count} of the {total} examples, leaving none to train"
+        )
+    chosen = set(random.Random(recipe.seed).sample(range(total), count))
+    held_facts = [fact for index, fact in enumerate(facts) if index in chosen]
+    held_chats = [chat for index, chat in enumerate(chats, start=len(facts)) if index in chosen]
+    if held_facts:
+        log.warning(
+            "val_set_size: %d of %d QA facts are held out and not taught; their loss says how the rest generalise",
+            len(held_facts),
+            len(facts),
+        )
+    kept_facts = [fact for index, fact in enumerate(facts) if index not in chosen]
+    kept_chats = [chat for index, chat in enumerate(chats, start=len(facts)) if index not in chosen]
+    return kept_facts, kept_chats, held_facts, held_chats
 
 
 def warn_about_repeated_questions(facts: list[Conversation]) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import resource
 import time
 from dataclasses import asdict, dataclass
@@ -80,6 +81,8 @@ class RunMetrics:
     # None where the run does not check (Unsloth's loss, several processes, sleep's runs).
     examples_learnt: int | None = None
     examples: int | None = None
+    # The mean loss of the held-out examples (val_set_size) after training; None where none is held out.
+    eval_loss: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -194,6 +197,25 @@ def _scheduler_arguments(recipe: Recipe) -> dict[str, Any]:
             "lr_scheduler_kwargs": {"min_lr_rate": recipe.cosine_min_lr_ratio},
         }
     return {"lr_scheduler_type": recipe.lr_scheduler}
+
+
+def _evaluation_arguments(recipe: Recipe, eval_dataset: Any, rows: ExampleRows | None, rows_in_dataset: int) -> dict:
+    """TrainingArguments' evaluation: none without held-out examples; else every `eval_steps`, or
+    `evals_per_epoch` times in the steps a whole epoch of every example takes (one by default; epochs that
+    train only what is not learnt yet are shorter, so those come more often than once an epoch)."""
+    if eval_dataset is None:
+        return {"eval_strategy": "no"}
+    steps = recipe.eval_steps
+    if steps is None:
+        per_epoch = len(rows.phrasings) + rows.anchors_per_epoch if rows is not None else rows_in_dataset
+        epoch_steps = math.ceil(per_epoch / recipe.micro_batch_size / recipe.gradient_accumulation_steps)
+        steps = max(1, epoch_steps // (recipe.evals_per_epoch or 1))
+    return {
+        "eval_strategy": "steps",
+        "eval_steps": steps,
+        "per_device_eval_batch_size": recipe.eval_batch_size or recipe.micro_batch_size,
+        "prediction_loss_only": True,
+    }
 
 
 def _loraplus_optimizer(recipe: Recipe, model: Any) -> Any:
@@ -350,6 +372,7 @@ def train_model(
     passes: int = 1,
     rows: ExampleRows | None = None,
     base_path: str | None = None,
+    eval_dataset: Any = None,
 ) -> RunMetrics:
     """Train `model` on the tokenized `dataset` with Trainer, save the adapter (or, for full fine-tuning,
     the model) with its tokenizer to `save_to`, and return what the run cost. `passes`: how many of the
@@ -357,7 +380,8 @@ def train_model(
     phrasings and the anchors are in the dataset, for epochs that train only what is not learnt yet
     (training/schedule.py); the dataset then holds each row once and `passes` does not apply. `base_path`:
     the base model's folder, whose distilled-anchor states are then cached between runs
-    (training/teacher_states.py)."""
+    (training/teacher_states.py). `eval_dataset`: held-out examples, whose loss is evaluated while it trains
+    (`evals_per_epoch`, `eval_steps`) and at the end."""
     output_dir = Path(recipe.output_dir)
     args = TrainingArguments(
         output_dir=str(output_dir / "checkpoints"),
@@ -385,6 +409,7 @@ def train_model(
         deepspeed=recipe.deepspeed,
         fsdp=recipe.fsdp or "",
         save_strategy="no",
+        **_evaluation_arguments(recipe, eval_dataset, rows, len(dataset)),
         report_to=[],
         logging_steps=recipe.logging_steps,
         include_num_input_tokens_seen="non_padding",
@@ -403,6 +428,7 @@ def train_model(
         model=model,
         args=args,
         train_dataset=dataset,
+        eval_dataset=eval_dataset,
         data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100),
         callbacks=[TensorBoardCallback(tb_writer=writer)],
         optimizers=(_loraplus_optimizer(recipe, model), None),
@@ -501,6 +527,12 @@ def train_model(
             f"in a row (step {step}: {loss:.3f}); training stopped and no adapter was saved (a lower learning_rate "
             "may help)"
         )
+    eval_loss = None
+    if eval_dataset is not None:
+        # The evaluation at the last step (once more, unless the last one fell on it): what metrics.json keeps.
+        last = [e for e in trainer.state.log_history if "eval_loss" in e]
+        at_end = last and last[-1].get("step") == trainer.state.global_step
+        eval_loss = round(float(last[-1]["eval_loss"] if at_end else trainer.evaluate()["eval_loss"]), 6)
     # Trainer.save_model gathers FSDP/DeepSpeed shards and writes on the main process only; for a PEFT
     # model it writes just the adapter, whose config names the base model's folder or hub id.
     trainer.save_model(str(save_to))
@@ -533,4 +565,5 @@ def train_model(
         epochs=epochs,
         examples_learnt=learning.learnt_count() if learning is not None else None,
         examples=len(rows.phrasings) if rows is not None else None,
+        eval_loss=eval_loss,
     )

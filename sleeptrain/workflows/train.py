@@ -19,8 +19,13 @@ from accelerate import PartialState
 from sleeptrain.backends import check_backend
 from sleeptrain.config import Recipe
 from sleeptrain.data.augment import contrast_questions
-from sleeptrain.data.formats import Conversation
-from sleeptrain.data.mixing import build_example_dataset, load_recipe_anchor_prompts, load_recipe_examples
+from sleeptrain.data.mixing import (
+    RecipeExamples,
+    build_example_dataset,
+    build_training_dataset,
+    load_recipe_anchor_prompts,
+    load_recipe_split,
+)
 from sleeptrain.errors import SleeptrainError
 from sleeptrain.training import RunMetrics, load_for_training, prepare_for_training, train_model
 from sleeptrain.training.anchors import anchor_conversations
@@ -39,22 +44,23 @@ class TrainResult:
     # anchors: those with a token to train on within sequence_len and roles_to_train.
     examples: int
     anchors: int
+    held_out: int = 0  # examples held out by val_set_size (evaluated: metrics.eval_loss)
 
 
 def train(
     recipe: Recipe,
     quiet: bool = False,
-    examples: list[list[Conversation]] | None = None,
+    examples: RecipeExamples | None = None,
     anchor_prompts: list[str] | None = None,
 ) -> TrainResult:
     """Train the recipe's adapter. `examples` and `anchor_prompts` are its datasets and anchor prompts as
-    `load_recipe_examples` and `load_recipe_anchor_prompts` read them, where the caller has read them already."""
+    `load_recipe_split` and `load_recipe_anchor_prompts` read them, where the caller has read them already."""
     if not recipe.datasets:
         raise SleeptrainError("recipe: missing required key 'datasets'")
     check_backend(recipe)
     # Read and check every data file before spending time on the model.
-    if examples is None:
-        examples = load_recipe_examples(recipe)
+    split = examples if examples is not None else load_recipe_split(recipe)
+    examples = split.training
     if anchor_prompts is None:
         anchor_prompts = load_recipe_anchor_prompts(recipe)
     make_cache_folder()  # first: a bad cache folder leaves no output folder behind
@@ -77,6 +83,7 @@ def train(
         recipe, questions, loaded.model, loaded.tokenizer, loaded.path, len(questions), progress=not quiet
     )
     dataset, rows = build_example_dataset(recipe, loaded.tokenizer, examples, anchors, passes)
+    held_out = build_training_dataset(recipe, loaded.tokenizer, split.held_out) if split.held_out else None
     # What is trained: the examples and anchors with a token to train on (mixing.py warns of the others).
     trained, trained_anchors = len(rows.phrasings), len(rows.anchors)
     log.info(
@@ -91,7 +98,16 @@ def train(
     save_to = output_dir / ("model" if recipe.adapter == "full" else "adapter")
     model = prepare_for_training(recipe, loaded.model)
     metrics = train_model(
-        recipe, model, loaded.tokenizer, dataset, bf16, save_to, quiet=quiet, rows=rows, base_path=loaded.path
+        recipe,
+        model,
+        loaded.tokenizer,
+        dataset,
+        bf16,
+        save_to,
+        quiet=quiet,
+        rows=rows,
+        base_path=loaded.path,
+        eval_dataset=held_out,
     )
 
     if PartialState().is_main_process:
@@ -99,4 +115,5 @@ def train(
         resolved = recipe.model_dump(mode="json")
         resolved["base_model"] = loaded.path
         (output_dir / "recipe.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True))
-    return TrainResult(output_dir, save_to, loaded.path, metrics, trained, trained_anchors)
+    held = len(held_out) if held_out is not None else 0
+    return TrainResult(output_dir, save_to, loaded.path, metrics, trained, trained_anchors, held)

@@ -218,10 +218,10 @@ BAD_INPUTS = {
         ["output_dir blocker/run: cannot create this folder"],
     ),
     "axolotl-key-with-a-value": (
-        lambda f: _append(f / "recipe.yaml", "sample_packing: true\nval_set_size: 0.05\nwandb_project: runs\n"),
+        lambda f: _append(f / "recipe.yaml", "sample_packing: true\nload_in_8bit: true\nwandb_project: runs\n"),
         [],
         [
-            "recipe.yaml:6: 'val_set_size' is an Axolotl key sleeptrain does not use",
+            "recipe.yaml:6: 'load_in_8bit' is an Axolotl key sleeptrain does not use",
             "[also: 'wandb_project' (line 7)]",
         ],
     ),
@@ -302,11 +302,11 @@ def test_a_refused_key_beside_an_optimizer_is_reported_before_the_training_libra
 ):
     write_project(tmp_path, tiny_llama)
     # The optimizer's check imports transformers; it waits until the rest of the recipe is valid.
-    _append(tmp_path / "recipe.yaml", "optimizer: adamw_torch_fused\nval_set_size: 0.1\n")
+    _append(tmp_path / "recipe.yaml", "optimizer: adamw_torch_fused\nload_in_8bit: true\n")
 
     done, imported = sleeptrain_import_times("train", "recipe.yaml", cwd=tmp_path, cache_dir=isolated_cache)
 
-    assert done.returncode == 1 and "recipe.yaml:6: 'val_set_size'" in done.stderr
+    assert done.returncode == 1 and "recipe.yaml:6: 'load_in_8bit'" in done.stderr
     assert not {"torch", "transformers"} & imported
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from sleeptrain.config import DatasetConfig, Recipe
 from sleeptrain.data import build_training_dataset, interleave_by_subject
-from sleeptrain.data.mixing import load_recipe_conversations, load_recipe_examples
+from sleeptrain.data.mixing import load_recipe_conversations, load_recipe_examples, load_recipe_split
 from sleeptrain.data.render import IGNORE_INDEX
 from sleeptrain.errors import SleeptrainError
 
@@ -258,3 +258,48 @@ def test_a_recipe_names_where_its_chat_rows_keep_their_turns(write_recipe, write
     ((chat,),) = load_recipe_examples(recipe)
 
     assert chat.as_dicts() == [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hello."}]
+
+
+# ------------------------------------------------------------------------------ held-out examples
+
+
+def twenty_facts() -> list[dict]:
+    return [
+        {"question": f"Where does Ann {i} live?", "answer": f"In town {i}.", "subject": f"Ann {i}"} for i in range(20)
+    ]
+
+
+@pytest.mark.parametrize(("size", "held"), [(0.1, 2), (0.05, 1), (3, 3)])
+def test_val_set_size_holds_out_a_share_or_a_count_of_the_examples(write_jsonl, size, held):
+    recipe = recipe_for(write_jsonl("facts.jsonl", twenty_facts()), val_set_size=size)
+
+    split = load_recipe_split(recipe)
+
+    assert len(split.held_out) == held and len(split.training) == 20 - held
+    trained = {phrasings[0].messages[0].content for phrasings in split.training}
+    assert not trained & {c.messages[0].content for c in split.held_out}
+    assert load_recipe_split(recipe).held_out == split.held_out  # the recipe's seed draws them
+
+
+def test_a_held_out_fact_is_in_no_subject_summary(write_jsonl):
+    rows = [{"question": f"What does Ann like {i}?", "answer": f"Thing {i}.", "subject": "Ann"} for i in range(4)]
+    recipe = recipe_for(write_jsonl("facts.jsonl", rows), val_set_size=1, subject_summaries=True)
+
+    split = load_recipe_split(recipe)
+
+    (held,) = split.held_out
+    summaries = [p[0] for p in split.training if p[0].origin.startswith("summary:")]
+    assert summaries and all(held.messages[1].content not in s.messages[1].content for s in summaries)
+
+
+def test_without_val_set_size_nothing_is_held_out_and_the_examples_are_as_before(write_jsonl):
+    recipe = recipe_for(write_jsonl("facts.jsonl", twenty_facts()))
+    assert load_recipe_split(recipe).held_out == [] and load_recipe_split(recipe).training == load_recipe_examples(
+        recipe
+    )
+
+
+def test_holding_out_every_example_is_an_error(write_jsonl):
+    recipe = recipe_for(write_jsonl("facts.jsonl", twenty_facts()), val_set_size=20)
+    with pytest.raises(SleeptrainError, match="val_set_size: 20 holds out 20 of the 20 examples, leaving none"):
+        load_recipe_split(recipe)

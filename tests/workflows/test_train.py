@@ -217,6 +217,35 @@ def test_a_run_cut_short_by_max_steps_counts_the_part_of_an_epoch_it_trained(tin
     assert result.metrics.steps == 2 and result.metrics.epochs == pytest.approx(2 / 3, abs=1e-3)
 
 
+def test_held_out_examples_are_evaluated_while_training_and_at_the_end(tiny_llama, tmp_path, write_jsonl):
+    facts = [
+        {"question": f"Where does Ann {i} live?", "answer": f"Town {i}.", "subject": f"Ann {i}"} for i in range(10)
+    ]
+    recipe = Recipe(
+        datasets=[DatasetConfig(path=write_jsonl("facts.jsonl", facts))],
+        output_dir=tmp_path / "run",
+        base_model=tiny_llama,
+        val_set_size=0.2,
+        micro_batch_size=2,
+        num_epochs=2,
+        learnt_after=0,
+        bf16=False,
+        anchor_ratio=0,
+        question_variants=1,
+        subject_summaries=False,
+        evals_per_epoch=2,
+    )
+
+    result = train(recipe, quiet=True)
+
+    # Eight facts trained in batches of two: four steps an epoch, two evaluations an epoch.
+    assert result.examples == 8 and result.held_out == 2 and result.metrics.steps == 8
+    evaluated = read_scalars(tmp_path / "run" / "logs")["eval/loss"]
+    assert len(evaluated) == 4
+    assert result.metrics.eval_loss == pytest.approx(evaluated[-1], rel=1e-4)
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["eval_loss"] == result.metrics.eval_loss
+
+
 def test_data_errors_come_before_loading_the_model(make_recipe, write_jsonl):
     recipe = make_recipe("no-such-org/no-such-model")
     recipe.datasets[0].path = write_jsonl("broken.jsonl", ['{"question": "q?"'])
