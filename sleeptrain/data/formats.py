@@ -57,8 +57,9 @@ class Conversation:
 
 def _relative_hint(path: Path) -> str:
     """Where a relative path was looked for: a recipe's paths are read from the folder the command runs in
-    (as Axolotl reads them), not from the recipe's own folder, which is the usual surprise."""
-    return "" if path.is_absolute() else f" (relative paths are read from the current folder, {Path.cwd()})"
+    (as Axolotl reads them), else from the recipe's own folder (config.py)."""
+    where = f"the current folder, {Path.cwd()}, or else the recipe's own"
+    return "" if path.is_absolute() else f" (a relative path is read from {where})"
 
 
 def read_conversations(

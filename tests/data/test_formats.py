@@ -229,7 +229,8 @@ def test_missing_data_file(tmp_path):
 def test_a_missing_relative_path_says_where_it_was_looked_for(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert error_reading(Path("data/facts.jsonl")) == (
-        f"data/facts.jsonl: no such data file (relative paths are read from the current folder, {tmp_path})"
+        f"data/facts.jsonl: no such data file (a relative path is read from the current folder, {tmp_path}, "
+        "or else the recipe's own)"
     )
 
 
