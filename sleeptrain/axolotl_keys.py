@@ -90,7 +90,6 @@ UNSET_ONLY_KEYS: dict[str, str] = {
     "bfloat16": "frozen weights are stored in bf16 where that helps (bf16_storage: auto)",
     "tf32": "matrix products run at PyTorch's default precision",
     "trust_remote_code": "the Qwen, Phi and Llama families load without remote code",
-    "lora_model_dir": "`sleeptrain train` starts a new adapter; `sleeptrain sleep` continues one",
     "resume_from_checkpoint": "runs keep no checkpoints to resume from: " + _CHECKPOINTS,
     "auto_resume_from_checkpoints": "runs keep no checkpoints to resume from: " + _CHECKPOINTS,
     "tokens": _TOKENIZER + ": no token is added (special_tokens may name tokens it has)",

@@ -191,6 +191,11 @@ class Recipe(_Strict):
     lora_target_linear: bool = Field(
         default=False, description="Axolotl's switch for LoRA on every linear layer, with lora_target_modules."
     )
+    lora_model_dir: Path | None = Field(
+        default=None,
+        description="A saved PEFT adapter to go on training (`train`), with its own rank and target modules; "
+        "omitted: a new adapter.",
+    )
     peft_use_rslora: bool = Field(
         default=False, description="Rank-stabilised LoRA: the update scaled by lora_alpha/sqrt(lora_r), not /lora_r."
     )
@@ -406,6 +411,8 @@ class Recipe(_Strict):
             raise ValueError("backend: unsloth trains adapters here (lora or qlora), not full fine-tuning")
         if self.backend == "unsloth" and self.peft_use_dora:
             raise ValueError("peft_use_dora needs backend: transformers (Unsloth's LoRA kernels have no DoRA)")
+        if self.lora_model_dir is not None and (self.adapter == "full" or self.backend == "unsloth"):
+            raise ValueError("lora_model_dir continues a LoRA adapter: adapter lora or qlora, backend transformers")
         if self.warmup_steps and self.warmup_ratio:
             raise ValueError("give warmup_steps or warmup_ratio, not both")
         if self.cosine_min_lr_ratio is not None and self.lr_scheduler != "cosine":
@@ -790,11 +797,14 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
 
 
 def _resolve_paths(recipe: Recipe, recipe_path: Path) -> Recipe:
-    """Dataset paths are relative to the working directory (as in Axolotl), or else to the recipe's folder."""
+    """Data, anchor-prompt and adapter paths are relative to the working directory (as in Axolotl), or else to the
+    recipe's folder."""
     for dataset in recipe.datasets or []:
         dataset.path = _beside(dataset.path, recipe_path)
     if recipe.anchor_prompts is not None:
         recipe.anchor_prompts = _beside(recipe.anchor_prompts, recipe_path)
+    if recipe.lora_model_dir is not None:
+        recipe.lora_model_dir = _beside(recipe.lora_model_dir, recipe_path)
     return recipe
 
 

@@ -79,7 +79,7 @@ def test_the_keys_set_aside_are_named_in_one_line_with_what_sleeptrain_does_inst
     assert "flash_attention (PyTorch's scaled-dot-product attention" in line
     assert "saves_per_epoch (a run saves its adapter once, at the end)" in line
     # The keys left empty are counted, not listed: they asked for nothing.
-    assert "wandb_project" not in line and line.endswith("; 8 empty or at sleeptrain's own setting")
+    assert "wandb_project" not in line and line.endswith("; 7 empty or at sleeptrain's own setting")
 
 
 def test_a_recipe_without_axolotl_keys_logs_nothing_about_them(write_recipe, caplog):
@@ -95,7 +95,7 @@ def test_a_recipe_without_axolotl_keys_logs_nothing_about_them(write_recipe, cap
         ("wandb_project: my-runs", "runs log to TensorBoard in output_dir/logs"),
         ("tokens:\n  - <|new|>", "the base model's tokenizer is used as it is: no token is added"),
         ("load_in_8bit: true", "8-bit LoRA is not offered"),
-        ("lora_model_dir: ./earlier", "`sleeptrain sleep` continues one"),
+        ("resume_from_checkpoint: ./checkpoint-10", "runs keep no checkpoints to resume from"),
         ("fp16: true", "bf16 where the device has it"),
     ],
 )

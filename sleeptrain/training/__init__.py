@@ -10,6 +10,7 @@ from sleeptrain.training.precision import use_bf16
 from sleeptrain.training.run import (
     RunMetrics,
     adapter_ready_to_train,
+    continue_adapter,
     load_for_training,
     prepare_for_training,
     ready_base_for_adapter,
@@ -19,6 +20,7 @@ from sleeptrain.training.run import (
 __all__ = [
     "RunMetrics",
     "adapter_ready_to_train",
+    "continue_adapter",
     "load_for_training",
     "prepare_for_training",
     "ready_base_for_adapter",

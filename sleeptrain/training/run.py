@@ -146,6 +146,20 @@ def adapter_ready_to_train(recipe: Recipe, model: Any) -> Any:
     return model
 
 
+def continue_adapter(recipe: Recipe, model: Any, folder: Path, what: str) -> Any:
+    """A saved PEFT adapter (`folder`) on the base model, trainable and set up as a new one would be; `what`
+    names the folder in errors. Its own rank, scale and target modules hold, not the recipe's."""
+    from peft import PeftModel
+
+    base = ready_base_for_adapter(recipe, model)
+    try:
+        model = PeftModel.from_pretrained(base, str(folder), is_trainable=True)
+    except (OSError, ValueError, RuntimeError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SleeptrainError(f"{what}: {folder}: the adapter does not load onto this base model ({reason})") from exc
+    return adapter_ready_to_train(recipe, model)
+
+
 def prepare_for_training(recipe: Recipe, model: Any) -> Any:
     """Wrap a base model for the recipe's adapter: LoRA, QLoRA (4-bit base + LoRA) or full fine-tuning."""
     if recipe.adapter == "full":
@@ -492,6 +506,9 @@ def train_model(
         elif rows is None:
             # Sleep builds its dataset without the epoch schedule's rows, so it has no anchor rows to read.
             say("lora_null_space: applies to `sleeptrain train` only, not to this run")
+        elif recipe.lora_model_dir is not None:
+            # Projecting would change what the adapter has learnt: its A matrices were trained without them.
+            say("lora_null_space: not applied to an adapter continued from lora_model_dir")
         elif not rows.anchors:
             say("lora_null_space: no anchors in this run (anchor_ratio: 0), so no general inputs to keep out of")
         else:

@@ -396,17 +396,9 @@ def _trainable_model(recipe: Recipe, base: Any, current: int | None, output_dir:
     """The latest adapter on the base model, trainable; before the first sleep, a fresh one."""
     if current is None:
         return prepare(recipe, base)
-    from peft import PeftModel
+    from sleeptrain.training import continue_adapter
 
-    from sleeptrain.training import adapter_ready_to_train, ready_base_for_adapter
-
-    base = ready_base_for_adapter(recipe, base)
-    folder = version_dir(output_dir, current)
-    try:
-        model = PeftModel.from_pretrained(base, str(folder), is_trainable=True)
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise SleeptrainError(f"{folder}: the latest adapter version does not load ({exc})") from exc
-    return adapter_ready_to_train(recipe, model)
+    return continue_adapter(recipe, base, version_dir(output_dir, current), "the latest adapter version")
 
 
 def _single_example_batches(recipe: Recipe, tokenizer: Any, conversations: list) -> list[dict[str, Any]]:

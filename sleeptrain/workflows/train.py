@@ -27,7 +27,7 @@ from sleeptrain.data.mixing import (
     load_recipe_split,
 )
 from sleeptrain.errors import SleeptrainError
-from sleeptrain.training import RunMetrics, load_for_training, prepare_for_training, train_model
+from sleeptrain.training import RunMetrics, continue_adapter, load_for_training, prepare_for_training, train_model
 from sleeptrain.training.anchors import anchor_conversations
 from sleeptrain.workflows.folders import make_cache_folder, make_output_folder
 
@@ -63,6 +63,10 @@ def train(
     examples = split.training
     if anchor_prompts is None:
         anchor_prompts = load_recipe_anchor_prompts(recipe)
+    if recipe.lora_model_dir is not None and not (recipe.lora_model_dir / "adapter_config.json").is_file():
+        raise SleeptrainError(
+            f"lora_model_dir: {recipe.lora_model_dir}: not a PEFT adapter folder (no adapter_config.json)"
+        )
     make_cache_folder()  # first: a bad cache folder leaves no output folder behind
     output_dir = make_output_folder(recipe.output_dir, "output_dir")
     # Each epoch shows every example not yet learnt once, in its next phrasing, with its share of anchors
@@ -96,7 +100,11 @@ def train(
     )
 
     save_to = output_dir / ("model" if recipe.adapter == "full" else "adapter")
-    model = prepare_for_training(recipe, loaded.model)
+    if recipe.lora_model_dir is not None:
+        model = continue_adapter(recipe, loaded.model, recipe.lora_model_dir, "lora_model_dir")
+        log.info("Continuing the adapter in %s (its own rank and target modules)", recipe.lora_model_dir)
+    else:
+        model = prepare_for_training(recipe, loaded.model)
     metrics = train_model(
         recipe,
         model,

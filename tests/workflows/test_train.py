@@ -246,6 +246,34 @@ def test_held_out_examples_are_evaluated_while_training_and_at_the_end(tiny_llam
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["eval_loss"] == result.metrics.eval_loss
 
 
+def test_lora_model_dir_goes_on_training_a_saved_adapter(tiny_llama, make_recipe, tmp_path):
+    from peft import PeftModel
+    from safetensors.torch import load_file
+
+    first = train(make_recipe(tiny_llama, lora_r=4), quiet=True)
+    # The recipe's lora_r is not the adapter's: the adapter's own holds. A step this small changes nothing.
+    again = make_recipe(tiny_llama, lora_r=8, lora_model_dir=first.adapter_dir, learning_rate=1e-12, max_steps=1)
+    again.output_dir = tmp_path / "again"
+
+    second = train(again, quiet=True)
+
+    before, after = (
+        load_file(first.adapter_dir / "adapter_model.safetensors"),
+        load_file(second.adapter_dir / "adapter_model.safetensors"),
+    )
+    assert before.keys() == after.keys() and all(torch.allclose(before[k], after[k], atol=1e-6) for k in before)
+    assert any(before[k].abs().sum() > 0 for k in before if "lora_B" in k)  # trained weights, not a new adapter
+    base = AutoModelForCausalLM.from_pretrained(tiny_llama)
+    assert PeftModel.from_pretrained(base, str(second.adapter_dir)).peft_config["default"].r == 4
+
+
+def test_lora_model_dir_must_be_an_adapter_folder(tiny_llama, make_recipe, tmp_path):
+    recipe = make_recipe(tiny_llama, lora_model_dir=tmp_path)
+    with pytest.raises(SleeptrainError, match=r"lora_model_dir: .*: not a PEFT adapter folder \(no adapter_config"):
+        train(recipe, quiet=True)
+    assert not (tmp_path / "run").exists()
+
+
 def test_data_errors_come_before_loading_the_model(make_recipe, write_jsonl):
     recipe = make_recipe("no-such-org/no-such-model")
     recipe.datasets[0].path = write_jsonl("broken.jsonl", ['{"question": "q?"'])
