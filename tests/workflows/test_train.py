@@ -190,20 +190,10 @@ def test_an_axolotl_recipe_trains_as_written(tiny_llama, write_recipe, write_jso
     assert result.metrics.steps == 2 and (tmp_path / "axolotl-run" / "adapter" / "adapter_config.json").exists()
 
 
-def test_the_examples_counted_are_those_left_with_a_token_to_train(tiny_llama, tmp_path, write_jsonl, qa_rows):
+def test_the_examples_counted_are_those_left_with_a_token_to_train(tiny_llama, make_recipe, write_jsonl, qa_rows):
+    recipe = make_recipe(tiny_llama, sequence_len=96, max_steps=1, subject_summaries=False)
     long_question = "Where, " * 60 + "did Ann go?"
-    facts = write_jsonl("facts.jsonl", [*qa_rows, {"question": long_question, "answer": "Oslo."}])
-    recipe = Recipe(
-        datasets=[DatasetConfig(path=facts)],
-        output_dir=tmp_path / "run",
-        base_model=tiny_llama,
-        sequence_len=96,
-        max_steps=1,
-        bf16=False,
-        anchor_ratio=0,
-        question_variants=1,
-        subject_summaries=False,
-    )
+    recipe.datasets[0].path = write_jsonl("facts.jsonl", [*qa_rows, {"question": long_question, "answer": "Oslo."}])
 
     result = train(recipe, quiet=True)
 
@@ -217,24 +207,15 @@ def test_a_run_cut_short_by_max_steps_counts_the_part_of_an_epoch_it_trained(tin
     assert result.metrics.steps == 2 and result.metrics.epochs == pytest.approx(2 / 3, abs=1e-3)
 
 
-def test_held_out_examples_are_evaluated_while_training_and_at_the_end(tiny_llama, tmp_path, write_jsonl):
+def test_held_out_examples_are_evaluated_while_training_and_at_the_end(tiny_llama, make_recipe, write_jsonl, tmp_path):
+    recipe = make_recipe(
+        tiny_llama, val_set_size=0.2, evals_per_epoch=2, micro_batch_size=2, num_epochs=2, max_steps=None,
+        learnt_after=0, subject_summaries=False,
+    )  # fmt: skip
     facts = [
         {"question": f"Where does Ann {i} live?", "answer": f"Town {i}.", "subject": f"Ann {i}"} for i in range(10)
     ]
-    recipe = Recipe(
-        datasets=[DatasetConfig(path=write_jsonl("facts.jsonl", facts))],
-        output_dir=tmp_path / "run",
-        base_model=tiny_llama,
-        val_set_size=0.2,
-        micro_batch_size=2,
-        num_epochs=2,
-        learnt_after=0,
-        bf16=False,
-        anchor_ratio=0,
-        question_variants=1,
-        subject_summaries=False,
-        evals_per_epoch=2,
-    )
+    recipe.datasets[0].path = write_jsonl("facts.jsonl", facts)
 
     result = train(recipe, quiet=True)
 
