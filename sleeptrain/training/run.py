@@ -257,13 +257,18 @@ class LossOnProgressBar(ProgressCallback):
     def __init__(self, examples: int | None = None) -> None:
         super().__init__()
         self.examples = examples
+        self.shown: dict[str, str] = {}
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kwargs: Any) -> None:
-        if self.training_bar is not None and logs and "loss" in logs:
-            shown = {"loss": f"{float(logs['loss']):.3f}"}
+        if self.training_bar is None or not logs:
+            return
+        if "loss" in logs:
+            self.shown["loss"] = f"{float(logs['loss']):.3f}"
             if "examples_learnt" in logs and self.examples:
-                shown["learnt"] = f"{int(logs['examples_learnt'])}/{self.examples}"
-            self.training_bar.set_postfix(shown, refresh=False)
+                self.shown["learnt"] = f"{int(logs['examples_learnt'])}/{self.examples}"
+        if "eval_loss" in logs:  # the held-out examples' (val_set_size), kept beside the training loss
+            self.shown["eval"] = f"{float(logs['eval_loss']):.3f}"
+        self.training_bar.set_postfix(self.shown, refresh=False)
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         # A run that ends early because every example is learnt (training/schedule.py) ends its bar at full,

@@ -211,6 +211,10 @@ def test_the_progress_bar_shows_the_loss_and_the_examples_learnt():
     bar.on_log(args, state, TrainerControl(), logs={"loss": 0.4567, "examples_learnt": 37})
 
     assert bar.training_bar.postfix == "loss=0.457, learnt=37/50"
+    # The held-out examples' loss (val_set_size) joins them when it is evaluated, and stays.
+    bar.on_log(args, state, TrainerControl(), logs={"eval_loss": 1.2345})
+    bar.on_log(args, state, TrainerControl(), logs={"loss": 0.3, "examples_learnt": 40})
+    assert bar.training_bar.postfix == "loss=0.300, learnt=40/50, eval=1.234"
     bar.on_train_end(args, state, TrainerControl())
 
 
