@@ -67,18 +67,18 @@ def run_train(recipe: Recipe, quiet: bool) -> None:
     metrics = result.metrics
     # Plain lines, never cut to the terminal's width: the paths are what a user copies.
     lines = [
-        f"trained {result.examples} examples for {metrics.epochs:g} epoch{'' if metrics.epochs == 1 else 's'} "
-        f"({result.anchors} anchors)",
+        f"trained {_count(result.examples, 'example')} for {_count(metrics.epochs, 'epoch')} "
+        f"({_count(result.anchors, 'anchor')})",
         *(
             [
                 f"learnt (written token for token at their last {recipe.learnt_after} sightings): "
-                f"{metrics.examples_learnt} of {metrics.examples} examples"
+                f"{metrics.examples_learnt} of {_count(metrics.examples or 0, 'example')}"
             ]
             if metrics.examples_learnt is not None
             else []
         ),
         *(
-            [f"held out (val_set_size): {result.held_out} examples, eval loss {metrics.eval_loss:.4f}"]
+            [f"held out (val_set_size): {_count(result.held_out, 'example')}, eval loss {metrics.eval_loss:.4f}"]
             if metrics.eval_loss is not None
             else []
         ),
@@ -93,3 +93,7 @@ def run_train(recipe: Recipe, quiet: bool) -> None:
     ]
     for line in lines:
         console.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
+def _count(number: float, noun: str) -> str:
+    return f"{number:g} {noun}" + ("" if number == 1 else "s")
