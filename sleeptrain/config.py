@@ -33,7 +33,8 @@ log = logging.getLogger("sleeptrain")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # No inf or nan for a number: num_epochs: inf was read as a run without end.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 Role = Literal["system", "user", "assistant"]
@@ -338,7 +339,7 @@ class Recipe(_Strict):
         description="LoRA+: LoRA's B matrices learn this many times faster than its A matrices (learning_rate); "
         "omitted: one learning rate for both.",
     )
-    seed: int = 42
+    seed: int = Field(default=42, ge=0, lt=2**32)  # the range numpy's random seed takes (transformers' set_seed)
     group_by_length: bool = Field(
         default=True, description="Batch examples of similar length together (less padding), still shuffled."
     )
@@ -740,7 +741,11 @@ def _describe(
     message = error["msg"]
     if message.startswith("Value error, "):
         message = message[len("Value error, ") :]
-    if other_forms:
+    empty = error.get("input", "") is None and kind.endswith("_type")
+    if empty:
+        # `key:` with nothing after it in YAML, or `--set key=`: null, which this key cannot be.
+        message = "needs a value (it is empty)"
+    if other_forms and not empty:
         message = f"{message}; or {', or '.join(other_forms)}"
     given = error.get("input")
     shown = "" if isinstance(given, dict | list) or given is None else f" (got {given!r})"

@@ -278,6 +278,22 @@ def test_wrong_type_names_the_key_line_and_value(write_recipe):
     assert "integer" in message and "'eight'" in message
 
 
+@pytest.mark.parametrize(("item", "says"), [("num_epochs=inf", "finite"), ("learning_rate=nan", "finite"),
+                                             ("seed=-1", "greater than or equal to 0")])  # fmt: skip
+def test_a_number_a_run_cannot_use_is_refused(write_recipe, item, says):
+    # inf epochs would be a run without end; numpy takes seeds from 0 to 2**32 - 1 only (found at training).
+    assert says in error_of(write_recipe(MINIMAL), [item])
+
+
+@pytest.mark.parametrize("written", ["output_dir:", "lora_r:"])
+def test_a_key_left_empty_that_needs_a_value_says_so(write_recipe, written):
+    path = write_recipe(
+        "datasets:\n  - path: facts.jsonl\n" + written + "\n" + ("" if "output" in written else "output_dir: o\n")
+    )
+    key = written.rstrip(":")
+    assert error_of(path) == f"{path}:3: '{key}': needs a value (it is empty)"
+
+
 def test_out_of_range_value_is_refused(write_recipe):
     path = write_recipe(MINIMAL + "learning_rate: -1\n")
     assert error_of(path).startswith(f"{path}:4: 'learning_rate': Input should be greater than 0")
