@@ -3,6 +3,7 @@ happened."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from sleeptrain.cli.output import console
@@ -16,6 +17,15 @@ def load_sleep_recipe(recipe_path: Path, overrides: list[str]) -> Recipe:
 
     recipe = load_recipe(recipe_path, overrides, require_datasets=False)
     prepare_backend(recipe)
+    train_only = [key for key in ("datasets", "val_set_size", "lora_model_dir") if getattr(recipe, key)]
+    if train_only:
+        # A recipe written for `train` may be given to sleep too; these keys would do nothing there, silently.
+        logging.getLogger("sleeptrain").warning(
+            "%s: %s: read by `sleeptrain train` only; sleep trains the store's memories into its own adapter "
+            "versions",
+            recipe_path,
+            ", ".join(train_only),
+        )
     return recipe
 
 

@@ -119,6 +119,20 @@ def test_if_needed_below_the_threshold_says_why_and_does_not_train(tiny_llama, t
     assert not (tmp_path / "run" / "adapters" / "latest").exists()
 
 
+def test_a_train_recipes_datasets_given_to_sleep_are_named_as_unused(tiny_llama, tmp_path, isolated_cache):
+    recipe = write_sleep_recipe(tmp_path, tiny_llama)
+    fill_store(tmp_path / "memories.db", FACTS[:1], importance=0.3)
+
+    done = sleeptrain(
+        "sleep", "--store", "memories.db", "--recipe", str(recipe), "--if-needed", "--set", "datasets=facts.jsonl",
+        "--set", "val_set_size=0.1", cwd=tmp_path, cache_dir=isolated_cache,
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stderr
+    said = " ".join(done.stderr.split())
+    assert "datasets, val_set_size: read by `sleeptrain train` only" in said
+
+
 @pytest.mark.parametrize(
     ("setup", "args", "expected"),
     [
