@@ -461,12 +461,12 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None, require_da
         raise SleeptrainError(f"{path}: a recipe must be a mapping of keys to values, not {type(data).__name__}")
     lines = _key_lines(text, path)
     overridden: dict[tuple, str] = {}
+    _list_datasets(data, lines)  # given in short: listed, so that --set datasets.0.type=chat finds its entry
     for item in overrides or []:
-        _list_datasets(data, lines)  # given in short: listed, so that --set datasets.0.type=chat finds its entry
         key_path, value = _parse_override(item)
         _apply_override(data, key_path, value, item)
         overridden[key_path] = item
-    _list_datasets(data, lines)  # and so that the Axolotl keys inside a dataset given in short are found
+    _list_datasets(data, lines)  # again after a --set datasets=..., so that the Axolotl keys inside are found
     _axolotl_spellings(data, path, lines, overridden)
     refused = _set_aside_axolotl_keys(data, path)
     if require_datasets and data.get("datasets") is None and not refused:

@@ -21,8 +21,7 @@ def load_sleep_recipe(recipe_path: Path, overrides: list[str]) -> Recipe:
     if train_only:
         # A recipe written for `train` may be given to sleep too; these keys would do nothing there, silently.
         logging.getLogger("sleeptrain").warning(
-            "%s: %s: read by `sleeptrain train` only; sleep trains the store's memories into its own adapter "
-            "versions",
+            "%s: %s: read by `sleeptrain train` only; sleep trains the store's memories into its own adapter versions",
             recipe_path,
             ", ".join(train_only),
         )

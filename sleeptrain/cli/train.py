@@ -6,6 +6,7 @@ from pathlib import Path
 
 from sleeptrain.cli.output import console, errors
 from sleeptrain.config import Recipe, load_recipe
+from sleeptrain.wording import counted
 
 
 def load_train_recipe(recipe_path: Path, overrides: list[str]) -> Recipe:
@@ -35,7 +36,7 @@ def run_check(recipe_path: Path, overrides: list[str], quiet: bool = False) -> N
     files = len(recipe.datasets or [])
     held = f" ({len(split.held_out)} more held out by val_set_size)" if split and split.held_out else ""
     holds = (
-        f"{len(split.training)} examples{held} from {files} data file{'s' if files != 1 else ''}"
+        f"{counted(len(split.training), 'example')}{held} from {counted(files, 'data file')}"
         if split
         else "no datasets, as `sleeptrain sleep` reads it (`sleeptrain train` needs datasets)"
     )
@@ -67,18 +68,18 @@ def run_train(recipe: Recipe, quiet: bool) -> None:
     metrics = result.metrics
     # Plain lines, never cut to the terminal's width: the paths are what a user copies.
     lines = [
-        f"trained {_count(result.examples, 'example')} for {_count(metrics.epochs, 'epoch')} "
-        f"({_count(result.anchors, 'anchor')})",
+        f"trained {counted(result.examples, 'example')} for {counted(metrics.epochs, 'epoch')} "
+        f"({counted(result.anchors, 'anchor')})",
         *(
             [
                 f"learnt (written token for token at their last {recipe.learnt_after} sightings): "
-                f"{metrics.examples_learnt} of {_count(metrics.examples or 0, 'example')}"
+                f"{metrics.examples_learnt} of {counted(metrics.examples or 0, 'example')}"
             ]
             if metrics.examples_learnt is not None
             else []
         ),
         *(
-            [f"held out (val_set_size): {_count(result.held_out, 'example')}, eval loss {metrics.eval_loss:.4f}"]
+            [f"held out (val_set_size): {counted(result.held_out, 'example')}, eval loss {metrics.eval_loss:.4f}"]
             if metrics.eval_loss is not None
             else []
         ),
@@ -93,7 +94,3 @@ def run_train(recipe: Recipe, quiet: bool) -> None:
     ]
     for line in lines:
         console.print(line, highlight=False, markup=False, soft_wrap=True)
-
-
-def _count(number: float, noun: str) -> str:
-    return f"{number:g} {noun}" + ("" if number == 1 else "s")

@@ -88,6 +88,10 @@ def read_conversations(
             if not raw.strip():
                 continue
             row = json_object_line(raw, where)
+            looks = _looks_like(row, field_messages)
+            if looks is not None and looks != kind:
+                name = _TYPE_NAMES[looks]
+                raise SleeptrainError(f"{where}: this looks like {name} data; set `type: {looks}` for this dataset")
             if kind == "qa":
                 messages, subject = _parse_qa(row, where)
             elif kind == "alpaca":
@@ -132,11 +136,20 @@ def _text_field(row: dict, key: str, where: str, required: bool = True) -> str |
     return value
 
 
+_TYPE_NAMES = {"qa": "QA", "chat": "chat", "alpaca": "Alpaca"}
+
+
+def _looks_like(row: dict, field_messages: str | None) -> str | None:
+    """The dataset type a row's fields say it is, where they say one: turns (or ChatML text) make chat,
+    else a question QA, else an instruction Alpaca."""
+    if any(key in row for key in ("messages", "conversations", "text", field_messages) if key):
+        return "chat"
+    if "question" in row:
+        return "qa"
+    return "alpaca" if "instruction" in row else None
+
+
 def _parse_qa(row: dict, where: str) -> tuple[list[Message], str | None]:
-    if "messages" in row or "conversations" in row or "text" in row:
-        raise SleeptrainError(f"{where}: this looks like chat data; set `type: chat` for this dataset")
-    if "instruction" in row and "output" in row:
-        raise SleeptrainError(f"{where}: this looks like Alpaca data; set `type: alpaca` for this dataset")
     question = _text_field(row, "question", where)
     answer = _text_field(row, "answer", where)
     subject = _text_field(row, "subject", where, required=False)
@@ -144,9 +157,6 @@ def _parse_qa(row: dict, where: str) -> tuple[list[Message], str | None]:
 
 
 def _parse_alpaca(row: dict, where: str) -> tuple[list[Message], str | None]:
-    if "question" in row or "messages" in row or "conversations" in row or "text" in row:
-        name, kind = ("QA", "qa") if "question" in row else ("chat", "chat")
-        raise SleeptrainError(f"{where}: this looks like {name} data; set `type: {kind}` for this dataset")
     instruction = _text_field(row, "instruction", where)
     extra = _text_field(row, "input", where, required=False)
     output = _text_field(row, "output", where)
@@ -175,10 +185,6 @@ def _parse_chat(
         subject = _text_field(row, "person", where, required=False) or _text_field(
             row, "subject", where, required=False
         )
-    elif "question" in row:
-        raise SleeptrainError(f"{where}: this looks like QA data; set `type: qa` for this dataset")
-    elif "instruction" in row:
-        raise SleeptrainError(f"{where}: this looks like Alpaca data; set `type: alpaca` for this dataset")
     elif field_messages:
         raise SleeptrainError(f"{where}: missing field '{field_messages}' (the dataset's field_messages)")
     else:

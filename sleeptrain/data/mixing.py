@@ -19,6 +19,7 @@ from sleeptrain.data.augment import SUMMARY_ORIGIN, question_phrasings, restate_
 from sleeptrain.data.formats import Conversation, read_anchor_prompts, read_conversations
 from sleeptrain.data.render import IGNORE_INDEX, markers_split_by, render_conversation, resolve_chat_template
 from sleeptrain.errors import SleeptrainError
+from sleeptrain.wording import counted
 
 log = logging.getLogger("sleeptrain")
 
@@ -160,10 +161,6 @@ def _named(origins: dict[str, int]) -> str:
     return shown + (f" and {len(origins) - 3} more" if len(origins) > 3 else "")
 
 
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" + ("" if count == 1 else "s")
-
-
 def _skipped(origins: dict[str, int]) -> str:
     """How many phrasings of how many examples, and how many anchors, these are (anchors are counted, not
     named: their origin is only their place in the bundled prompts)."""
@@ -172,10 +169,10 @@ def _skipped(origins: dict[str, int]) -> str:
     parts = []
     if examples:
         phrasings = sum(examples.values())
-        of = f"{_plural(phrasings, 'phrasing')} of " if phrasings != len(examples) else ""
-        parts.append(f"{of}{_plural(len(examples), 'example')} ({_named(examples)})")
+        of = f"{counted(phrasings, 'phrasing')} of " if phrasings != len(examples) else ""
+        parts.append(f"{of}{counted(len(examples), 'example')} ({_named(examples)})")
     if anchors:
-        parts.append(_plural(anchors, "anchor"))
+        parts.append(counted(anchors, "anchor"))
     return " and ".join(parts)
 
 
