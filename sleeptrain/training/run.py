@@ -270,6 +270,14 @@ class LossOnProgressBar(ProgressCallback):
             self.shown["eval"] = f"{float(logs['eval_loss']):.3f}"
         self.training_bar.set_postfix(self.shown, refresh=False)
 
+    def on_prediction_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        # The held-out examples' bar is drawn under the training bar, which tqdm does by moving the cursor up:
+        # in a log file or a pipe that is a stray "\x1b[A" per evaluation. There the
+        # evaluation shows only as its loss on the training bar.
+        if self.training_bar is not None and not self.training_bar.fp.isatty():
+            return
+        super().on_prediction_step(args, state, control, **kwargs)
+
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         # A run that ends early because every example is learnt (training/schedule.py) ends its bar at full,
         # not at the step count Trainer planned for every example in every epoch.

@@ -218,6 +218,30 @@ def test_the_progress_bar_shows_the_loss_and_the_examples_learnt():
     bar.on_train_end(args, state, TrainerControl())
 
 
+def test_evaluation_draws_no_second_bar_where_the_output_is_not_a_terminal():
+    """A log file or a pipe cannot move the cursor up to a bar under the training bar (tqdm writes "\x1b[A"
+    for it): there the held-out examples' loss shows on the training bar alone."""
+    import io
+
+    from transformers import TrainerControl, TrainerState, TrainingArguments
+
+    from sleeptrain.training.run import LossOnProgressBar
+
+    bar = LossOnProgressBar()
+    args = TrainingArguments(output_dir="unused", report_to=[])
+    state = TrainerState(max_steps=6)
+    bar.on_train_begin(args, state, TrainerControl())
+    log = io.StringIO()
+    bar.training_bar.fp = log
+
+    bar.on_prediction_step(args, state, TrainerControl(), eval_dataloader=[1, 2, 3])
+
+    assert bar.prediction_bar is None
+    bar.on_evaluate(args, state, TrainerControl())
+    bar.on_train_end(args, state, TrainerControl())
+    assert "\x1b[A" not in log.getvalue()
+
+
 def test_a_cpu_run_hands_the_memory_a_step_freed_back_to_the_system():
     import sys
 
