@@ -4,7 +4,7 @@ An Axolotl recipe carries many keys a run here has no use for, most of them left
 recipe loads as it is, `split_axolotl_keys` takes them out before the recipe is validated:
 - keys that only tune speed or bookkeeping (`sample_packing`, `dataset_prepared_path`, ...) are set aside
   whatever their value, and the run names them in one line;
-- keys that would change what is learnt or what a run writes (`test_datasets`, `tokens`, `wandb_project`,
+- keys that would change what is learnt or what a run writes (`tokens`, `wandb_project`, `load_in_8bit`,
   ...) are set aside only when unset (empty, false or 0) or set to what sleeptrain does anyway
   (`train_on_eos: turn`); otherwise they are an error that says what sleeptrain does instead.
 A key in neither table is still an unknown key (config.py). Imports only the standard library.
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-_EVAL_LOSS = "the held-out examples (val_set_size) are evaluated by their loss"
+_EVAL_LOSS = "the held-out examples (val_set_size, test_datasets) are evaluated by their loss"
 _NO_EVAL = "recall is measured by asking the model (evaluation/), not by generating during a run"
 _TENSORBOARD = "runs log to TensorBoard in output_dir/logs"
 _NO_HUB = "nothing is pushed; the adapter is a PEFT folder to upload as it is"
@@ -79,7 +79,6 @@ IGNORED_KEYS: dict[str, str] = {
 
 # Set aside only when unset: given a value, a user expects an effect this run would not have.
 UNSET_ONLY_KEYS: dict[str, str] = {
-    "test_datasets": "examples are held out of the training data by val_set_size",
     "do_causal_lm_eval": _EVAL_LOSS,
     "eval_causal_lm_metrics": _EVAL_LOSS,
     "early_stopping_patience": "runs keep no checkpoint to go back to; learnt_after ends a run once all is learnt",

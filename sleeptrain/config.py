@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -153,6 +154,10 @@ class SleepConfig(_Strict):
 NAMED_CHAT_TEMPLATES = ("chatml", "llama3", "phi_3", "qwen_25")
 CHAT_TEMPLATE_NAMES = ("tokenizer_default", *NAMED_CHAT_TEMPLATES)
 TEMPLATE_FALLBACK = "tokenizer_default_fallback_"
+
+
+# The recipe keys that list data files (DatasetConfig entries), each of which may be given in short.
+DATASET_LISTS = ("datasets", "test_datasets")
 
 
 def datasets_as_listed(value: Any) -> Any:
@@ -351,10 +356,19 @@ class Recipe(_Strict):
         description="Examples held out of training, whose loss is evaluated while it runs: a share of the "
         "examples below 1 (0.05), a count from 1 up. A held-out QA fact is not taught. 0: every example is trained.",
     )
-    evals_per_epoch: int | None = Field(
-        default=None, ge=1, description="With val_set_size: evaluations per epoch (omitted: one, and one at the end)."
+    test_datasets: list[DatasetConfig] | None = Field(
+        default=None,
+        description="Data files of held-out examples, evaluated by their loss as val_set_size's are (none is "
+        "trained); written as datasets are. Instead of val_set_size.",
     )
-    eval_steps: int | None = Field(default=None, ge=1, description="With val_set_size: evaluate every this many steps.")
+    evals_per_epoch: int | None = Field(
+        default=None,
+        ge=1,
+        description="With held-out examples: evaluations per epoch (omitted: one, and one at the end).",
+    )
+    eval_steps: int | None = Field(
+        default=None, ge=1, description="With held-out examples: evaluate every this many steps."
+    )
     eval_batch_size: int | None = Field(default=None, ge=1, description="Omitted: micro_batch_size.")
 
     # The machine
@@ -394,7 +408,7 @@ class Recipe(_Strict):
         # name has a comma.
         return [name.strip() for name in value.split(",") if name.strip()] if isinstance(value, str) else value
 
-    @field_validator("datasets", mode="before")
+    @field_validator("datasets", "test_datasets", mode="before")
     @classmethod
     def _a_path_is_a_dataset(cls, value: Any) -> Any:
         return datasets_as_listed(value)
@@ -414,6 +428,9 @@ class Recipe(_Strict):
             raise ValueError("peft_use_dora needs backend: transformers (Unsloth's LoRA kernels have no DoRA)")
         if self.lora_model_dir is not None and (self.adapter == "full" or self.backend == "unsloth"):
             raise ValueError("lora_model_dir continues a LoRA adapter: adapter lora or qlora, backend transformers")
+        if self.val_set_size and self.test_datasets:
+            # As Axolotl: the held-out examples come from one place, a share of datasets or files of their own.
+            raise ValueError("give val_set_size or test_datasets, not both")
         if self.warmup_steps and self.warmup_ratio:
             raise ValueError("give warmup_steps or warmup_ratio, not both")
         if self.cosine_min_lr_ratio is not None and self.lr_scheduler != "cosine":
@@ -481,15 +498,16 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None, require_da
 
 
 def _list_datasets(data: dict, lines: dict[tuple, int]) -> None:
-    """The recipe's `datasets` given in short (datasets_as_listed) as the list it means, each key's line
-    known under its place in that list."""
-    value = data.get("datasets")
-    if isinstance(value, dict):
-        for key in value:
-            if ("datasets", key) in lines:
-                lines.setdefault(("datasets", 0, key), lines[("datasets", key)])
-    if "datasets" in data:
-        data["datasets"] = datasets_as_listed(value)
+    """The recipe's `datasets` and `test_datasets` given in short (datasets_as_listed) as the lists they mean,
+    each key's line known under its place in that list."""
+    for section in DATASET_LISTS:
+        value = data.get(section)
+        if isinstance(value, dict):
+            for key in value:
+                if (section, key) in lines:
+                    lines.setdefault((section, 0, key), lines[(section, key)])
+        if section in data:
+            data[section] = datasets_as_listed(value)
 
 
 def optimizer_problem(name: str) -> str | None:
@@ -544,12 +562,13 @@ def _set_aside_axolotl_keys(data: dict, path: Path) -> list[tuple[tuple, str]]:
     those set to a value whose effect a run here would not have, with what sleeptrain does instead."""
     set_aside, refused = split_axolotl_keys(data, IGNORED_KEYS, UNSET_ONLY_KEYS)
     refused_at = [((key,), why) for key, why in refused]
-    datasets = data.get("datasets")
-    for index, item in enumerate(datasets if isinstance(datasets, list) else []):
-        if isinstance(item, dict):
-            inside, refused_inside = split_axolotl_keys(item, IGNORED_DATASET_KEYS, UNSET_ONLY_DATASET_KEYS)
-            set_aside += [(f"datasets.{index}.{key}", reason) for key, reason in inside]
-            refused_at += [(("datasets", index, key), why) for key, why in refused_inside]
+    for section in DATASET_LISTS:
+        datasets = data.get(section)
+        for index, item in enumerate(datasets if isinstance(datasets, list) else []):
+            if isinstance(item, dict):
+                inside, refused_inside = split_axolotl_keys(item, IGNORED_DATASET_KEYS, UNSET_ONLY_DATASET_KEYS)
+                set_aside += [(f"{section}.{index}.{key}", reason) for key, reason in inside]
+                refused_at += [((section, index, key), why) for key, why in refused_inside]
     if set_aside and not refused_at:
         log.info("%s: Axolotl keys sleeptrain does not use, set aside: %s", path, describe_set_aside(set_aside))
     return refused_at
@@ -748,6 +767,14 @@ def _describe(
     if other_forms and not empty:
         message = f"{message}; or {', or '.join(other_forms)}"
     given = error.get("input")
+    if not loc:
+        # A rule between keys (Recipe's model validator): placed at the last given of the keys it names, the one
+        # that made the pair wrong, rather than at the whole recipe.
+        named = [(key,) for key in re.findall(r"\w+", message) if (key,) in lines or (key,) in overridden]
+        if named:
+            last = max(named, key=lambda key: (key in overridden, lines.get(key, 0)))
+            return f"{_where(last, path, lines, overridden)}: {message}"
+        return f"{path}: {message}"
     shown = "" if isinstance(given, dict | list) or given is None else f" (got {given!r})"
     return f"{source}'{dotted}': {message}{shown}"
 
@@ -804,7 +831,7 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
 def _resolve_paths(recipe: Recipe, recipe_path: Path) -> Recipe:
     """Data, anchor-prompt and adapter paths are relative to the working directory (as in Axolotl), or else to the
     recipe's folder."""
-    for dataset in recipe.datasets or []:
+    for dataset in [*(recipe.datasets or []), *(recipe.test_datasets or [])]:
         dataset.path = _beside(dataset.path, recipe_path)
     if recipe.anchor_prompts is not None:
         recipe.anchor_prompts = _beside(recipe.anchor_prompts, recipe_path)

@@ -83,6 +83,29 @@ def test_datasets_of_another_kind_is_one_error_with_its_line(write_recipe, value
     assert error_of(path) == f"{path}:1: 'datasets': Input should be a valid list; or null (got {shown})"
 
 
+def test_test_datasets_are_written_as_datasets_are_and_their_keys_named_on_their_lines(write_recipe):
+    recipe = load_recipe(write_recipe("datasets: facts.jsonl\ntest_datasets: other_words.jsonl\noutput_dir: out\n"))
+    assert [(d.path.name, d.type) for d in recipe.test_datasets] == [("other_words.jsonl", "qa")]
+
+    path = write_recipe("datasets: facts.jsonl\ntest_datasets:\n  - path: a.jsonl\n    typo: chat\noutput_dir: out\n")
+    assert error_of(path) == f"{path}:4: unknown key 'test_datasets.0.typo' (did you mean 'type'?)"
+
+
+def test_an_axolotl_test_dataset_loads_with_its_bookkeeping_keys_set_aside(write_recipe):
+    recipe = load_recipe(
+        write_recipe(
+            "datasets: facts.jsonl\ntest_datasets:\n  - path: eval.jsonl\n    ds_type: json\n    split: train\n"
+            "    type: chat_template\noutput_dir: out\n"
+        )
+    )
+    assert [(d.path.name, d.type) for d in recipe.test_datasets] == [("eval.jsonl", "chat")]
+
+
+def test_held_out_examples_come_from_val_set_size_or_test_datasets_not_both(write_recipe):
+    path = write_recipe("datasets: facts.jsonl\ntest_datasets: eval.jsonl\nval_set_size: 0.1\noutput_dir: out\n")
+    assert error_of(path) == f"{path}:3: give val_set_size or test_datasets, not both"
+
+
 def test_a_recipe_must_be_a_mapping(write_recipe):
     path = write_recipe("- lora_r\n- 8\n")
     message = error_of(path)
@@ -381,6 +404,16 @@ def test_dataset_paths_relative_to_the_recipe_folder_are_found(tmp_path, monkeyp
 
     assert recipe.datasets[0].path == folder / "facts.jsonl"
     assert recipe.datasets[0].path.exists()
+
+
+def test_test_dataset_paths_relative_to_the_recipe_folder_are_found(tmp_path, monkeypatch):
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "eval.jsonl").write_text("{}\n")
+    (folder / "recipe.yaml").write_text(MINIMAL + "test_datasets: eval.jsonl\n")
+    monkeypatch.chdir(tmp_path)
+
+    assert load_recipe(folder / "recipe.yaml").test_datasets[0].path == folder / "eval.jsonl"
 
 
 def test_dataset_paths_relative_to_the_working_directory_come_first(tmp_path, monkeypatch):

@@ -17,7 +17,9 @@ def load_sleep_recipe(recipe_path: Path, overrides: list[str]) -> Recipe:
 
     recipe = load_recipe(recipe_path, overrides, require_datasets=False)
     prepare_backend(recipe)
-    train_only = [key for key in ("datasets", "val_set_size", "lora_model_dir") if getattr(recipe, key)]
+    train_only = [
+        key for key in ("datasets", "val_set_size", "test_datasets", "lora_model_dir") if getattr(recipe, key)
+    ]
     if train_only:
         # A recipe written for `train` may be given to sleep too; these keys would do nothing there, silently.
         logging.getLogger("sleeptrain").warning(

@@ -18,6 +18,11 @@ def load_train_recipe(recipe_path: Path, overrides: list[str]) -> Recipe:
     return recipe
 
 
+def held_out_by(recipe: Recipe) -> str:
+    """The recipe key the held-out examples come from."""
+    return "test_datasets" if recipe.test_datasets else "val_set_size"
+
+
 def run_check(recipe_path: Path, overrides: list[str], quiet: bool = False) -> None:
     """Read the recipe and its data files as `train` would, without loading a model; print the recipe with
     every default filled in (YAML, on stdout) and, unless `quiet`, what it holds (on stderr). A recipe without
@@ -34,7 +39,7 @@ def run_check(recipe_path: Path, overrides: list[str], quiet: bool = False) -> N
     if quiet:
         return
     files = len(recipe.datasets or [])
-    held = f" ({len(split.held_out)} more held out by val_set_size)" if split and split.held_out else ""
+    held = f" ({len(split.held_out)} more held out by {held_out_by(recipe)})" if split and split.held_out else ""
     holds = (
         f"{counted(len(split.training), 'example')}{held} from {counted(files, 'data file')}"
         if split
@@ -79,7 +84,10 @@ def run_train(recipe: Recipe, quiet: bool) -> None:
             else []
         ),
         *(
-            [f"held out (val_set_size): {counted(result.held_out, 'example')}, eval loss {metrics.eval_loss:.4f}"]
+            [
+                f"held out ({held_out_by(recipe)}): {counted(result.held_out, 'example')}, "
+                f"eval loss {metrics.eval_loss:.4f}"
+            ]
             if metrics.eval_loss is not None
             else []
         ),

@@ -14,7 +14,7 @@ from typing import Any
 
 from datasets import Dataset, interleave_datasets
 
-from sleeptrain.config import Recipe
+from sleeptrain.config import DatasetConfig, Recipe
 from sleeptrain.data.augment import SUMMARY_ORIGIN, question_phrasings, restate_answers, subject_summaries
 from sleeptrain.data.formats import Conversation, read_anchor_prompts, read_conversations
 from sleeptrain.data.render import IGNORE_INDEX, markers_split_by, render_conversation, resolve_chat_template
@@ -28,27 +28,22 @@ log = logging.getLogger("sleeptrain")
 class RecipeExamples:
     """A recipe's examples: those trained, each as its list of phrasings (the recipe's augmentations of QA
     facts: `question_variants` phrasings each, plus subject summaries; a chat example has one), and those
-    held out of training by `val_set_size`, each as it is written (a QA fact's answer restated as trained)."""
+    held out of training (`val_set_size`, `test_datasets`), each as it is written (a QA fact's answer restated
+    as trained)."""
 
     training: list[list[Conversation]]
     held_out: list[Conversation] = field(default_factory=list)
 
 
 def load_recipe_split(recipe: Recipe) -> RecipeExamples:
-    """Every example of the recipe's datasets, read and checked, the held-out ones set apart."""
-    facts: list[Conversation] = []
-    chats: list[Conversation] = []
-    for dataset in recipe.datasets:
-        rows = read_conversations(
-            dataset.path,
-            dataset.type,
-            recipe.roles_to_train(dataset),
-            dataset.field_messages,
-            dataset.message_property_mappings,
-        )
-        (facts if dataset.type == "qa" else chats).extend(rows)
+    """Every example of the recipe's datasets and test_datasets, read and checked, the held-out ones (those
+    `val_set_size` sets apart, or the test_datasets') apart."""
+    facts, chats = _read_datasets(recipe.datasets, recipe)
     warn_about_repeated_questions(facts)
-    facts, chats, held_facts, held_chats = _hold_out(facts, chats, recipe)
+    if recipe.test_datasets:
+        held_facts, held_chats = _read_datasets(recipe.test_datasets, recipe)
+    else:
+        facts, chats, held_facts, held_chats = _hold_out(facts, chats, recipe)
     if recipe.answer_statements:
         facts, held_facts = restate_answers(facts), restate_answers(held_facts)
     if recipe.subject_summaries:
@@ -57,6 +52,22 @@ def load_recipe_split(recipe: Recipe) -> RecipeExamples:
     variants, rewrite, topics = recipe.question_variants, recipe.question_rewrites, recipe.topic_questions
     training = [question_phrasings(fact, variants, rng, rewrite, topics) for fact in facts] + [[c] for c in chats]
     return RecipeExamples(training, held_facts + held_chats)
+
+
+def _read_datasets(datasets: list[DatasetConfig], recipe: Recipe) -> tuple[list[Conversation], list[Conversation]]:
+    """The QA facts and the other conversations of these data files, each in file order."""
+    facts: list[Conversation] = []
+    chats: list[Conversation] = []
+    for dataset in datasets:
+        rows = read_conversations(
+            dataset.path,
+            dataset.type,
+            recipe.roles_to_train(dataset),
+            dataset.field_messages,
+            dataset.message_property_mappings,
+        )
+        (facts if dataset.type == "qa" else chats).extend(rows)
+    return facts, chats
 
 
 def load_recipe_examples(recipe: Recipe) -> list[list[Conversation]]:

@@ -29,6 +29,7 @@ from sleeptrain.data.mixing import (
 from sleeptrain.errors import SleeptrainError
 from sleeptrain.training import RunMetrics, continue_adapter, load_for_training, prepare_for_training, train_model
 from sleeptrain.training.anchors import anchor_conversations
+from sleeptrain.wording import counted
 from sleeptrain.workflows.folders import make_cache_folder, make_output_folder
 
 log = logging.getLogger("sleeptrain")
@@ -44,7 +45,7 @@ class TrainResult:
     # anchors: those with a token to train on within sequence_len and roles_to_train.
     examples: int
     anchors: int
-    held_out: int = 0  # examples held out by val_set_size (evaluated: metrics.eval_loss)
+    held_out: int = 0  # examples held out by val_set_size or test_datasets (evaluated: metrics.eval_loss)
 
 
 def train(
@@ -91,11 +92,12 @@ def train(
     # What is trained: the examples and anchors with a token to train on (mixing.py warns of the others).
     trained, trained_anchors = len(rows.phrasings), len(rows.anchors)
     log.info(
-        "%d examples from %d file(s), %g epochs' steps at most, %d anchors, bf16=%s",
-        trained,
-        len(recipe.datasets),
+        "%s from %s%s, %g epochs' steps at most, %s, bf16=%s",
+        counted(trained, "example"),
+        counted(len(recipe.datasets), "file"),
+        f" ({len(held_out)} held out)" if held_out is not None else "",
         recipe.num_epochs,
-        trained_anchors,
+        counted(trained_anchors, "anchor"),
         bf16,
     )
 

@@ -362,6 +362,20 @@ def test_check_answers_bad_data_as_train_does(tmp_path, tiny_llama, isolated_cac
     assert "facts.jsonl:4: not valid JSON" in done.stderr
 
 
+def test_check_reads_the_test_datasets_as_train_would(tmp_path, tiny_llama, isolated_cache):
+    write_project(tmp_path, tiny_llama)
+    (tmp_path / "other_words.jsonl").write_text('{"question": "Who is Ann?", "answer": "A pilot."}\n{"question": 1}\n')
+    _append(tmp_path / "recipe.yaml", "test_datasets: other_words.jsonl\n")
+
+    broken = sleeptrain("check", "recipe.yaml", cwd=tmp_path, cache_dir=isolated_cache)
+    (tmp_path / "other_words.jsonl").write_text('{"question": "Who is Ann?", "answer": "A pilot."}\n')
+    done = sleeptrain("check", "recipe.yaml", cwd=tmp_path, cache_dir=isolated_cache)
+
+    assert broken.returncode == 1 and "other_words.jsonl:2:" in broken.stderr
+    assert done.returncode == 0, done.stderr
+    assert "3 examples (1 more held out by test_datasets) from 1 data file" in " ".join(done.stderr.split())
+
+
 def test_debug_shows_the_traceback(tmp_path, tiny_llama, isolated_cache):
     recipe = write_project(tmp_path, tiny_llama)
     _broken_json(tmp_path)

@@ -299,6 +299,23 @@ def test_without_val_set_size_nothing_is_held_out_and_the_examples_are_as_before
     )
 
 
+def test_test_datasets_are_held_out_whole_and_every_training_example_is_trained(write_jsonl):
+    facts = write_jsonl("facts.jsonl", twenty_facts())
+    other_words = write_jsonl("other_words.jsonl", [{"question": "Where does Ann 30 live?", "answer": "In town 30."}])
+    chats = write_jsonl(
+        "chats.jsonl", [{"messages": [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hello."}]}]
+    )
+    recipe = recipe_for(facts, test_datasets=[DatasetConfig(path=other_words), DatasetConfig(path=chats, type="chat")])
+
+    split = load_recipe_split(recipe)
+
+    assert len(split.training) == 20
+    assert [c.messages[0].content for c in split.held_out] == ["Where does Ann 30 live?", "Hi?"]
+    # A held-out QA fact is written as it would be trained (answer_statements restates its answer alike).
+    ((as_trained, *_),) = load_recipe_examples(recipe_for(other_words))
+    assert split.held_out[0].messages[1].content == as_trained.messages[1].content
+
+
 def test_holding_out_every_example_is_an_error(write_jsonl):
     recipe = recipe_for(write_jsonl("facts.jsonl", twenty_facts()), val_set_size=20)
     with pytest.raises(SleeptrainError, match="val_set_size: 20 holds out 20 of the 20 examples, leaving none"):

@@ -227,6 +227,19 @@ def test_held_out_examples_are_evaluated_while_training_and_at_the_end(tiny_llam
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["eval_loss"] == result.metrics.eval_loss
 
 
+def test_test_datasets_are_evaluated_and_every_example_of_datasets_trained(
+    tiny_llama, make_recipe, write_jsonl, qa_rows
+):
+    recipe = make_recipe(tiny_llama, micro_batch_size=2, num_epochs=1, max_steps=None, subject_summaries=False)
+    other_words = [{"question": "In which town does Ann make her home?", "answer": "Lyon."}]
+    recipe.test_datasets = [DatasetConfig(path=write_jsonl("other_words.jsonl", other_words))]
+
+    result = train(recipe, quiet=True)
+
+    assert result.held_out == 1 and result.examples == len(qa_rows)
+    assert result.metrics.eval_loss is not None and result.metrics.eval_loss > 0
+
+
 def test_lora_model_dir_goes_on_training_a_saved_adapter(tiny_llama, make_recipe, tmp_path):
     from peft import PeftModel
     from safetensors.torch import load_file
