@@ -81,7 +81,6 @@ IGNORED_KEYS: dict[str, str] = {
 UNSET_ONLY_KEYS: dict[str, str] = {
     "do_causal_lm_eval": _EVAL_LOSS,
     "eval_causal_lm_metrics": _EVAL_LOSS,
-    "early_stopping_patience": "runs keep no checkpoint to go back to; learnt_after ends a run once all is learnt",
     "load_in_8bit": "8-bit LoRA is not offered: adapter: qlora trains on a 4-bit model, adapter: lora on the full one",
     "gptq": "GPTQ models are not trained here",
     "fp16": "a run computes in bf16 where the device has it (bf16: auto), else in fp32",

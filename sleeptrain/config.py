@@ -370,6 +370,12 @@ class Recipe(_Strict):
         default=None, ge=1, description="With held-out examples: evaluate every this many steps."
     )
     eval_batch_size: int | None = Field(default=None, ge=1, description="Omitted: micro_batch_size.")
+    early_stopping_patience: int | None = Field(
+        default=None,
+        ge=1,
+        description="With held-out examples: stop once their loss has not improved for this many evaluations in a "
+        "row, and keep the weights of the best evaluation.",
+    )
 
     # The machine
     output_dir: Path
@@ -431,6 +437,10 @@ class Recipe(_Strict):
         if self.val_set_size and self.test_datasets:
             # As Axolotl: the held-out examples come from one place, a share of datasets or files of their own.
             raise ValueError("give val_set_size or test_datasets, not both")
+        if self.early_stopping_patience is not None and not (self.val_set_size or self.test_datasets):
+            raise ValueError(
+                "early_stopping_patience needs held-out examples to evaluate: val_set_size or test_datasets"
+            )
         if self.warmup_steps and self.warmup_ratio:
             raise ValueError("give warmup_steps or warmup_ratio, not both")
         if self.cosine_min_lr_ratio is not None and self.lr_scheduler != "cosine":

@@ -114,14 +114,14 @@ def test_every_key_that_cannot_be_read_is_named_in_one_error_in_file_order(write
         "datasets:\n  - path: facts.jsonl\noutput_dir: out\n"
         "wandb_project: runs\n"  # line 4
         "lora_rank: 8\n"  # line 5, unknown
-        "early_stopping_patience: 3\n"  # line 6
+        "fp16: true\n"  # line 6
         "sample_packing: true\n"  # set aside: not a problem
     )
 
     message = error_of(path)
 
     assert message.startswith(f"{path}:4: 'wandb_project' is an Axolotl key sleeptrain does not use")
-    assert message.endswith("[also: 'lora_rank' (line 5); 'early_stopping_patience' (line 6)]")
+    assert message.endswith("[also: 'lora_rank' (line 5); 'fp16' (line 6)]")
     assert "\n" not in message
 
 

@@ -106,6 +106,14 @@ def test_held_out_examples_come_from_val_set_size_or_test_datasets_not_both(writ
     assert error_of(path) == f"{path}:3: give val_set_size or test_datasets, not both"
 
 
+def test_early_stopping_needs_held_out_examples(write_recipe):
+    path = write_recipe("datasets: facts.jsonl\noutput_dir: out\nearly_stopping_patience: 3\n")
+    assert error_of(path) == (
+        f"{path}:3: early_stopping_patience needs held-out examples to evaluate: val_set_size or test_datasets"
+    )
+    assert load_recipe(path, ["val_set_size=0.1"]).early_stopping_patience == 3
+
+
 def test_a_recipe_must_be_a_mapping(write_recipe):
     path = write_recipe("- lora_r\n- 8\n")
     message = error_of(path)

@@ -36,6 +36,7 @@ from sleeptrain.models import (
 )
 from sleeptrain.models.bf16_storage import computes_linears_from_bf16
 from sleeptrain.settings import bound_cpu_kernel_caches, load_settings
+from sleeptrain.training.early_stopping import StopWhenHeldOutLossStalls
 from sleeptrain.training.loss import LabelledLogitsTrainer
 from sleeptrain.training.null_space import directions_file, keep_lora_out_of_general_inputs, null_space_energy
 from sleeptrain.training.precision import use_bf16
@@ -46,6 +47,7 @@ from sleeptrain.training.teacher_states import (
     save_teacher_states,
     teacher_states_path,
 )
+from sleeptrain.wording import counted
 
 log = logging.getLogger("sleeptrain")
 
@@ -287,6 +289,30 @@ class LossOnProgressBar(ProgressCallback):
         super().on_train_end(args, state, control, **kwargs)
 
 
+def _keep_the_best_evaluation(
+    stopper: StopWhenHeldOutLossStalls, last_step: int, eval_loss: float | None
+) -> float | None:
+    """The held-out loss the saved weights have, after early_stopping_patience: the best evaluation's where its
+    weights were put back; said in a line either way."""
+    if stopper.stopped_at is not None:
+        log.info(
+            "early_stopping_patience: the held-out loss did not improve for %s after step %d (%.4f); stopped at "
+            "step %d",
+            counted(stopper.patience, "evaluation"),
+            stopper.best_step,
+            stopper.best_loss,
+            stopper.stopped_at,
+        )
+    if stopper.keep_the_best(last_step):
+        log.info(
+            "early_stopping_patience: the weights of step %d are kept (held-out loss %.4f)",
+            stopper.best_step,
+            stopper.best_loss,
+        )
+        return round(stopper.best_loss, 6)
+    return eval_loss
+
+
 class LossWatchdog(TrainerCallback):
     """Axolotl's loss watchdog: a loss above `threshold` at `patience` logged steps in a row stops the run,
     which then ends in an error instead of saving an adapter that has diverged. transformers has no such
@@ -509,6 +535,13 @@ def train_model(
     if recipe.loss_watchdog_threshold is not None:
         watchdog = LossWatchdog(recipe.loss_watchdog_threshold, recipe.loss_watchdog_patience)
         trainer.add_callback(watchdog)
+    stopper = None
+    if recipe.early_stopping_patience is not None and eval_dataset is not None:
+        sharded = trainer.is_fsdp_enabled or trainer.is_deepspeed_enabled
+        if sharded:
+            log.warning("early_stopping_patience: under %s the run stops, with its last weights", sharding)
+        stopper = StopWhenHeldOutLossStalls(recipe.early_stopping_patience, model, keeps_weights=not sharded)
+        trainer.add_callback(stopper)
     energy = null_space_energy(recipe.lora_null_space, model) if recipe.adapter != "full" else 0.0
     if energy:
         # Said only where the recipe asked for it by value: auto means "where it applies".
@@ -563,6 +596,8 @@ def train_model(
         last = [e for e in trainer.state.log_history if "eval_loss" in e]
         at_end = last and last[-1].get("step") == trainer.state.global_step
         eval_loss = round(float(last[-1]["eval_loss"] if at_end else trainer.evaluate()["eval_loss"]), 6)
+    if stopper is not None:
+        eval_loss = _keep_the_best_evaluation(stopper, trainer.state.global_step, eval_loss)
     # Trainer.save_model gathers FSDP/DeepSpeed shards and writes on the main process only; for a PEFT
     # model it writes just the adapter, whose config names the base model's folder or hub id.
     trainer.save_model(str(save_to))

@@ -240,6 +240,38 @@ def test_test_datasets_are_evaluated_and_every_example_of_datasets_trained(
     assert result.metrics.eval_loss is not None and result.metrics.eval_loss > 0
 
 
+def test_early_stopping_ends_a_run_whose_held_out_loss_stalls_and_keeps_its_best_weights(
+    tiny_llama, make_recipe, write_jsonl, tmp_path
+):
+    other_words = [{"question": "In which town does Ann make her home?", "answer": "Lyon."}]
+    # A learning rate far too high: the held-out loss soon stops improving.
+    recipe = make_recipe(
+        tiny_llama, micro_batch_size=1, num_epochs=20, max_steps=None, learnt_after=0, subject_summaries=False,
+        learning_rate=0.5, early_stopping_patience=2, eval_steps=1,
+        test_datasets=[DatasetConfig(path=write_jsonl("other_words.jsonl", other_words))],
+    )  # fmt: skip
+
+    result = train(recipe, quiet=True)
+
+    evaluated = read_scalars(tmp_path / "run" / "logs")["eval/loss"]
+    assert result.metrics.steps < 60  # three facts a step each, twenty epochs
+    best = evaluated.index(min(evaluated))
+    assert evaluated[best + 1 : best + 3] and all(loss >= evaluated[best] for loss in evaluated[best + 1 :])
+    assert result.metrics.eval_loss == pytest.approx(min(evaluated), rel=1e-4)
+    # The adapter saved is the best evaluation's: asked through plain transformers + peft, it has that loss.
+    from peft import PeftModel
+
+    from sleeptrain.data import build_training_dataset
+    from sleeptrain.data.mixing import load_recipe_split
+
+    tokenizer = AutoTokenizer.from_pretrained(result.adapter_dir)
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_llama), result.adapter_dir)
+    (row,) = build_training_dataset(recipe, tokenizer, load_recipe_split(recipe).held_out)
+    with torch.no_grad():
+        loss = model(input_ids=torch.tensor([row["input_ids"]]), labels=torch.tensor([row["labels"]])).loss
+    assert float(loss) == pytest.approx(min(evaluated), rel=1e-3)
+
+
 def test_lora_model_dir_goes_on_training_a_saved_adapter(tiny_llama, make_recipe, tmp_path):
     from peft import PeftModel
     from safetensors.torch import load_file

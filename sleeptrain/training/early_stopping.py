@@ -1,0 +1,63 @@
+"""Axolotl's `early_stopping_patience` without checkpoints: training stops once the held-out examples' loss
+(val_set_size, test_datasets) has not improved for that many evaluations in a row, and the run keeps the
+trained weights of its best evaluation.
+
+transformers' EarlyStoppingCallback needs `load_best_model_at_end`, which reloads the best of the checkpoints
+a run saves; a sleeptrain run saves none (its adapter once, at the end). What it would reload is small for an
+adapter: the trainable weights, which this keeps in memory at each new best instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import torch
+from transformers import TrainerCallback
+
+log = logging.getLogger("sleeptrain")
+
+
+class StopWhenHeldOutLossStalls(TrainerCallback):
+    def __init__(self, patience: int, model: torch.nn.Module, keeps_weights: bool = True) -> None:
+        self.patience = patience
+        self.model = model
+        # Under FSDP or DeepSpeed no process holds the whole of the weights to copy: there it only stops.
+        self.keeps_weights = keeps_weights
+        self.best_loss = math.inf
+        self.best_step: int | None = None
+        self.best_weights: dict[str, torch.Tensor] = {}
+        self.evaluations_without_gain = 0
+        self.stopped_at: int | None = None
+
+    def on_evaluate(self, args: Any, state: Any, control: Any, metrics: dict | None = None, **kwargs: Any) -> None:
+        loss = (metrics or {}).get("eval_loss")
+        if loss is None:
+            return
+        if loss < self.best_loss:
+            self.best_loss, self.best_step, self.evaluations_without_gain = float(loss), state.global_step, 0
+            if not self.keeps_weights:
+                return
+            # A copy off the accelerator: an adapter's weights are megabytes; a full fine-tune's are the model's.
+            self.best_weights = {
+                name: parameter.detach().to("cpu", copy=True)
+                for name, parameter in self.model.named_parameters()
+                if parameter.requires_grad
+            }
+            return
+        self.evaluations_without_gain += 1
+        if self.evaluations_without_gain >= self.patience and self.stopped_at is None:
+            self.stopped_at = state.global_step
+            control.should_training_stop = True
+
+    def keep_the_best(self, last_step: int) -> bool:
+        """Put back the trainable weights of the best evaluation, unless the last step's were the best; whether
+        it did."""
+        if not self.keeps_weights or self.best_step is None or self.best_step == last_step:
+            return False
+        with torch.no_grad():
+            for name, parameter in self.model.named_parameters():
+                if name in self.best_weights:
+                    parameter.copy_(self.best_weights[name].to(parameter.device))
+        return True
