@@ -305,9 +305,12 @@ def _keep_the_best_evaluation(
         )
     if stopper.keep_the_best(last_step):
         log.info(
-            "early_stopping_patience: the weights of step %d are kept (held-out loss %.4f)",
+            "early_stopping_patience: the weights of step %d (held-out loss %.4f) are saved, not the last step's "
+            "(%d: %.4f)",
             stopper.best_step,
             stopper.best_loss,
+            last_step,
+            eval_loss,
         )
         return round(stopper.best_loss, 6)
     return eval_loss
