@@ -36,8 +36,8 @@ class RecipeExamples:
 
 
 def load_recipe_split(recipe: Recipe) -> RecipeExamples:
-    """Every example of the recipe's datasets and test_datasets, read and checked, the held-out ones (those
-    `val_set_size` sets apart, or the test_datasets') apart."""
+    """Every example of the recipe's datasets and test_datasets, read and checked: those to train, and those
+    held out (the test_datasets', or those `val_set_size` draws from the datasets)."""
     facts, chats = _read_datasets(recipe.datasets, recipe)
     warn_about_repeated_questions(facts)
     if recipe.test_datasets:

@@ -9,14 +9,11 @@ adapter: the trainable weights, which this keeps in memory at each new best inst
 
 from __future__ import annotations
 
-import logging
 import math
 from typing import Any
 
 import torch
 from transformers import TrainerCallback
-
-log = logging.getLogger("sleeptrain")
 
 
 class StopWhenHeldOutLossStalls(TrainerCallback):

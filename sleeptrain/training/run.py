@@ -274,8 +274,8 @@ class LossOnProgressBar(ProgressCallback):
 
     def on_prediction_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         # The held-out examples' bar is drawn under the training bar, which tqdm does by moving the cursor up:
-        # in a log file or a pipe that is a stray "\x1b[A" per evaluation. There the
-        # evaluation shows only as its loss on the training bar.
+        # in a log file or a pipe that is a stray "\x1b[A" per evaluation. There the evaluation shows only as
+        # its loss on the training bar.
         if self.training_bar is not None and not self.training_bar.fp.isatty():
             return
         super().on_prediction_step(args, state, control, **kwargs)
