@@ -20,7 +20,9 @@ def make_output_folder(path: Path, what: str) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        # A file already at `path` is a FileExistsError here too: mkdir's exist_ok accepts only a folder.
+        # mkdir's exist_ok accepts only a folder: a file already at `path` is a FileExistsError.
+        if path.is_file():
+            raise SleeptrainError(f"{what} {path}: a file, not a folder (name a folder to write into)") from exc
         raise SleeptrainError(f"{what} {path}: cannot create this folder ({exc.strerror or exc})") from exc
     if not os.access(path, os.W_OK | os.X_OK):
         raise SleeptrainError(f"{what} {path}: this folder is not writable")

@@ -217,6 +217,11 @@ BAD_INPUTS = {
         ["--set", "output_dir=blocker/run"],
         ["output_dir blocker/run: cannot create this folder"],
     ),
+    "output-dir-is-a-file": (
+        lambda f: _write(f / "blocker", "a file, not a folder"),
+        ["--set", "output_dir=blocker"],
+        ["output_dir blocker: a file, not a folder"],
+    ),
     "axolotl-key-with-a-value": (
         lambda f: _append(f / "recipe.yaml", "sample_packing: true\nload_in_8bit: true\nwandb_project: runs\n"),
         [],

@@ -114,7 +114,8 @@ def test_a_cache_folder_that_cannot_be_made_is_one_error_line_and_no_store_is_ma
 
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [
-        f"error: the cache folder (SLEEPTRAIN_CACHE_DIR) {tmp_path / 'cache'}: cannot create this folder (File exists)"
+        f"error: the cache folder (SLEEPTRAIN_CACHE_DIR) {tmp_path / 'cache'}: a file, not a folder "
+        "(name a folder to write into)"
     ], done.stderr
     assert not (tmp_path / "memories.db").exists()
 
