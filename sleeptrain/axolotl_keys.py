@@ -18,7 +18,7 @@ _EVAL_LOSS = "the held-out examples (val_set_size, test_datasets) are evaluated 
 _NO_EVAL = "recall is measured by asking the model (evaluation/), not by generating during a run"
 _TENSORBOARD = "runs log to TensorBoard in output_dir/logs"
 _NO_HUB = "nothing is pushed; the adapter is a PEFT folder to upload as it is"
-_CHECKPOINTS = "a run saves its adapter once, at the end"
+_CHECKPOINTS = "checkpoints are saved every save_steps, or saves_per_epoch times an epoch"
 _TOKENIZER = "the base model's tokenizer is used as it is"
 _ATTENTION = "PyTorch's scaled-dot-product attention, which picks flash kernels on a GPU where it can"
 _BATCHING = "a batch is padded only to its longest example, and group_by_length batches examples of similar length"
@@ -60,9 +60,6 @@ IGNORED_KEYS: dict[str, str] = {
     "use_tensorboard": _TENSORBOARD,
     "include_tokens_per_second": "metrics.json always holds tokens_per_second",
     "save_strategy": _CHECKPOINTS,
-    "save_steps": _CHECKPOINTS,
-    "saves_per_epoch": _CHECKPOINTS,
-    "save_total_limit": _CHECKPOINTS,
     "save_only_model": _CHECKPOINTS,
     "eval_strategy": "with val_set_size, evaluated evals_per_epoch times an epoch or every eval_steps",
     "eval_table_size": _NO_EVAL,
@@ -88,8 +85,6 @@ UNSET_ONLY_KEYS: dict[str, str] = {
     "bfloat16": "frozen weights are stored in bf16 where that helps (bf16_storage: auto)",
     "tf32": "matrix products run at PyTorch's default precision",
     "trust_remote_code": "the Qwen, Phi and Llama families load without remote code",
-    "resume_from_checkpoint": "runs keep no checkpoints to resume from: " + _CHECKPOINTS,
-    "auto_resume_from_checkpoints": "runs keep no checkpoints to resume from: " + _CHECKPOINTS,
     "tokens": _TOKENIZER + ": no token is added (special_tokens may name tokens it has)",
     "added_tokens_overrides": _TOKENIZER,
     "tokenizer_config": _TOKENIZER,

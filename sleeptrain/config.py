@@ -377,6 +377,26 @@ class Recipe(_Strict):
         "row, and keep the weights of the best evaluation.",
     )
 
+    # Checkpoints (Axolotl's keys)
+    save_steps: int | None = Field(
+        default=None,
+        ge=1,
+        description="Save a checkpoint every this many steps (output_dir/checkpoints/checkpoint-N), which a run "
+        "cut short can go on from (resume_from_checkpoint). Omitted: none; the adapter is saved at the end.",
+    )
+    saves_per_epoch: int | None = Field(
+        default=None, ge=1, description="Checkpoints per epoch of every example, instead of save_steps."
+    )
+    save_total_limit: int | None = Field(default=None, ge=1, description="Keep only the newest this many checkpoints.")
+    resume_from_checkpoint: Path | None = Field(
+        default=None,
+        description="A checkpoint of an earlier run of this recipe (output_dir/checkpoints/checkpoint-N) to go on "
+        "from: its weights, optimizer, schedule and which examples it had learnt.",
+    )
+    auto_resume_from_checkpoints: bool = Field(
+        default=False, description="Go on from the newest checkpoint in output_dir/checkpoints, where there is one."
+    )
+
     # The machine
     output_dir: Path
     bf16: bool | Literal["auto"] = "auto"
@@ -441,6 +461,10 @@ class Recipe(_Strict):
             raise ValueError(
                 "early_stopping_patience needs held-out examples to evaluate: val_set_size or test_datasets"
             )
+        if self.save_steps and self.saves_per_epoch:
+            raise ValueError("give save_steps or saves_per_epoch, not both")
+        if self.resume_from_checkpoint is not None and self.auto_resume_from_checkpoints:
+            raise ValueError("give resume_from_checkpoint or auto_resume_from_checkpoints, not both")
         if self.warmup_steps and self.warmup_ratio:
             raise ValueError("give warmup_steps or warmup_ratio, not both")
         if self.cosine_min_lr_ratio is not None and self.lr_scheduler != "cosine":
@@ -847,6 +871,8 @@ def _resolve_paths(recipe: Recipe, recipe_path: Path) -> Recipe:
         recipe.anchor_prompts = _beside(recipe.anchor_prompts, recipe_path)
     if recipe.lora_model_dir is not None:
         recipe.lora_model_dir = _beside(recipe.lora_model_dir, recipe_path)
+    if recipe.resume_from_checkpoint is not None:
+        recipe.resume_from_checkpoint = _beside(recipe.resume_from_checkpoint, recipe_path)
     return recipe
 
 

@@ -67,7 +67,8 @@ def test_an_axolotl_lora_recipe_loads_with_its_own_values(write_recipe):
     assert recipe.gradient_accumulation_steps == 4 and recipe.gradient_checkpointing
     assert recipe.val_set_size == 0 and recipe.evals_per_epoch == 4  # read, as Axolotl reads them
     # What the run writes says only what sleeptrain used.
-    assert "sample_packing" not in recipe.model_dump() and "saves_per_epoch" not in recipe.model_dump()
+    assert recipe.saves_per_epoch == 1 and recipe.resume_from_checkpoint is None  # a checkpoint an epoch
+    assert "sample_packing" not in recipe.model_dump()
 
 
 def test_the_keys_set_aside_are_named_in_one_line_with_what_sleeptrain_does_instead(write_recipe, caplog):
@@ -77,9 +78,9 @@ def test_the_keys_set_aside_are_named_in_one_line_with_what_sleeptrain_does_inst
     (line,) = [record.getMessage() for record in caplog.records if "set aside" in record.getMessage()]
     assert "sample_packing, pad_to_sequence_len (a batch is padded only to its longest example" in line
     assert "flash_attention (PyTorch's scaled-dot-product attention" in line
-    assert "saves_per_epoch (a run saves its adapter once, at the end)" in line
+    assert "dataset_prepared_path (examples are tokenised in memory at each run)" in line
     # The keys left empty are counted, not listed: they asked for nothing.
-    assert "wandb_project" not in line and line.endswith("; 7 empty or at sleeptrain's own setting")
+    assert "wandb_project" not in line and line.endswith("; 6 empty or at sleeptrain's own setting")
 
 
 def test_a_recipe_without_axolotl_keys_logs_nothing_about_them(write_recipe, caplog):
@@ -95,7 +96,7 @@ def test_a_recipe_without_axolotl_keys_logs_nothing_about_them(write_recipe, cap
         ("wandb_project: my-runs", "runs log to TensorBoard in output_dir/logs"),
         ("tokens:\n  - <|new|>", "the base model's tokenizer is used as it is: no token is added"),
         ("load_in_8bit: true", "8-bit LoRA is not offered"),
-        ("resume_from_checkpoint: ./checkpoint-10", "runs keep no checkpoints to resume from"),
+        ("hub_model_id: me/my-adapter", "nothing is pushed; the adapter is a PEFT folder to upload as it is"),
         ("fp16: true", "bf16 where the device has it"),
     ],
 )

@@ -114,6 +114,21 @@ def test_early_stopping_needs_held_out_examples(write_recipe):
     assert load_recipe(path, ["val_set_size=0.1"]).early_stopping_patience == 3
 
 
+@pytest.mark.parametrize(
+    ("keys", "says"),
+    [
+        ("save_steps: 10\nsaves_per_epoch: 2", "4: give save_steps or saves_per_epoch, not both"),
+        (
+            "auto_resume_from_checkpoints: true\nresume_from_checkpoint: run/checkpoints/checkpoint-4",
+            "4: give resume_from_checkpoint or auto_resume_from_checkpoints, not both",
+        ),
+    ],
+)
+def test_checkpoint_keys_that_contradict_each_other_are_refused(write_recipe, keys, says):
+    path = write_recipe(f"datasets: facts.jsonl\noutput_dir: out\n{keys}\n")
+    assert error_of(path) == f"{path}:{says}"
+
+
 def test_a_recipe_must_be_a_mapping(write_recipe):
     path = write_recipe("- lora_r\n- 8\n")
     message = error_of(path)
@@ -422,6 +437,15 @@ def test_test_dataset_paths_relative_to_the_recipe_folder_are_found(tmp_path, mo
     monkeypatch.chdir(tmp_path)
 
     assert load_recipe(folder / "recipe.yaml").test_datasets[0].path == folder / "eval.jsonl"
+
+
+def test_a_checkpoint_beside_the_recipe_is_found(tmp_path, monkeypatch):
+    folder = tmp_path / "project"
+    (folder / "run" / "checkpoints" / "checkpoint-4").mkdir(parents=True)
+    (folder / "recipe.yaml").write_text(MINIMAL + "resume_from_checkpoint: run/checkpoints/checkpoint-4\n")
+    monkeypatch.chdir(tmp_path)
+
+    assert load_recipe(folder / "recipe.yaml").resume_from_checkpoint == folder / "run" / "checkpoints" / "checkpoint-4"
 
 
 def test_dataset_paths_relative_to_the_working_directory_come_first(tmp_path, monkeypatch):

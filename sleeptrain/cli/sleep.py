@@ -9,6 +9,20 @@ from pathlib import Path
 from sleeptrain.cli.output import console
 from sleeptrain.config import Recipe, load_recipe
 
+# Recipe keys a `train` run reads and sleep has no use for: its examples are the store's memories, each version is
+# trained afresh from the last, and nothing of it is held out.
+TRAIN_ONLY_KEYS = (
+    "datasets",
+    "val_set_size",
+    "test_datasets",
+    "early_stopping_patience",
+    "lora_model_dir",
+    "save_steps",
+    "saves_per_epoch",
+    "resume_from_checkpoint",
+    "auto_resume_from_checkpoints",
+)
+
 
 def load_sleep_recipe(recipe_path: Path, overrides: list[str]) -> Recipe:
     """The recipe (no datasets needed), checked, with its backend prepared: called before anything imports
@@ -17,9 +31,7 @@ def load_sleep_recipe(recipe_path: Path, overrides: list[str]) -> Recipe:
 
     recipe = load_recipe(recipe_path, overrides, require_datasets=False)
     prepare_backend(recipe)
-    train_only = [
-        key for key in ("datasets", "val_set_size", "test_datasets", "lora_model_dir") if getattr(recipe, key)
-    ]
+    train_only = [key for key in TRAIN_ONLY_KEYS if getattr(recipe, key)]
     if train_only:
         # A recipe written for `train` may be given to sleep too; these keys would do nothing there, silently.
         logging.getLogger("sleeptrain").warning(

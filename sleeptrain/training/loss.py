@@ -256,6 +256,9 @@ class LabelledLogitsTrainer(Trainer):
             batch_sampler=self.epoch_batches,
             collate_fn=self.data_collator,
             pin_memory=self.args.dataloader_pin_memory,
+            # Its own generator: starting to iterate draws a seed from it, which would otherwise come from the
+            # global random state that dropout draws from, after a resumed run has put that state back.
+            generator=torch.Generator(),
         )
         return self.accelerator.prepare(loader)
 

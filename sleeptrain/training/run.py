@@ -36,6 +36,7 @@ from sleeptrain.models import (
 )
 from sleeptrain.models.bf16_storage import computes_linears_from_bf16
 from sleeptrain.settings import bound_cpu_kernel_caches, load_settings
+from sleeptrain.training.checkpoints import KeepScheduleInCheckpoints, checkpoint_to_resume, resume_schedule
 from sleeptrain.training.early_stopping import StopWhenHeldOutLossStalls
 from sleeptrain.training.loss import LabelledLogitsTrainer
 from sleeptrain.training.null_space import directions_file, keep_lora_out_of_general_inputs, null_space_energy
@@ -223,15 +224,36 @@ def _evaluation_arguments(recipe: Recipe, eval_dataset: Any, rows: ExampleRows |
         return {"eval_strategy": "no"}
     steps = recipe.eval_steps
     if steps is None:
-        per_epoch = len(rows.phrasings) + rows.anchors_per_epoch if rows is not None else rows_in_dataset
-        epoch_steps = math.ceil(per_epoch / recipe.micro_batch_size / recipe.gradient_accumulation_steps)
-        steps = max(1, epoch_steps // (recipe.evals_per_epoch or 1))
+        steps = max(1, _epoch_steps(recipe, rows, rows_in_dataset) // (recipe.evals_per_epoch or 1))
     return {
         "eval_strategy": "steps",
         "eval_steps": steps,
         "per_device_eval_batch_size": recipe.eval_batch_size or recipe.micro_batch_size,
         "prediction_loss_only": True,
     }
+
+
+def _checkpoint_arguments(recipe: Recipe, rows: ExampleRows | None, rows_in_dataset: int) -> dict:
+    """TrainingArguments' checkpoints: none unless the recipe asks for them (`save_steps`, `saves_per_epoch`).
+    A run with the epoch schedule goes on from a checkpoint through its own sampler's state (schedule.py), so
+    Trainer must not skip the batches it thinks were trained."""
+    steps = recipe.save_steps
+    if steps is None and recipe.saves_per_epoch:
+        steps = max(1, _epoch_steps(recipe, rows, rows_in_dataset) // recipe.saves_per_epoch)
+    if steps is None or rows is None:  # sleep trains each version afresh: no checkpoints
+        return {"save_strategy": "no"}
+    return {
+        "save_strategy": "steps",
+        "save_steps": steps,
+        "save_total_limit": recipe.save_total_limit,
+        "ignore_data_skip": True,
+    }
+
+
+def _epoch_steps(recipe: Recipe, rows: ExampleRows | None, rows_in_dataset: int) -> int:
+    """The steps of one epoch of every example (and its share of anchors)."""
+    per_epoch = len(rows.phrasings) + rows.anchors_per_epoch if rows is not None else rows_in_dataset
+    return math.ceil(per_epoch / recipe.micro_batch_size / recipe.gradient_accumulation_steps)
 
 
 def _loraplus_optimizer(recipe: Recipe, model: Any) -> Any:
@@ -464,7 +486,7 @@ def train_model(
         **{_CHECKPOINTING_ARGUMENT: recipe.gradient_checkpointing},
         deepspeed=recipe.deepspeed,
         fsdp=recipe.fsdp or "",
-        save_strategy="no",
+        **_checkpoint_arguments(recipe, rows, len(dataset)),
         **_evaluation_arguments(recipe, eval_dataset, rows, len(dataset)),
         report_to=[],
         logging_steps=recipe.logging_steps,
@@ -526,6 +548,12 @@ def train_model(
             rows, learning, recipe.num_epochs, recipe.micro_batch_size, recipe.seed, recipe.group_by_length
         )
         trainer.learning = learning if learning.learnt_after else None
+        if args.save_strategy != "no":
+            trainer.add_callback(KeepScheduleInCheckpoints(trainer.epoch_batches))
+    # Only `train` runs keep checkpoints (sleep trains each version afresh, and its rows have no schedule).
+    checkpoint = checkpoint_to_resume(recipe, Path(args.output_dir)) if rows is not None else None
+    if checkpoint is not None:
+        resume_schedule(trainer.epoch_batches, checkpoint)
     # Trainer prints every log dict (as text beside its progress bar, or alone without one); a person
     # wants the bar with the loss on it, and --quiet wants nothing.
     trainer.remove_callback(PrinterCallback)
@@ -577,7 +605,7 @@ def train_model(
             trainer.add_callback(callback)
     started = time.perf_counter()
     try:
-        result = trainer.train()
+        result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint is not None else None)
     finally:
         if writer is not None:
             writer.close()

@@ -23,10 +23,13 @@ Imports torch, sleeptrain.data (the dataset's layout) and the standard library.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch.utils.data import Sampler
@@ -68,6 +71,14 @@ class Learning:
             for example, ok, has_labels in zip(examples.tolist(), reproduced.tolist(), labelled.tolist(), strict=True):
                 if has_labels:
                     self.record(example, ok)
+
+    def state_dict(self) -> dict[str, Any]:
+        if self.pending:
+            self._settle()
+        return {"box": list(self.box), "last_epoch": list(self.last_epoch)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.box, self.last_epoch, self.pending = list(state["box"]), list(state["last_epoch"]), []
 
     def learnt(self, example: int) -> bool:
         if self.pending:
@@ -119,6 +130,10 @@ class EpochBatches(Sampler[list[int]]):
         self.yielded_epochs: list[tuple[int, int, float]] = []
         self.anchors_used = 0
         self.checked_all = False
+        # Every batch yielded, in order: what a checkpoint keeps, so that a resumed run trains the batches this
+        # one planned (from what it had seen) rather than plans them again from a state that has moved on.
+        self.yielded: list[list[int]] = []
+        self.replay: list[list[int]] = []
 
     def _full_epoch(self) -> int:
         return len(self.rows.phrasings) + self.rows.anchors_per_epoch
@@ -129,7 +144,10 @@ class EpochBatches(Sampler[list[int]]):
         return batches + math.ceil(math.ceil(part * self._full_epoch()) / self.examples_per_batch)
 
     def __iter__(self) -> Iterator[list[int]]:
-        budget, yielded = len(self), 0
+        budget = len(self)
+        replay, self.replay = self.replay, []
+        yield from replay
+        yielded = len(self.yielded)
         while self.epochs_planned < math.ceil(self.epochs) or self._extra_epoch_due(yielded, budget):
             epoch = self.epochs_planned
             batches = self._plan_epoch(epoch)
@@ -141,7 +159,42 @@ class EpochBatches(Sampler[list[int]]):
             batches = batches[: budget - yielded]  # never more than the run's length, which Trainer sizes by
             self.yielded_epochs.append((planned, len(batches), weight))
             yielded += len(batches)
+            self.yielded += batches
             yield from batches
+
+    def state_dict(self, batches_trained: int) -> dict[str, Any]:
+        """What a checkpoint after `batches_trained` batches keeps, to go on exactly from there."""
+        return {
+            "layout": self.layout(),
+            "batches_trained": batches_trained,
+            "yielded": self.yielded,
+            "yielded_epochs": self.yielded_epochs,
+            "epochs_planned": self.epochs_planned,
+            "anchors_used": self.anchors_used,
+            "checked_all": self.checked_all,
+            "rng": self.rng.getstate(),
+            "learning": self.learning.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Go on from a checkpoint's state: the batches it yielded but had not trained come first."""
+        self.yielded = [list(batch) for batch in state["yielded"]]
+        self.replay = self.yielded[state["batches_trained"] :]
+        self.yielded_epochs = [tuple(epoch) for epoch in state["yielded_epochs"]]
+        self.epochs_planned = state["epochs_planned"]
+        self.anchors_used = state["anchors_used"]
+        self.checked_all = state["checked_all"]
+        version, internal, gauss = state["rng"]
+        self.rng.setstate((version, tuple(internal), gauss))
+        self.learning.load_state_dict(state["learning"])
+
+    def layout(self) -> str:
+        """A digest of what the batches are drawn from (rows, their lengths, the schedule's settings): a checkpoint
+        of another recipe or other data cannot be gone on from."""
+        rows = self.rows
+        described = [rows.phrasings, rows.anchors, rows.anchors_per_epoch, rows.lengths, sorted(rows.optional)]
+        described += [self.epochs, self.examples_per_batch, self.group_by_length, self.learning.learnt_after]
+        return hashlib.sha256(json.dumps(described).encode()).hexdigest()[:16]
 
     def epochs_done(self, batches_taken: int | None = None) -> float:
         """How many epochs the first `batches_taken` batches made (all yielded ones if None): whole epochs, and

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 import torch
@@ -415,3 +416,74 @@ def test_a_quiet_run_shows_no_progress_bar(tiny_llama, make_recipe, progress_bar
     train(make_recipe(tiny_llama, anchor_ratio=1.0), quiet=True)  # anchors recorded, directions found
 
     assert [label for label, _, _ in progress_bars if not label.startswith("Loading")] == []
+
+
+# ------------------------------------------------------------------------------------------- checkpoints
+
+
+def lora_weights(adapter_dir) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(adapter_dir / "adapter_model.safetensors"))
+
+
+def test_a_run_cut_short_goes_on_from_its_checkpoint_to_the_same_adapter(
+    tiny_llama, make_recipe, tmp_path, monkeypatch
+):
+    from sleeptrain.training.checkpoints import KeepScheduleInCheckpoints
+
+    keys = dict(num_epochs=8, max_steps=None, micro_batch_size=1, learning_rate=3e-2, save_steps=4, lora_dropout=0.1)
+    whole = train(make_recipe(tiny_llama, **keys), quiet=True)
+
+    # The same run, its process ended right after the checkpoint of step 8 was written.
+    save = KeepScheduleInCheckpoints.on_save
+
+    def save_then_end(self, args, state, control, **kwargs):
+        save(self, args, state, control, **kwargs)
+        if state.global_step == 8:
+            raise KeyboardInterrupt
+
+    cut = make_recipe(tiny_llama, **keys)
+    cut.output_dir = tmp_path / "cut"
+    monkeypatch.setattr(KeepScheduleInCheckpoints, "on_save", save_then_end)
+    with pytest.raises(KeyboardInterrupt):
+        train(cut, quiet=True)
+    monkeypatch.undo()
+    checkpoint = tmp_path / "cut" / "checkpoints" / "checkpoint-8"
+    assert (checkpoint / "sleeptrain_schedule.json").is_file()
+    resumed = train(cut.model_copy(update={"resume_from_checkpoint": checkpoint}), quiet=True)
+
+    assert resumed.metrics.steps == whole.metrics.steps > 8
+    assert resumed.metrics.examples_learnt == whole.metrics.examples_learnt
+    assert resumed.metrics.epochs == whole.metrics.epochs
+    first, second = lora_weights(whole.adapter_dir), lora_weights(resumed.adapter_dir)
+    assert first.keys() == second.keys()
+    assert all(torch.allclose(first[name], second[name], atol=1e-6) for name in first)
+
+
+def test_auto_resume_goes_on_from_the_newest_checkpoint_and_keeps_only_save_total_limit(
+    tiny_llama, make_recipe, caplog
+):
+    keys = dict(num_epochs=4, max_steps=None, micro_batch_size=1, save_steps=2, save_total_limit=2)
+    first = train(make_recipe(tiny_llama, **keys), quiet=True)
+    checkpoints = first.adapter_dir.parent / "checkpoints"
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["checkpoint-10", "checkpoint-12"]
+
+    with caplog.at_level(logging.INFO, logger="sleeptrain"):
+        again = train(make_recipe(tiny_llama, **keys, auto_resume_from_checkpoints=True), quiet=True)
+
+    assert f"Going on from {checkpoints / 'checkpoint-12'} (step 12)" in caplog.text
+    assert again.metrics.steps == first.metrics.steps == 12
+
+
+def test_a_checkpoint_of_other_data_or_no_checkpoint_at_all_is_refused(tiny_llama, make_recipe, write_jsonl, tmp_path):
+    keys = dict(num_epochs=2, max_steps=None, micro_batch_size=1, save_steps=2)
+    train(make_recipe(tiny_llama, **keys), quiet=True)
+    checkpoint = tmp_path / "run" / "checkpoints" / "checkpoint-2"
+    other = make_recipe(tiny_llama, **keys, resume_from_checkpoint=checkpoint)
+    other.datasets[0].path = write_jsonl("other.jsonl", [{"question": "Who is Bo?", "answer": "A baker."}])
+
+    with pytest.raises(SleeptrainError, match="was trained on other examples or another schedule than this recipe's"):
+        train(other, quiet=True)
+    with pytest.raises(SleeptrainError, match=f"resume_from_checkpoint: {tmp_path} is not a checkpoint"):
+        train(make_recipe(tiny_llama, **keys, resume_from_checkpoint=tmp_path), quiet=True)
