@@ -3,8 +3,9 @@
 trained weights of its best evaluation.
 
 transformers' EarlyStoppingCallback needs `load_best_model_at_end`, which reloads the best of the checkpoints
-a run saves; a sleeptrain run saves none (its adapter once, at the end). What it would reload is small for an
-adapter: the trainable weights, which this keeps in memory at each new best instead.
+a run saves, and so needs a checkpoint at every evaluation; a sleeptrain run saves checkpoints only where asked
+(save_steps, saves_per_epoch). What it would reload is small for an adapter: the trainable weights, which this
+keeps in memory at each new best instead.
 """
 
 from __future__ import annotations
