@@ -61,8 +61,9 @@ def checkpoint_to_resume(recipe: Recipe, checkpoints: Path) -> Path | None:
     return None
 
 
-def resume_schedule(batches: EpochBatches | None, checkpoint: Path) -> None:
-    """Put the checkpoint's epoch schedule back into this run's sampler, refusing a checkpoint of other data."""
+def resume_schedule(batches: EpochBatches | None, checkpoint: Path) -> int:
+    """Put the checkpoint's epoch schedule back into this run's sampler, refusing a checkpoint of other data;
+    the tokens the checkpoint's run had trained."""
     if batches is not None:
         schedule = checkpoint / SCHEDULE_FILE
         if not schedule.is_file():
@@ -77,5 +78,6 @@ def resume_schedule(batches: EpochBatches | None, checkpoint: Path) -> None:
                 "recipe it was saved by, or train from the start"
             )
         batches.load_state_dict(state)
-    step = json.loads((checkpoint / TRAINER_STATE_FILE).read_text(encoding="utf-8"))["global_step"]
-    log.info("Going on from %s (step %d)", checkpoint, step)
+    trainer_state = json.loads((checkpoint / TRAINER_STATE_FILE).read_text(encoding="utf-8"))
+    log.info("Going on from %s (step %d)", checkpoint, trainer_state["global_step"])
+    return int(trainer_state.get("num_input_tokens_seen", 0))

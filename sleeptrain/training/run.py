@@ -552,8 +552,8 @@ def train_model(
             trainer.add_callback(KeepScheduleInCheckpoints(trainer.epoch_batches))
     # Only `train` runs keep checkpoints (sleep trains each version afresh, and its rows have no schedule).
     checkpoint = checkpoint_to_resume(recipe, Path(args.output_dir)) if rows is not None else None
-    if checkpoint is not None:
-        resume_schedule(trainer.epoch_batches, checkpoint)
+    # What the checkpoint's run trained is not this run's: its tokens a second are this process's own.
+    tokens_before = resume_schedule(trainer.epoch_batches, checkpoint) if checkpoint is not None else 0
     # Trainer prints every log dict (as text beside its progress bar, or alone without one); a person
     # wants the bar with the loss on it, and --quiet wants nothing.
     trainer.remove_callback(PrinterCallback)
@@ -649,7 +649,7 @@ def train_model(
             noun = "epoch" if extra == 1 else "epochs"
             log.info("%g more %s for the examples not learnt after %g", extra, noun, recipe.num_epochs)
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
-    tokens = int(trainer.state.num_input_tokens_seen)
+    tokens = int(trainer.state.num_input_tokens_seen) - tokens_before
     return RunMetrics(
         train_tokens=tokens,
         train_runtime_s=round(runtime, 2),

@@ -456,6 +456,7 @@ def test_a_run_cut_short_goes_on_from_its_checkpoint_to_the_same_adapter(
     assert resumed.metrics.steps == whole.metrics.steps > 8
     assert resumed.metrics.examples_learnt == whole.metrics.examples_learnt
     assert resumed.metrics.epochs == whole.metrics.epochs
+    assert 0 < resumed.metrics.train_tokens < whole.metrics.train_tokens  # the tokens this process trained
     first, second = lora_weights(whole.adapter_dir), lora_weights(resumed.adapter_dir)
     assert first.keys() == second.keys()
     assert all(torch.allclose(first[name], second[name], atol=1e-6) for name in first)
@@ -474,6 +475,7 @@ def test_auto_resume_goes_on_from_the_newest_checkpoint_and_keeps_only_save_tota
 
     assert f"Going on from {checkpoints / 'checkpoint-12'} (step 12)" in caplog.text
     assert again.metrics.steps == first.metrics.steps == 12
+    assert again.metrics.train_tokens == 0  # the newest checkpoint was the last step: nothing left to train
 
 
 def test_a_checkpoint_of_other_data_or_no_checkpoint_at_all_is_refused(tiny_llama, make_recipe, write_jsonl, tmp_path):
