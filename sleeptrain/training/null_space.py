@@ -258,7 +258,11 @@ class KeepLoraOutOfGeneralInputs(TrainerCallback):
                 project_out(weight, directions)
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self.project()
+        # A run going on from a checkpoint (its state past step 0) has A matrices projected after their last
+        # step already: projecting again, through fp16 directions that are orthonormal only to their rounding,
+        # would move them from where the uncut run had them.
+        if state.global_step == 0:
+            self.project()
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.project()

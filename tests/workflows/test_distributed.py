@@ -91,3 +91,28 @@ def test_batches_shorter_than_the_micro_batch_are_all_trained(
 
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["steps"] == 2  # four batches, two for each process
+
+
+def test_two_processes_go_on_from_a_checkpoint_to_the_same_adapter(
+    tmp_path, tiny_llama, write_jsonl, qa_rows, isolated_cache
+):
+    import torch
+    from safetensors.torch import load_file
+
+    write_jsonl("facts.jsonl", qa_rows)
+    keys = "num_epochs: 4\nmicro_batch_size: 1\nlearnt_after: 0\nsave_steps: 2\n"
+    launch_training(TORCHRUN_TWO_CPUS, tmp_path, tiny_llama, isolated_cache, keys)
+    whole = load_file(str(tmp_path / "run" / "adapter" / "adapter_model.safetensors"))
+
+    # Twelve batches dealt to two processes: six steps, checkpoints at 2, 4 and 6; going on from the first.
+    launch_training(
+        TORCHRUN_TWO_CPUS,
+        tmp_path,
+        tiny_llama,
+        isolated_cache,
+        keys + "resume_from_checkpoint: run/checkpoints/checkpoint-2\n",
+    )
+
+    resumed = load_file(str(tmp_path / "run" / "adapter" / "adapter_model.safetensors"))
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["steps"] == 6
+    assert all(torch.allclose(whole[name], resumed[name], atol=1e-6) for name in whole)

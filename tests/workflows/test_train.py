@@ -432,7 +432,16 @@ def test_a_run_cut_short_goes_on_from_its_checkpoint_to_the_same_adapter(
 ):
     from sleeptrain.training.checkpoints import KeepScheduleInCheckpoints
 
-    keys = dict(num_epochs=8, max_steps=None, micro_batch_size=1, learning_rate=3e-2, save_steps=4, lora_dropout=0.1)
+    # With dropout, and anchors (distilled, their input directions kept out of LoRA's): each must go on as it was.
+    keys = dict(
+        num_epochs=8,
+        max_steps=None,
+        micro_batch_size=1,
+        learning_rate=3e-2,
+        save_steps=4,
+        lora_dropout=0.1,
+        anchor_ratio=0.5,
+    )
     whole = train(make_recipe(tiny_llama, **keys), quiet=True)
 
     # The same run, its process ended right after the checkpoint of step 8 was written.
