@@ -147,8 +147,7 @@ class EpochBatches(Sampler[list[int]]):
         budget = len(self)
         replay, self.replay = self.replay, []
         yield from replay
-        yielded = len(self.yielded)
-        while self.epochs_planned < math.ceil(self.epochs) or self._extra_epoch_due(yielded, budget):
+        while self.epochs_planned < math.ceil(self.epochs) or self._extra_epoch_due(len(self.yielded), budget):
             epoch = self.epochs_planned
             batches = self._plan_epoch(epoch)
             self.epochs_planned += 1
@@ -156,9 +155,8 @@ class EpochBatches(Sampler[list[int]]):
                 return
             weight = min(1.0, self.epochs - epoch) if epoch < self.epochs else 1.0
             planned = len(batches)
-            batches = batches[: budget - yielded]  # never more than the run's length, which Trainer sizes by
+            batches = batches[: budget - len(self.yielded)]  # never more than the run's length, which Trainer sizes by
             self.yielded_epochs.append((planned, len(batches), weight))
-            yielded += len(batches)
             self.yielded += batches
             yield from batches
 
