@@ -528,7 +528,19 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None, require_da
         if problem:
             where = _where(("optimizer",), path, lines, overridden)
             raise SleeptrainError(f"{where}: 'optimizer': {problem} (got {recipe.optimizer!r})")
-    return _resolve_paths(recipe, path)
+    recipe = _resolve_paths(recipe, path)
+    if (
+        recipe.resume_from_checkpoint is not None
+        and not (recipe.resume_from_checkpoint / "trainer_state.json").is_file()
+    ):
+        # Known before the model loads, which takes a run seconds (training/checkpoints.py checks it again for
+        # recipes built in Python).
+        where = _where(("resume_from_checkpoint",), path, lines, overridden)
+        raise SleeptrainError(
+            f"{where}: resume_from_checkpoint: {recipe.resume_from_checkpoint} is not a checkpoint (it has no "
+            "trainer_state.json; a run's checkpoints are output_dir/checkpoints/checkpoint-N)"
+        )
+    return recipe
 
 
 def _list_datasets(data: dict, lines: dict[tuple, int]) -> None:

@@ -442,10 +442,19 @@ def test_test_dataset_paths_relative_to_the_recipe_folder_are_found(tmp_path, mo
 def test_a_checkpoint_beside_the_recipe_is_found(tmp_path, monkeypatch):
     folder = tmp_path / "project"
     (folder / "run" / "checkpoints" / "checkpoint-4").mkdir(parents=True)
+    (folder / "run" / "checkpoints" / "checkpoint-4" / "trainer_state.json").write_text("{}")
     (folder / "recipe.yaml").write_text(MINIMAL + "resume_from_checkpoint: run/checkpoints/checkpoint-4\n")
     monkeypatch.chdir(tmp_path)
 
     assert load_recipe(folder / "recipe.yaml").resume_from_checkpoint == folder / "run" / "checkpoints" / "checkpoint-4"
+
+
+def test_a_checkpoint_that_is_not_one_is_named_with_its_line_before_any_model_loads(write_recipe, tmp_path):
+    path = write_recipe(MINIMAL + f"resume_from_checkpoint: {tmp_path}\n")
+    assert error_of(path) == (
+        f"{path}:4: resume_from_checkpoint: {tmp_path} is not a checkpoint (it has no trainer_state.json; a run's "
+        "checkpoints are output_dir/checkpoints/checkpoint-N)"
+    )
 
 
 def test_dataset_paths_relative_to_the_working_directory_come_first(tmp_path, monkeypatch):
