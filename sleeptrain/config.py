@@ -529,18 +529,23 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None, require_da
             where = _where(("optimizer",), path, lines, overridden)
             raise SleeptrainError(f"{where}: 'optimizer': {problem} (got {recipe.optimizer!r})")
     recipe = _resolve_paths(recipe, path)
-    if (
-        recipe.resume_from_checkpoint is not None
-        and not (recipe.resume_from_checkpoint / "trainer_state.json").is_file()
-    ):
-        # Known before the model loads, which takes a run seconds (training/checkpoints.py checks it again for
-        # recipes built in Python).
-        where = _where(("resume_from_checkpoint",), path, lines, overridden)
-        raise SleeptrainError(
-            f"{where}: resume_from_checkpoint: {recipe.resume_from_checkpoint} is not a checkpoint (it has no "
-            "trainer_state.json; a run's checkpoints are output_dir/checkpoints/checkpoint-N)"
-        )
+    # Known before the model loads, which takes a run seconds (training/checkpoints.py asks again, for recipes
+    # built in Python).
+    problem = checkpoint_problem(recipe)
+    if problem:
+        raise SleeptrainError(f"{_where(('resume_from_checkpoint',), path, lines, overridden)}: {problem}")
     return recipe
+
+
+def checkpoint_problem(recipe: Recipe) -> str | None:
+    """Why the recipe's `resume_from_checkpoint` is not a checkpoint a run can go on from, or None."""
+    folder = recipe.resume_from_checkpoint
+    if folder is None or (Path(folder) / "trainer_state.json").is_file():
+        return None
+    return (
+        f"resume_from_checkpoint: {folder} is not a checkpoint (it has no trainer_state.json; a run's checkpoints "
+        "are output_dir/checkpoints/checkpoint-N)"
+    )
 
 
 def _list_datasets(data: dict, lines: dict[tuple, int]) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 from transformers import TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
-from sleeptrain.config import Recipe
+from sleeptrain.config import Recipe, checkpoint_problem
 from sleeptrain.errors import SleeptrainError
 from sleeptrain.training.schedule import EpochBatches
 
@@ -45,13 +45,10 @@ def checkpoint_to_resume(recipe: Recipe, checkpoints: Path) -> Path | None:
     """The checkpoint this run goes on from: the recipe's `resume_from_checkpoint`, or with
     `auto_resume_from_checkpoints` the newest in `checkpoints` (none there: the run starts afresh)."""
     if recipe.resume_from_checkpoint is not None:
-        folder = Path(recipe.resume_from_checkpoint)
-        if not (folder / TRAINER_STATE_FILE).is_file():
-            raise SleeptrainError(
-                f"resume_from_checkpoint: {folder} is not a checkpoint (it has no {TRAINER_STATE_FILE}; a run's "
-                "checkpoints are output_dir/checkpoints/checkpoint-N)"
-            )
-        return folder
+        problem = checkpoint_problem(recipe)
+        if problem:
+            raise SleeptrainError(problem)
+        return Path(recipe.resume_from_checkpoint)
     if recipe.auto_resume_from_checkpoints:
         newest = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
         if newest is None:
