@@ -35,10 +35,15 @@ class KeepScheduleInCheckpoints(TrainerCallback):
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if not state.is_world_process_zero:
             return
-        folder = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
+        folder = checkpoint_folder(args, state)
         # Batches taken: a step takes gradient_accumulation_steps of them on each process (dealt out in turn).
         trained = state.global_step * args.gradient_accumulation_steps * args.world_size
         (folder / SCHEDULE_FILE).write_text(json.dumps(self.batches.state_dict(trained)), encoding="utf-8")
+
+
+def checkpoint_folder(args: Any, state: Any) -> Path:
+    """The folder of the checkpoint Trainer has just saved (where a callback's `on_save` adds to it)."""
+    return Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
 
 
 def checkpoint_to_resume(recipe: Recipe, checkpoints: Path) -> Path | None:

@@ -5,16 +5,25 @@ trained weights of its best evaluation.
 transformers' EarlyStoppingCallback needs `load_best_model_at_end`, which reloads the best of the checkpoints
 a run saves, and so needs a checkpoint at every evaluation; a sleeptrain run saves checkpoints only where asked
 (save_steps, saves_per_epoch). What it would reload is small for an adapter: the trainable weights, which this
-keeps in memory at each new best instead.
+keeps in memory at each new best instead. Where a run does save checkpoints, each holds the count and the best
+weights so far, and a run resumed from one goes on with them. Imports torch, transformers and
+training/checkpoints.py.
 """
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import torch
 from transformers import TrainerCallback
+
+from sleeptrain.training.checkpoints import checkpoint_folder
+
+# Beside Trainer's files in each checkpoint, so that a run resumed from one still saves its best evaluation's
+# weights: without it, the resumed run would know of no evaluation before the checkpoint.
+BEST_EVALUATION_FILE = "sleeptrain_best_evaluation.pt"
 
 
 class StopWhenHeldOutLossStalls(TrainerCallback):
@@ -48,6 +57,30 @@ class StopWhenHeldOutLossStalls(TrainerCallback):
         if self.evaluations_without_gain >= self.patience and self.stopped_at is None:
             self.stopped_at = state.global_step
             control.should_training_stop = True
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if state.is_world_process_zero:
+            torch.save(self.state_dict(), checkpoint_folder(args, state) / BEST_EVALUATION_FILE)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "best_loss": self.best_loss,
+            "best_step": self.best_step,
+            "evaluations_without_gain": self.evaluations_without_gain,
+            "best_weights": self.best_weights,
+        }
+
+    def go_on_from(self, checkpoint: Path) -> None:
+        """Take up the count where the checkpoint's run left it (a checkpoint of a run without early stopping
+        holds none: the count starts afresh)."""
+        saved = checkpoint / BEST_EVALUATION_FILE
+        if not saved.is_file():
+            return
+        state = torch.load(saved, map_location="cpu", weights_only=True)
+        self.best_loss, self.best_step = state["best_loss"], state["best_step"]
+        self.evaluations_without_gain = state["evaluations_without_gain"]
+        if self.keeps_weights:
+            self.best_weights = state["best_weights"]
 
     def keep_the_best(self, last_step: int) -> bool:
         """Put back the trainable weights of the best evaluation, unless the last step's were the best; whether

@@ -573,6 +573,8 @@ def train_model(
             log.warning("early_stopping_patience: under %s the run stops, with its last weights", sharding)
         stopper = StopWhenHeldOutLossStalls(recipe.early_stopping_patience, model, keeps_weights=not sharded)
         trainer.add_callback(stopper)
+        if checkpoint is not None:
+            stopper.go_on_from(checkpoint)
     energy = null_space_energy(recipe.lora_null_space, model) if recipe.adapter != "full" else 0.0
     if energy:
         # Said only where the recipe asked for it by value: auto means "where it applies".

@@ -471,6 +471,45 @@ def test_a_run_cut_short_goes_on_from_its_checkpoint_to_the_same_adapter(
     assert all(torch.allclose(first[name], second[name], atol=1e-6) for name in first)
 
 
+def test_a_run_with_early_stopping_resumed_after_its_best_evaluation_still_saves_that_evaluation(
+    tiny_llama, make_recipe, write_jsonl, tmp_path, monkeypatch
+):
+    from sleeptrain.training.early_stopping import StopWhenHeldOutLossStalls
+
+    other_words = [{"question": "In which town does Ann make her home?", "answer": "Lyon."}]
+    keys = dict(
+        micro_batch_size=1, num_epochs=20, max_steps=None, learnt_after=0, subject_summaries=False,
+        learning_rate=0.5, early_stopping_patience=2, eval_steps=1, save_steps=1,
+        test_datasets=[DatasetConfig(path=write_jsonl("other_words.jsonl", other_words))],
+    )  # fmt: skip
+    whole = train(make_recipe(tiny_llama, **keys), quiet=True)
+    evaluated = read_scalars(tmp_path / "run" / "logs")["eval/loss"]
+    best_step = evaluated.index(min(evaluated)) + 1  # an evaluation a step
+    assert whole.metrics.steps == best_step + 2  # stopped after two evaluations without gain
+
+    # The same run, its process ended at the step after its best evaluation, then resumed: it must still
+    # stop one step later and save the weights of the evaluation before the cut, not its own last ones.
+    save = StopWhenHeldOutLossStalls.on_save
+
+    def save_then_end(self, args, state, control, **kwargs):
+        save(self, args, state, control, **kwargs)
+        if state.global_step == best_step + 1:
+            raise KeyboardInterrupt
+
+    cut = make_recipe(tiny_llama, **keys)
+    cut.output_dir = tmp_path / "cut"
+    monkeypatch.setattr(StopWhenHeldOutLossStalls, "on_save", save_then_end)
+    with pytest.raises(KeyboardInterrupt):
+        train(cut, quiet=True)
+    monkeypatch.undo()
+    resumed = train(cut.model_copy(update={"auto_resume_from_checkpoints": True}), quiet=True)
+
+    assert resumed.metrics.steps == whole.metrics.steps
+    assert resumed.metrics.eval_loss == pytest.approx(min(evaluated), rel=1e-4)
+    first, second = lora_weights(whole.adapter_dir), lora_weights(resumed.adapter_dir)
+    assert all(torch.allclose(first[name], second[name], atol=1e-6) for name in first)
+
+
 def test_auto_resume_goes_on_from_the_newest_checkpoint_and_keeps_only_save_total_limit(
     tiny_llama, make_recipe, caplog
 ):
