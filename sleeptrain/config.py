@@ -186,6 +186,10 @@ class Recipe(_Strict):
         description="unsloth: Unsloth's kernels for LoRA and QLoRA on a CUDA GPU; transformers runs anywhere.",
     )
     load_in_4bit: bool = Field(default=False, description="Implied by adapter: qlora.")
+    load_in_8bit: bool = Field(
+        default=False,
+        description="adapter: lora on the base model's linear layers in 8 bits (bitsandbytes' LLM.int8()).",
+    )
     lora_r: int = Field(default=16, gt=0)
     lora_alpha: float = Field(default=32, gt=0)
     lora_dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
@@ -448,6 +452,12 @@ class Recipe(_Strict):
             object.__setattr__(self, "load_in_4bit", True)
         if self.load_in_4bit and self.adapter == "full":
             raise ValueError("load_in_4bit needs adapter: qlora (a 4-bit model cannot be fully fine-tuned)")
+        if self.load_in_8bit and self.load_in_4bit:
+            raise ValueError("give load_in_8bit or load_in_4bit (adapter: qlora), not both")
+        if self.load_in_8bit and self.adapter == "full":
+            raise ValueError("load_in_8bit needs adapter: lora (an 8-bit model cannot be fully fine-tuned)")
+        if self.load_in_8bit and self.backend == "unsloth":
+            raise ValueError("load_in_8bit needs backend: transformers (bitsandbytes); Unsloth trains lora or qlora")
         if self.backend == "unsloth" and self.adapter == "full":
             raise ValueError("backend: unsloth trains adapters here (lora or qlora), not full fine-tuning")
         if self.backend == "unsloth" and self.peft_use_dora:
@@ -479,6 +489,8 @@ class Recipe(_Strict):
             raise ValueError("anchor_distillation needs adapter: lora or qlora on the transformers backend")
         if self.bf16_storage is True and (self.adapter != "lora" or self.backend != "transformers"):
             raise ValueError("bf16_storage needs adapter: lora on the transformers backend")
+        if self.bf16_storage is True and self.load_in_8bit:
+            raise ValueError("bf16_storage stores full-precision weights in bf16; load_in_8bit stores them in 8 bits")
         if self.learning_rate is None:
             # An adapter starts at zero and needs a large step; updating every weight of the model does not.
             object.__setattr__(self, "learning_rate", 2e-5 if self.adapter == "full" else 2e-3)

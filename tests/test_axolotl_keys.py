@@ -95,7 +95,7 @@ def test_a_recipe_without_axolotl_keys_logs_nothing_about_them(write_recipe, cap
         ("do_causal_lm_eval: true", "the held-out examples (val_set_size, test_datasets) are evaluated by their loss"),
         ("wandb_project: my-runs", "runs log to TensorBoard in output_dir/logs"),
         ("tokens:\n  - <|new|>", "the base model's tokenizer is used as it is: no token is added"),
-        ("load_in_8bit: true", "8-bit LoRA is not offered"),
+        ("gptq: true", "GPTQ models are not trained here"),
         ("hub_model_id: me/my-adapter", "nothing is pushed; the adapter is a PEFT folder to upload as it is"),
         ("fp16: true", "bf16 where the device has it"),
     ],

@@ -154,6 +154,25 @@ def test_full_fine_tuning_of_a_4bit_model_is_refused(write_recipe):
     assert "load_in_4bit" in message and "qlora" in message
 
 
+def test_load_in_8bit_is_lora_on_an_8bit_model_as_in_axolotl(write_recipe):
+    recipe = load_recipe(write_recipe(MINIMAL + "load_in_8bit: true\n"))
+    assert recipe.adapter == "lora" and recipe.load_in_8bit and not recipe.load_in_4bit
+
+
+@pytest.mark.parametrize(
+    ("lines", "says"),
+    [
+        ("adapter: full\nload_in_8bit: true\n", ":5: load_in_8bit needs adapter: lora"),
+        ("adapter: qlora\nload_in_8bit: true\n", ":5: give load_in_8bit or load_in_4bit (adapter: qlora), not both"),
+        ("load_in_8bit: true\nload_in_4bit: true\n", ":5: give load_in_8bit or load_in_4bit"),
+        ("load_in_8bit: true\nbackend: unsloth\n", ":5: load_in_8bit needs backend: transformers"),
+        ("load_in_8bit: true\nbf16_storage: true\n", ":5: bf16_storage stores full-precision weights in bf16"),
+    ],
+)
+def test_load_in_8bit_with_what_it_cannot_go_with_is_an_error_at_the_later_line(write_recipe, lines, says):
+    assert says in error_of(write_recipe(MINIMAL + lines))
+
+
 def test_bf16_storage_is_for_lora_on_transformers(write_recipe):
     message = error_of(write_recipe(MINIMAL + "adapter: full\nbf16_storage: true\n"))
     assert "bf16_storage" in message and "lora" in message

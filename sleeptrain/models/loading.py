@@ -150,10 +150,10 @@ def load_base_model(recipe: Recipe, use_bf16: bool) -> LoadedModel:
     # them at every train()/eval(), which put back the forward of the norms sleeptrain makes lean
     # (models/lean_norm.py), so a training step kept the residual stream again. Off, as in earlier releases.
     kwargs: dict[str, Any] = {"dtype": torch.float32, "use_kernels": False}
-    if recipe.load_in_4bit:
-        kwargs["quantization_config"] = _four_bit_config(use_bf16)
+    if recipe.load_in_4bit or recipe.load_in_8bit:
+        kwargs["quantization_config"] = _quantization_config(recipe, use_bf16)
         # What is not quantized (embeddings, often tied to the LM head, and norms) in bf16, as QLoRA's authors
-        # do; in fp32 it would hold more memory than the whole 4-bit model (see _four_bit_rest_for_bf16).
+        # do; in fp32 it would hold more memory than the whole 4-bit model (see _quantized_rest_for_bf16).
         kwargs["dtype"] = torch.bfloat16 if use_bf16 else torch.float32
         if torch.cuda.is_available():
             kwargs["device_map"] = {"": torch.cuda.current_device()}
@@ -168,8 +168,8 @@ def load_base_model(recipe: Recipe, use_bf16: bool) -> LoadedModel:
     except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SleeptrainError(f"base_model: could not load {path!r}: {first}") from exc
-    if use_bf16 and recipe.load_in_4bit and recipe.backend == "transformers":
-        _four_bit_rest_for_bf16(model)
+    if use_bf16 and (recipe.load_in_4bit or recipe.load_in_8bit) and recipe.backend == "transformers":
+        _quantized_rest_for_bf16(model)
     if recipe.load_in_4bit:
         _keep_four_bit_layers_trainable(model)
     use_special_tokens(tokenizer, recipe)
@@ -252,8 +252,8 @@ def keep_lora_inputs_bf16(model: Any) -> None:
             module.cast_input_dtype_enabled = False
 
 
-def _four_bit_rest_for_bf16(model: Any) -> None:
-    """A 4-bit model loaded with its other weights in bf16: norms back to fp32 (tiny), and the embeddings'
+def _quantized_rest_for_bf16(model: Any) -> None:
+    """A 4- or 8-bit model loaded with its other weights in bf16: norms back to fp32 (tiny), and the embeddings'
     output cast to fp32, so that the residual stream accumulates in fp32 as in the LoRA path (a bf16 residual
     stream learnt measurably worse there). PEFT's prepare_model_for_kbit_training would instead hold every
     such weight in fp32: for Qwen2.5-0.5B that is 545 MB of embeddings, 3.4x TRL's whole QLoRA peak
@@ -310,14 +310,19 @@ def inference_context(model: Any) -> Any:
     return stack
 
 
-def _four_bit_config(use_bf16: bool) -> Any:
+def _quantization_config(recipe: Recipe, use_bf16: bool) -> Any:
+    """bitsandbytes' NF4 with double quantisation for QLoRA, or LLM.int8() for `load_in_8bit` (its default
+    outlier threshold, 6.0: the features above it are computed in 16 bits)."""
     try:
         import bitsandbytes  # noqa: F401
     except ImportError as exc:
-        raise SleeptrainError("adapter: qlora needs bitsandbytes: pip install 'sleeptrain[qlora]'") from exc
+        needs = "adapter: qlora" if recipe.load_in_4bit else "load_in_8bit"
+        raise SleeptrainError(f"{needs} needs bitsandbytes: pip install 'sleeptrain[qlora]'") from exc
     import torch
     from transformers import BitsAndBytesConfig
 
+    if recipe.load_in_8bit:
+        return BitsAndBytesConfig(load_in_8bit=True)
     return BitsAndBytesConfig(
         load_in_4bit=True,
         bnb_4bit_quant_type="nf4",

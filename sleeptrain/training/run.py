@@ -110,14 +110,19 @@ def load_for_training(recipe: Recipe) -> tuple[LoadedModel, bool]:
 
 
 def _bf16_lora(recipe: Recipe) -> bool:
-    """LoRA on transformers under bf16 autocast: the run whose frozen weights are stored in bf16."""
-    return recipe.adapter == "lora" and recipe.backend == "transformers" and use_bf16(recipe.bf16)
+    """LoRA on transformers under bf16 autocast: the run whose frozen weights are stored in bf16 (8-bit ones
+    stay as bitsandbytes holds them)."""
+    return _full_precision_lora(recipe) and use_bf16(recipe.bf16)
+
+
+def _full_precision_lora(recipe: Recipe) -> bool:
+    return recipe.adapter == "lora" and not recipe.load_in_8bit and recipe.backend == "transformers"
 
 
 def _fp32_lora_stored_in_bf16(recipe: Recipe) -> bool:
     """LoRA on transformers in fp32 arithmetic whose frozen weights are stored in bf16
     (models/bf16_storage.py); `bf16_storage: auto` is on where no GPU runs it."""
-    if recipe.adapter != "lora" or recipe.backend != "transformers" or use_bf16(recipe.bf16):
+    if not _full_precision_lora(recipe) or use_bf16(recipe.bf16):
         return False
     return recipe.bf16_storage is True or (recipe.bf16_storage == "auto" and not torch.cuda.is_available())
 
@@ -128,14 +133,14 @@ def ready_base_for_adapter(recipe: Recipe, model: Any) -> Any:
     no fp32 input (models/lean_norm.py); gated MLPs that keep half the activations
     (models/lean_mlp.py; gradient checkpointing keeps fewer still); QLoRA with gradient checkpointing needs an input
     that requires grad, as the embeddings are frozen (what PEFT's prepare_model_for_kbit_training does besides
-    upcasting every unquantized weight to fp32; see models/loading.py, _four_bit_rest_for_bf16)."""
+    upcasting every unquantized weight to fp32; see models/loading.py, _quantized_rest_for_bf16)."""
     if _bf16_lora(recipe):
         store_frozen_weights_in_bf16(model)
         norms_feed_low_precision(model)
     elif _fp32_lora_stored_in_bf16(recipe):
         store_frozen_weights_in_bf16(model, fp32_arithmetic=True)
     keep_fewer_mlp_activations(model, enabled=not recipe.gradient_checkpointing)
-    if recipe.adapter == "qlora" and recipe.gradient_checkpointing:
+    if (recipe.load_in_4bit or recipe.load_in_8bit) and recipe.gradient_checkpointing:
         model.enable_input_require_grads()
     return model
 

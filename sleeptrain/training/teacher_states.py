@@ -58,7 +58,11 @@ def base_model_key(
     files = _fingerprint(Path(base_path))
     if files is None:
         return None
+    # 8-bit weights compute other states; named only when set, so that the keys (and caches) of other runs
+    # stay as they were.
+    eight_bit = {"load_in_8bit": True} if recipe.load_in_8bit else {}
     return {
+        **eight_bit,
         "format": FORMAT,
         "model": str(Path(base_path).resolve()),
         "files": files,

@@ -223,10 +223,10 @@ BAD_INPUTS = {
         ["output_dir blocker: a file, not a folder"],
     ),
     "axolotl-key-with-a-value": (
-        lambda f: _append(f / "recipe.yaml", "sample_packing: true\nload_in_8bit: true\nwandb_project: runs\n"),
+        lambda f: _append(f / "recipe.yaml", "sample_packing: true\ngptq: true\nwandb_project: runs\n"),
         [],
         [
-            "recipe.yaml:6: 'load_in_8bit' is an Axolotl key sleeptrain does not use",
+            "recipe.yaml:6: 'gptq' is an Axolotl key sleeptrain does not use",
             "[also: 'wandb_project' (line 7)]",
         ],
     ),
@@ -307,11 +307,11 @@ def test_a_refused_key_beside_an_optimizer_is_reported_before_the_training_libra
 ):
     write_project(tmp_path, tiny_llama)
     # The optimizer's check imports transformers; it waits until the rest of the recipe is valid.
-    _append(tmp_path / "recipe.yaml", "optimizer: adamw_torch_fused\nload_in_8bit: true\n")
+    _append(tmp_path / "recipe.yaml", "optimizer: adamw_torch_fused\ngptq: true\n")
 
     done, imported = sleeptrain_import_times("train", "recipe.yaml", cwd=tmp_path, cache_dir=isolated_cache)
 
-    assert done.returncode == 1 and "recipe.yaml:6: 'load_in_8bit'" in done.stderr
+    assert done.returncode == 1 and "recipe.yaml:6: 'gptq'" in done.stderr
     assert not {"torch", "transformers"} & imported
 
 

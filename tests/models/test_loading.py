@@ -84,6 +84,17 @@ def test_load_in_4bit_quantizes_the_linear_layers(tiny_llama):
     assert len(quantized) == 2 * len(EXPECTED_TARGETS["llama"])  # 2 layers, 7 linear layers each
 
 
+def test_load_in_8bit_quantizes_the_linear_layers_to_int8(tiny_llama):
+    bnb = pytest.importorskip("bitsandbytes")
+
+    model = load_base_model(recipe(tiny_llama, load_in_8bit=True), use_bf16=False).model
+
+    quantized = [m for m in model.modules() if isinstance(m, bnb.nn.Linear8bitLt)]
+    assert len(quantized) == 2 * len(EXPECTED_TARGETS["llama"])
+    assert {m.weight.dtype for m in quantized} == {torch.int8}
+    assert model.get_output_embeddings().weight.dtype == torch.float32  # the head is not quantized
+
+
 def test_4bit_under_bf16_keeps_embeddings_in_bf16_and_the_residual_stream_in_fp32(tiny_llama):
     bnb = pytest.importorskip("bitsandbytes")
 

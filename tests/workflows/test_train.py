@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 
 import pytest
 import torch
@@ -119,6 +120,21 @@ def test_qlora_trains_a_4bit_model_and_saves_an_adapter(tiny_llama, make_recipe,
     assert (result.adapter_dir / "adapter_model.safetensors").exists()
     assert load_recipe(tmp_path / "run" / "recipe.yaml").load_in_4bit is True
     assert result.metrics.train_tokens > 0
+
+
+@pytest.mark.parametrize("bf16", [False, True])
+def test_lora_on_an_8bit_model_trains_and_saves_an_adapter_plain_peft_loads(tiny_llama, make_recipe, bf16):
+    pytest.importorskip("bitsandbytes")
+    from peft import PeftModel
+
+    # With bf16, the anchors distilled and their directions kept out of the adapter, as in a default run.
+    keys = dict(anchor_ratio=0.5) if bf16 else {}
+    result = train(make_recipe(tiny_llama, load_in_8bit=True, bf16=bf16, max_steps=4, **keys), quiet=True)
+
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_llama), str(result.adapter_dir))
+    assert any(b.abs().sum() > 0 for b in lora_b_weights(model))
+    assert load_recipe(result.adapter_dir.parent / "recipe.yaml").load_in_8bit is True
+    assert math.isfinite(result.metrics.final_loss)
 
 
 @pytest.mark.parametrize(("key", "flag"), [("peft_use_dora", "use_dora"), ("peft_use_rslora", "use_rslora")])
