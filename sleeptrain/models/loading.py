@@ -174,7 +174,9 @@ def load_base_model(recipe: Recipe, use_bf16: bool) -> LoadedModel:
         _keep_four_bit_layers_trainable(model)
     use_special_tokens(tokenizer, recipe)
     name_a_padding_token(tokenizer)
-    log.info("Loaded %s (%s, %.1fM parameters)", path, model.config.model_type, model.num_parameters() / 1e6)
+    bits = ", linear layers in 4 bits" if recipe.load_in_4bit else ""
+    bits = ", linear layers in 8 bits" if recipe.load_in_8bit else bits
+    log.info("Loaded %s (%s, %.1fM parameters%s)", path, model.config.model_type, model.num_parameters() / 1e6, bits)
     return LoadedModel(model=model, tokenizer=tokenizer, path=path)
 
 

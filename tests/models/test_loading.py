@@ -3,6 +3,8 @@ model family."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 import torch
 
@@ -93,6 +95,22 @@ def test_load_in_8bit_quantizes_the_linear_layers_to_int8(tiny_llama):
     assert len(quantized) == 2 * len(EXPECTED_TARGETS["llama"])
     assert {m.weight.dtype for m in quantized} == {torch.int8}
     assert model.get_output_embeddings().weight.dtype == torch.float32  # the head is not quantized
+
+
+def test_the_loaded_line_says_how_many_bits_the_linear_layers_hold(tiny_llama, caplog):
+    pytest.importorskip("bitsandbytes")
+
+    with caplog.at_level(logging.INFO, logger="sleeptrain"):
+        load_base_model(recipe(tiny_llama, load_in_8bit=True), use_bf16=False)
+        load_base_model(recipe(tiny_llama, adapter="qlora"), use_bf16=False)
+        load_base_model(recipe(tiny_llama), use_bf16=False)
+
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Loaded")]
+    assert [line.rsplit("parameters", 1)[1] for line in said] == [
+        ", linear layers in 8 bits)",
+        ", linear layers in 4 bits)",
+        ")",
+    ]
 
 
 def test_4bit_under_bf16_keeps_embeddings_in_bf16_and_the_residual_stream_in_fp32(tiny_llama):
