@@ -287,14 +287,17 @@ def test_reproduced_means_greedy_decoding_writes_the_stored_answer(tiny_llama, t
     assert any(score.reproduced for score in scores)  # 40 steps at a high rate teach a tiny model something
 
 
-def test_a_qlora_sleep_trains_the_first_layer_after_the_base_model_answered_its_anchors(tiny_models, tmp_path, store):
+@pytest.mark.parametrize("quantized", [{"adapter": "qlora"}, {"load_in_8bit": True}])
+def test_a_quantized_sleep_trains_the_first_layer_after_the_base_model_answered_its_anchors(
+    tiny_models, tmp_path, store, quantized
+):
     # The base model answers the anchor questions before the adapter goes on; on a CPU that inference must not
     # leave the 4-bit layers in bitsandbytes' inference layout, which has no backward (models/loading.py).
     pytest.importorskip("bitsandbytes")
     from safetensors.torch import load_file
 
     recipe = tiny_recipe(tiny_models("llama", hidden=64), tmp_path / "out")
-    keys = {"adapter": "qlora", "bf16": True, "anchor_ratio": 1.0, "max_steps": 1}
+    keys = {**quantized, "bf16": True, "anchor_ratio": 1.0, "max_steps": 1}
     recipe = Recipe.model_validate({**recipe.model_dump(), **keys})
     add_fact(store, *FACTS[0])
     add_fact(store, *FACTS[1])
@@ -302,7 +305,7 @@ def test_a_qlora_sleep_trains_the_first_layer_after_the_base_model_answered_its_
 
     adapter = load_file(str(tmp_path / "out" / "adapters" / "v1" / "adapter_model.safetensors"))
     # LoRA's B starts at zero, so in the first step the gradient reaches the first layer's query projection only
-    # through the frozen 4-bit layers above it (the residual stream bypasses them for o_proj and down_proj).
+    # through the frozen 4- or 8-bit layers above it (the residual stream bypasses them for o_proj and down_proj).
     queries = [name for name in adapter if ".layers.0." in name and "q_proj.lora_B" in name]
-    assert recipe.load_in_4bit and queries
+    assert (recipe.load_in_4bit or recipe.load_in_8bit) and queries
     assert all(adapter[name].abs().sum() > 0 for name in queries)
