@@ -66,6 +66,7 @@ def test_an_axolotl_lora_recipe_loads_with_its_own_values(write_recipe):
     assert recipe.warmup_steps == 10 and recipe.optimizer == "adamw_torch_fused"
     assert recipe.gradient_accumulation_steps == 4 and recipe.gradient_checkpointing
     assert recipe.val_set_size == 0 and recipe.evals_per_epoch == 4  # read, as Axolotl reads them
+    assert not recipe.load_in_8bit and not recipe.load_in_4bit
     # What the run writes says only what sleeptrain used.
     assert recipe.saves_per_epoch == 1 and recipe.resume_from_checkpoint is None  # a checkpoint an epoch
     assert "sample_packing" not in recipe.model_dump()
@@ -80,7 +81,7 @@ def test_the_keys_set_aside_are_named_in_one_line_with_what_sleeptrain_does_inst
     assert "flash_attention (PyTorch's scaled-dot-product attention" in line
     assert "dataset_prepared_path (examples are tokenised in memory at each run)" in line
     # The keys left empty are counted, not listed: they asked for nothing.
-    assert "wandb_project" not in line and line.endswith("; 6 empty or at sleeptrain's own setting")
+    assert "wandb_project" not in line and line.endswith("; 5 empty or at sleeptrain's own setting")
 
 
 def test_a_recipe_without_axolotl_keys_logs_nothing_about_them(write_recipe, caplog):
