@@ -92,11 +92,11 @@ def train(
     # What is trained: the examples and anchors with a token to train on (mixing.py warns of the others).
     trained, trained_anchors = len(rows.phrasings), len(rows.anchors)
     log.info(
-        "%s from %s%s, %g epochs' steps at most, %s, bf16=%s",
+        "%s from %s%s, at most %s, %s, bf16=%s",
         counted(trained, "example"),
         counted(len(recipe.datasets), "file"),
         f" ({len(held_out)} held out)" if held_out is not None else "",
-        recipe.num_epochs,
+        counted(recipe.num_epochs, "epoch"),
         counted(trained_anchors, "anchor"),
         bf16,
     )

@@ -152,6 +152,13 @@ def test_dora_and_rslora_adapters_train_on_every_path_and_load_in_plain_peft(tin
     assert bool(magnitudes) == (key == "peft_use_dora")
 
 
+def test_a_run_says_in_words_what_it_trains(tiny_llama, make_recipe, caplog):
+    with caplog.at_level(logging.INFO, logger="sleeptrain"):
+        train(make_recipe(tiny_llama, num_epochs=1), quiet=True)
+
+    assert "3 examples from 1 file, at most 1 epoch, 0 anchors, bf16=False" in caplog.messages
+
+
 def test_warmup_in_steps_starts_the_learning_rate_low(tiny_llama, make_recipe, tmp_path):
     train(make_recipe(tiny_llama, lr_scheduler="constant_with_warmup", learning_rate=1e-3), quiet=True)
     assert read_scalars(tmp_path / "run" / "logs")["train/learning_rate"][0] == pytest.approx(1e-3)
