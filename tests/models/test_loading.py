@@ -4,6 +4,7 @@ model family."""
 from __future__ import annotations
 
 import logging
+import sys
 
 import pytest
 import torch
@@ -95,6 +96,20 @@ def test_load_in_8bit_quantizes_the_linear_layers_to_int8(tiny_llama):
     assert len(quantized) == 2 * len(EXPECTED_TARGETS["llama"])
     assert {m.weight.dtype for m in quantized} == {torch.int8}
     assert model.get_output_embeddings().weight.dtype == torch.float32  # the head is not quantized
+
+
+@pytest.mark.parametrize(
+    ("keys", "says"),
+    [
+        ({"adapter": "qlora"}, "adapter: qlora needs bitsandbytes"),
+        ({"load_in_8bit": True}, "load_in_8bit needs bitsandbytes"),
+    ],
+)
+def test_a_quantized_model_without_bitsandbytes_says_which_extra_to_install(tiny_llama, monkeypatch, keys, says):
+    monkeypatch.setitem(sys.modules, "bitsandbytes", None)  # as where it is not installed: importing it fails
+
+    with pytest.raises(SleeptrainError, match=f"{says}: pip install 'sleeptrain\\[qlora\\]'"):
+        load_base_model(recipe(tiny_llama, **keys), use_bf16=False)
 
 
 def test_the_loaded_line_says_how_many_bits_the_linear_layers_hold(tiny_llama, caplog):
