@@ -23,6 +23,7 @@ _TOKENIZER = "the base model's tokenizer is used as it is"
 _ATTENTION = "PyTorch's scaled-dot-product attention, which picks flash kernels on a GPU where it can"
 _BATCHING = "a batch is padded only to its longest example, and group_by_length batches examples of similar length"
 _SFT = "sleeptrain trains by supervised fine-tuning only"
+_KERNELS = "layers run as PyTorch and PEFT run them; fused GPU kernels would only make the run faster"
 
 # Set aside whatever their value: they change how fast a run is or where it keeps its own files, not what it
 # learns or writes.
@@ -45,6 +46,17 @@ IGNORED_KEYS: dict[str, str] = {
     "flash_attn_fuse_mlp": _ATTENTION,
     "flash_optimum": _ATTENTION,
     "attn_implementation": _ATTENTION,
+    "lora_mlp_kernel": _KERNELS,
+    "lora_qkv_kernel": _KERNELS,
+    "lora_o_kernel": _KERNELS,
+    "liger_rope": _KERNELS,
+    "liger_rms_norm": _KERNELS,
+    "liger_rms_norm_gated": _KERNELS,
+    "liger_layer_norm": _KERNELS,
+    "liger_glu_activation": _KERNELS,
+    "liger_cross_entropy": _KERNELS,
+    "liger_fused_linear_cross_entropy": _KERNELS,
+    "cut_cross_entropy": _KERNELS,
     "low_cpu_mem_usage": "models load as transformers loads them",
     "model_type": "models load through AutoModelForCausalLM",
     "tokenizer_type": "tokenizers load through AutoTokenizer",
@@ -117,7 +129,7 @@ UNSET_ONLY_KEYS: dict[str, str] = {
     "rl": _SFT,
     "reward_model": _SFT,
     "process_reward_model": _SFT,
-    "plugins": "sleeptrain has no plugins",
+    "plugins": "sleeptrain runs no Axolotl plugin; Cut Cross Entropy's and Liger's are set aside (only speed)",
     "sequence_parallel_degree": "each process holds whole sequences",
     "context_parallel_size": "each process holds whole sequences",
     "fsdp_config": "fsdp takes transformers' FSDP options as one string, e.g. 'full_shard auto_wrap'",
@@ -162,6 +174,18 @@ SAME_AS_SLEEPTRAIN: dict[str, tuple[Any, ...]] = {
     "train_on_eos": ("turn",),
 }
 
+# Axolotl's plugins that change how fast a run is, not what it computes: fused kernels for the loss (its
+# logits never held whole), the norms, the rotary embeddings and the gated MLPs. A `plugins` list of these only
+# is set aside with their keys (IGNORED_KEYS).
+SPEED_ONLY_PLUGINS = (
+    "axolotl.integrations.cut_cross_entropy.CutCrossEntropyPlugin",
+    "axolotl.integrations.liger.LigerPlugin",
+)
+
+
+def _speed_only(key: str, value: Any) -> bool:
+    return key == "plugins" and isinstance(value, list) and all(plugin in SPEED_ONLY_PLUGINS for plugin in value)
+
 
 def is_unset(value: Any) -> bool:
     """What Axolotl reads as 'off': an empty key, false, 0, an empty string, list or mapping."""
@@ -188,6 +212,8 @@ def split_axolotl_keys(
             value = section.pop(key)
             if is_unset(value) or value in SAME_AS_SLEEPTRAIN.get(key, ()):
                 set_aside.append((key, None))
+            elif _speed_only(key, value):
+                set_aside.append((key, _KERNELS))
             else:
                 refused.append((key, unset_only[key]))
     return set_aside, refused

@@ -99,6 +99,7 @@ def test_a_recipe_without_axolotl_keys_logs_nothing_about_them(write_recipe, cap
         ("gptq: true", "GPTQ models are not trained here"),
         ("hub_model_id: me/my-adapter", "nothing is pushed; the adapter is a PEFT folder to upload as it is"),
         ("fp16: true", "bf16 where the device has it"),
+        ("plugins:\n  - axolotl.integrations.swanlab.SwanLabPlugin", "sleeptrain runs no Axolotl plugin"),
     ],
 )
 def test_an_axolotl_key_given_a_value_sleeptrain_would_not_honour_is_an_error(write_recipe, line, says):
@@ -109,6 +110,22 @@ def test_an_axolotl_key_given_a_value_sleeptrain_would_not_honour_is_an_error(wr
 
     assert message.startswith(f"{path}:4: '{key}' is an Axolotl key sleeptrain does not use: ")
     assert says in message and message.endswith("leave it empty or remove it")
+
+
+def test_the_plugins_and_kernels_that_only_make_a_run_faster_are_set_aside(write_recipe, caplog):
+    # As in Axolotl's Qwen3 and Llama 3 examples: Cut Cross Entropy, Liger and its switches, LoRA kernels.
+    speed_only = (
+        "plugins:\n"
+        "  - axolotl.integrations.cut_cross_entropy.CutCrossEntropyPlugin\n"
+        "  - axolotl.integrations.liger.LigerPlugin\n"
+        "liger_rms_norm: true\nliger_glu_activation: true\nlora_mlp_kernel: true\nlora_qkv_kernel: true\n"
+    )
+    with caplog.at_level(logging.INFO, logger="sleeptrain"):
+        recipe = load_recipe(write_recipe(f"datasets:\n  - path: facts.jsonl\noutput_dir: out\n{speed_only}"))
+
+    (line,) = [record.getMessage() for record in caplog.records if "set aside" in record.getMessage()]
+    assert "plugins, liger_rms_norm, liger_glu_activation, lora_mlp_kernel, lora_qkv_kernel (layers run as" in line
+    assert "plugins" not in recipe.model_dump()
 
 
 def test_every_key_that_cannot_be_read_is_named_in_one_error_in_file_order(write_recipe):
