@@ -57,6 +57,14 @@ class SpecialTokens(_Strict):
     unk_token: str | None = None
 
 
+class GradientCheckpointingKwargs(_Strict):
+    """Axolotl's (and transformers') `gradient_checkpointing_kwargs`: how torch.utils.checkpoint re-runs a layer."""
+
+    use_reentrant: bool | None = Field(
+        default=None, description="torch's older, reentrant checkpointing (true) or its newer one (false)."
+    )
+
+
 class DatasetConfig(_Strict):
     """One data file. `qa` rows are {"question", "answer"}; `chat` rows are {"messages": [...]}, ShareGPT's
     {"conversations": [{"from", "value"}, ...]} or the original experiment's ChatML {"person", "text"};
@@ -412,6 +420,9 @@ class Recipe(_Strict):
         "measured yet).",
     )
     gradient_checkpointing: bool = False
+    gradient_checkpointing_kwargs: GradientCheckpointingKwargs | None = Field(
+        default=None, description="With gradient_checkpointing, e.g. {use_reentrant: false}, as in Axolotl."
+    )
     deepspeed: str | None = Field(default=None, description="A DeepSpeed JSON config, as in Axolotl.")
     fsdp: str | None = Field(default=None, description="FSDP options, e.g. 'full_shard auto_wrap'.")
     logging_steps: int = Field(default=5, gt=0)

@@ -154,6 +154,14 @@ def test_full_fine_tuning_of_a_4bit_model_is_refused(write_recipe):
     assert "load_in_4bit" in message and "qlora" in message
 
 
+def test_gradient_checkpointing_kwargs_are_read_as_axolotl_writes_them_and_a_misspelt_one_is_named(write_recipe):
+    lines = "gradient_checkpointing: true\ngradient_checkpointing_kwargs:\n  use_reentrant: false\n"
+    assert load_recipe(write_recipe(MINIMAL + lines)).gradient_checkpointing_kwargs.use_reentrant is False
+
+    message = error_of(write_recipe(MINIMAL + lines.replace("use_reentrant", "use_reentrnt")))
+    assert ":6: unknown key 'gradient_checkpointing_kwargs.use_reentrnt' (did you mean 'use_reentrant'?)" in message
+
+
 def test_load_in_8bit_is_lora_on_an_8bit_model_as_in_axolotl(write_recipe):
     recipe = load_recipe(write_recipe(MINIMAL + "load_in_8bit: true\n"))
     assert recipe.adapter == "lora" and recipe.load_in_8bit and not recipe.load_in_4bit

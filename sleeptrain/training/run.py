@@ -61,6 +61,15 @@ _CHECKPOINTING_ARGUMENT = (
 )
 
 
+def _checkpointing_arguments(recipe: Recipe) -> dict[str, Any]:
+    """TrainingArguments' gradient checkpointing, with the recipe's arguments for torch.utils.checkpoint."""
+    arguments: dict[str, Any] = {_CHECKPOINTING_ARGUMENT: recipe.gradient_checkpointing}
+    if recipe.gradient_checkpointing and recipe.gradient_checkpointing_kwargs is not None:
+        given = recipe.gradient_checkpointing_kwargs.model_dump(exclude_none=True)
+        arguments[f"{_CHECKPOINTING_ARGUMENT}_kwargs"] = given or None
+    return arguments
+
+
 def _sampling_arguments(group_by_length: bool) -> dict[str, Any]:
     """TrainingArguments' batch ordering: `train_sampling_strategy` in newer transformers, the
     `group_by_length` flag it replaced in older ones."""
@@ -488,7 +497,7 @@ def train_model(
         data_seed=recipe.seed,
         bf16=bf16,
         use_cpu=not torch.cuda.is_available(),
-        **{_CHECKPOINTING_ARGUMENT: recipe.gradient_checkpointing},
+        **_checkpointing_arguments(recipe),
         deepspeed=recipe.deepspeed,
         fsdp=recipe.fsdp or "",
         **_checkpoint_arguments(recipe, rows, len(dataset)),

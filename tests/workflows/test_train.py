@@ -152,6 +152,32 @@ def test_dora_and_rslora_adapters_train_on_every_path_and_load_in_plain_peft(tin
     assert bool(magnitudes) == (key == "peft_use_dora")
 
 
+@pytest.mark.parametrize(("kwargs", "reentrant"), [(None, False), ({"use_reentrant": True}, True)])
+def test_gradient_checkpointing_kwargs_reach_torch_and_every_layer_still_learns(
+    tiny_llama, make_recipe, monkeypatch, kwargs, reentrant
+):
+    import transformers.modeling_utils
+    from safetensors.torch import load_file
+
+    calls = []
+    checkpoint = transformers.modeling_utils.checkpoint
+
+    def recording_checkpoint(function, *args, **keywords):  # the real checkpoint, its arguments noted
+        calls.append(keywords.get("use_reentrant"))
+        return checkpoint(function, *args, **keywords)
+
+    monkeypatch.setattr(transformers.modeling_utils, "checkpoint", recording_checkpoint)
+    recipe = make_recipe(tiny_llama, gradient_checkpointing=True, gradient_checkpointing_kwargs=kwargs, max_steps=3)
+
+    result = train(recipe, quiet=True)
+
+    assert calls and set(calls) == {reentrant}
+    # B starts at zero and learns only from a gradient that came back through every checkpointed layer above.
+    adapter = load_file(str(result.adapter_dir / "adapter_model.safetensors"))
+    first_layer = [name for name in adapter if ".layers.0." in name and "lora_B" in name]
+    assert first_layer and all(adapter[name].abs().sum() > 0 for name in first_layer)
+
+
 def test_a_run_says_in_words_what_it_trains(tiny_llama, make_recipe, caplog):
     with caplog.at_level(logging.INFO, logger="sleeptrain"):
         train(make_recipe(tiny_llama, num_epochs=1), quiet=True)
