@@ -419,6 +419,9 @@ class Recipe(_Strict):
         "model 70-270 MB less at the peak for 6-19 % more time. auto: on a CPU (on a GPU without bf16 it is not "
         "measured yet).",
     )
+    tf32: bool = Field(
+        default=False, description="Let fp32 matrix products use TF32 on an Ampere or newer NVIDIA GPU, as in Axolotl."
+    )
     gradient_checkpointing: bool = False
     gradient_checkpointing_kwargs: GradientCheckpointingKwargs | None = Field(
         default=None, description="With gradient_checkpointing, e.g. {use_reentrant: false}, as in Axolotl."

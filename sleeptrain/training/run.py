@@ -40,7 +40,7 @@ from sleeptrain.training.checkpoints import KeepScheduleInCheckpoints, checkpoin
 from sleeptrain.training.early_stopping import StopWhenHeldOutLossStalls
 from sleeptrain.training.loss import LabelledLogitsTrainer
 from sleeptrain.training.null_space import directions_file, keep_lora_out_of_general_inputs, null_space_energy
-from sleeptrain.training.precision import use_bf16
+from sleeptrain.training.precision import use_bf16, use_tf32
 from sleeptrain.training.schedule import EpochBatches, Learning
 from sleeptrain.training.teacher_states import (
     base_model_key,
@@ -496,6 +496,7 @@ def train_model(
         seed=recipe.seed,
         data_seed=recipe.seed,
         bf16=bf16,
+        tf32=use_tf32(recipe.tf32),
         use_cpu=not torch.cuda.is_available(),
         **_checkpointing_arguments(recipe),
         deepspeed=recipe.deepspeed,

@@ -178,6 +178,13 @@ def test_gradient_checkpointing_kwargs_reach_torch_and_every_layer_still_learns(
     assert first_layer and all(adapter[name].abs().sum() > 0 for name in first_layer)
 
 
+def test_an_axolotl_recipes_tf32_trains_on_a_cpu_as_without_it(tiny_llama, make_recipe, caplog):
+    with caplog.at_level(logging.INFO, logger="sleeptrain"):
+        result = train(make_recipe(tiny_llama, tf32=True), quiet=True)
+
+    assert result.metrics.steps == 2 and "tf32: no effect here" in caplog.text
+
+
 def test_a_run_says_in_words_what_it_trains(tiny_llama, make_recipe, caplog):
     with caplog.at_level(logging.INFO, logger="sleeptrain"):
         train(make_recipe(tiny_llama, num_epochs=1), quiet=True)
