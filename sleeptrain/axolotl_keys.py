@@ -94,7 +94,6 @@ UNSET_ONLY_KEYS: dict[str, str] = {
     "fp16": "a run computes in bf16 where the device has it (bf16: auto), else in fp32",
     "float16": "a run computes in bf16 where the device has it (bf16: auto), else in fp32",
     "bfloat16": "frozen weights are stored in bf16 where that helps (bf16_storage: auto)",
-    "trust_remote_code": "the Qwen, Phi and Llama families load without remote code",
     "tokens": _TOKENIZER + ": no token is added (special_tokens may name tokens it has)",
     "added_tokens_overrides": _TOKENIZER,
     "tokenizer_config": _TOKENIZER,

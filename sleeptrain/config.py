@@ -188,6 +188,11 @@ class Recipe(_Strict):
     base_model: str | None = Field(
         default=None, description="Local path or hub id; omitted: the embedded SmolLM2-135M-Instruct."
     )
+    trust_remote_code: bool = Field(
+        default=False,
+        description="Run the Python code a model folder or hub repo ships with it (a model transformers does not "
+        "know), as in Axolotl: only for a source you trust.",
+    )
     adapter: Literal["lora", "qlora", "full"] = "lora"
     backend: Literal["transformers", "unsloth"] = Field(
         default="transformers",

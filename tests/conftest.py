@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -297,3 +298,28 @@ def read_scalars(log_dir) -> dict[str, list[float]]:
     events = EventAccumulator(str(runs[0]))
     events.Reload()
     return {tag: [e.value for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+@pytest.fixture
+def model_with_its_own_code(tiny_llama, tmp_path):
+    """A model folder whose config names Python files beside it (auto_map), as a hub repo of a model
+    transformers does not know ships them: here a Llama under another model type."""
+    folder = tmp_path / "custom-model"
+    shutil.copytree(tiny_llama, folder)
+    (folder / "configuration_tiny.py").write_text(
+        "from transformers import LlamaConfig\n\n\nclass TinyCustomConfig(LlamaConfig):\n"
+        "    model_type = 'tiny_custom'\n"
+    )
+    (folder / "modeling_tiny.py").write_text(
+        "from transformers import LlamaForCausalLM\n\nfrom .configuration_tiny import TinyCustomConfig\n\n\n"
+        "class TinyCustomForCausalLM(LlamaForCausalLM):\n    config_class = TinyCustomConfig\n"
+    )
+    config = json.loads((folder / "config.json").read_text())
+    config["model_type"] = "tiny_custom"
+    config["architectures"] = ["TinyCustomForCausalLM"]
+    config["auto_map"] = {
+        "AutoConfig": "configuration_tiny.TinyCustomConfig",
+        "AutoModelForCausalLM": "modeling_tiny.TinyCustomForCausalLM",
+    }
+    (folder / "config.json").write_text(json.dumps(config))
+    return str(folder)

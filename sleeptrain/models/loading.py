@@ -150,6 +150,8 @@ def load_base_model(recipe: Recipe, use_bf16: bool) -> LoadedModel:
     # them at every train()/eval(), which put back the forward of the norms sleeptrain makes lean
     # (models/lean_norm.py), so a training step kept the residual stream again. Off, as in earlier releases.
     kwargs: dict[str, Any] = {"dtype": torch.float32, "use_kernels": False}
+    if recipe.trust_remote_code:
+        log.info("trust_remote_code: running the Python code that comes with %s", path)
     if recipe.load_in_4bit or recipe.load_in_8bit:
         kwargs["quantization_config"] = _quantization_config(recipe, use_bf16)
         # What is not quantized (embeddings, often tied to the LM head, and norms) in bf16, as QLoRA's authors
@@ -163,9 +165,14 @@ def load_base_model(recipe: Recipe, use_bf16: bool) -> LoadedModel:
 
             model, tokenizer = load_with_unsloth(recipe, path, use_bf16)
         else:
-            tokenizer = AutoTokenizer.from_pretrained(path)
-            model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+            tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=recipe.trust_remote_code)
+            model = AutoModelForCausalLM.from_pretrained(path, trust_remote_code=recipe.trust_remote_code, **kwargs)
     except (OSError, ValueError) as exc:
+        if "contains custom code" in str(exc):  # transformers' refusal to run code that came with the model
+            raise SleeptrainError(
+                f"base_model: {path} comes with its own Python code; set trust_remote_code: true to run it (only "
+                "for a source you trust)"
+            ) from exc
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SleeptrainError(f"base_model: could not load {path!r}: {first}") from exc
     if use_bf16 and (recipe.load_in_4bit or recipe.load_in_8bit) and recipe.backend == "transformers":

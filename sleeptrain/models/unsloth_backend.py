@@ -26,6 +26,7 @@ def load_with_unsloth(recipe: Recipe, path: str, use_bf16: bool) -> tuple[Any, A
         max_seq_length=recipe.sequence_len,
         dtype=torch.bfloat16 if use_bf16 else torch.float16,
         load_in_4bit=recipe.load_in_4bit,
+        trust_remote_code=recipe.trust_remote_code,
     )
     return model, tokenizer
 

@@ -384,3 +384,20 @@ def test_a_recipe_for_several_families_keeps_the_names_this_model_has(tiny_model
         assert targets == expected, family
         assert "not in this model" in caplog.text
         caplog.clear()
+
+
+# ------------------------------------------------------------------------------------------- remote code
+
+
+def test_a_model_with_its_own_code_loads_only_with_trust_remote_code(model_with_its_own_code, caplog):
+    refused = r"base_model: .*custom-model comes with its own Python code; set trust_remote_code: true to run it"
+    with pytest.raises(SleeptrainError, match=refused):
+        load_base_model(recipe(model_with_its_own_code), use_bf16=False)
+
+    with caplog.at_level(logging.INFO, logger="sleeptrain"):
+        loaded = load_base_model(recipe(model_with_its_own_code, trust_remote_code=True), use_bf16=False)
+
+    assert type(loaded.model).__name__ == "TinyCustomForCausalLM" and loaded.model.config.model_type == "tiny_custom"
+    assert f"trust_remote_code: running the Python code that comes with {model_with_its_own_code}" in caplog.messages
+    # A family sleeptrain does not know: LoRA goes on every linear layer but the head.
+    assert lora_target_modules(loaded.model, recipe(model_with_its_own_code)) == "all-linear"

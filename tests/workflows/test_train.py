@@ -185,6 +185,19 @@ def test_an_axolotl_recipes_tf32_trains_on_a_cpu_as_without_it(tiny_llama, make_
     assert result.metrics.steps == 2 and "tf32: no effect here" in caplog.text
 
 
+def test_a_model_with_its_own_code_trains_with_trust_remote_code_and_its_adapter_loads(
+    model_with_its_own_code, make_recipe
+):
+    from peft import PeftModel
+
+    result = train(make_recipe(model_with_its_own_code, trust_remote_code=True, bf16=True), quiet=True)
+
+    base = AutoModelForCausalLM.from_pretrained(model_with_its_own_code, trust_remote_code=True)
+    model = PeftModel.from_pretrained(base, str(result.adapter_dir))
+    assert type(base).__name__ == "TinyCustomForCausalLM"
+    assert any(b.abs().sum() > 0 for b in lora_b_weights(model))
+
+
 def test_a_run_says_in_words_what_it_trains(tiny_llama, make_recipe, caplog):
     with caplog.at_level(logging.INFO, logger="sleeptrain"):
         train(make_recipe(tiny_llama, num_epochs=1), quiet=True)
