@@ -130,7 +130,6 @@ UNSET_ONLY_KEYS: dict[str, str] = {
     "plugins": "sleeptrain runs no Axolotl plugin; Cut Cross Entropy's and Liger's are set aside (only speed)",
     "sequence_parallel_degree": "each process holds whole sequences",
     "context_parallel_size": "each process holds whole sequences",
-    "fsdp_config": "fsdp takes transformers' FSDP options as one string, e.g. 'full_shard auto_wrap'",
     "unfrozen_parameters": "only the adapter (or, for adapter: full, every weight) is trained",
     "eot_tokens": "an answer ends at the chat template's end-of-turn token",
     "profiler_steps": "benchmarks/ holds the profiling scripts",

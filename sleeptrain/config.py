@@ -65,6 +65,37 @@ class GradientCheckpointingKwargs(_Strict):
     )
 
 
+class FsdpConfig(_Strict):
+    """Axolotl's `fsdp_config`: how FSDP shards the model, each key with or without its `fsdp_` prefix (Axolotl's
+    recipes write both). Read by transformers' TrainingArguments (training/sharding.py); applied where accelerate
+    shards, on GPUs."""
+
+    version: Literal[1, 2] | None = None
+    offload_params: bool | None = Field(default=None, description="Keep the sharded weights in CPU memory.")
+    state_dict_type: Literal["FULL_STATE_DICT", "SHARDED_STATE_DICT"] | None = None
+    reshard_after_forward: bool | None = None
+    auto_wrap_policy: Literal["TRANSFORMER_BASED_WRAP", "SIZE_BASED_WRAP", "NO_WRAP"] | None = None
+    transformer_layer_cls_to_wrap: str | list[str] | None = None
+    min_num_params: int | None = Field(default=None, ge=0)
+    cpu_ram_efficient_loading: bool | None = None
+    activation_checkpointing: bool | None = None
+    sharding_strategy: (
+        Literal["FULL_SHARD", "SHARD_GRAD_OP", "NO_SHARD", "HYBRID_SHARD", "HYBRID_SHARD_ZERO2"] | None
+    ) = None
+    use_orig_params: bool | None = None
+    sync_module_states: bool | None = None
+    limit_all_gathers: bool | None = None
+    forward_prefetch: bool | None = None
+    backward_prefetch: Literal["BACKWARD_PRE", "BACKWARD_POST", "NO_PREFETCH"] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _without_the_prefix(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        return {key.removeprefix("fsdp_") if isinstance(key, str) else key: item for key, item in value.items()}
+
+
 class DatasetConfig(_Strict):
     """One data file. `qa` rows are {"question", "answer"}; `chat` rows are {"messages": [...]}, ShareGPT's
     {"conversations": [{"from", "value"}, ...]} or the original experiment's ChatML {"person", "text"};
@@ -432,7 +463,11 @@ class Recipe(_Strict):
         default=None, description="With gradient_checkpointing, e.g. {use_reentrant: false}, as in Axolotl."
     )
     deepspeed: str | None = Field(default=None, description="A DeepSpeed JSON config, as in Axolotl.")
-    fsdp: str | None = Field(default=None, description="FSDP options, e.g. 'full_shard auto_wrap'.")
+    fsdp: str | None = Field(
+        default=None, description="FSDP options, e.g. 'full_shard auto_wrap' (or, as Axolotl writes them, a list)."
+    )
+    fsdp_config: FsdpConfig | None = Field(default=None, description="FSDP's settings, as in Axolotl: turns FSDP on.")
+    fsdp_version: Literal[1, 2] | None = Field(default=None, description="With fsdp_config, as in Axolotl.")
     logging_steps: int = Field(default=5, gt=0)
 
     # Memories: judged on the way in, consolidated in sleep
@@ -462,6 +497,19 @@ class Recipe(_Strict):
     def _a_path_is_a_dataset(cls, value: Any) -> Any:
         return datasets_as_listed(value)
 
+    @field_validator("fsdp", mode="before")
+    @classmethod
+    def _fsdp_options_listed(cls, value: Any) -> Any:
+        # Axolotl lists the options ([full_shard, auto_wrap]); transformers reads them as one string too.
+        if isinstance(value, list) and all(isinstance(item, str) for item in value):
+            return " ".join(value) or None
+        return value
+
+    @property
+    def uses_fsdp(self) -> bool:
+        """Whether the run asks for FSDP: options (`fsdp`) or settings (`fsdp_config`), as Axolotl's recipes do."""
+        return bool(self.fsdp or self.fsdp_config)
+
     @model_validator(mode="after")
     def _qlora_means_4bit(self) -> Recipe:
         if self.load_in_4bit and self.adapter == "lora":
@@ -483,6 +531,18 @@ class Recipe(_Strict):
             raise ValueError("peft_use_dora needs backend: transformers (Unsloth's LoRA kernels have no DoRA)")
         if self.lora_model_dir is not None and (self.adapter == "full" or self.backend == "unsloth"):
             raise ValueError("lora_model_dir continues a LoRA adapter: adapter lora or qlora, backend transformers")
+        if self.fsdp_version is not None and not self.uses_fsdp:
+            raise ValueError("fsdp_version needs fsdp_config (or fsdp) to shard with")
+        config_version = self.fsdp_config.version if self.fsdp_config is not None else None
+        if None not in (self.fsdp_version, config_version) and self.fsdp_version != config_version:
+            raise ValueError("fsdp_version and fsdp_config's version differ: give one")
+        strategy = self.fsdp_config.sharding_strategy if self.fsdp_config is not None else None
+        if strategy not in (None, "FULL_SHARD", "SHARD_GRAD_OP") and (config_version or self.fsdp_version or 2) != 1:
+            # transformers' default is FSDP2, which reshards after the forward pass or not, and nothing between.
+            raise ValueError(
+                f"fsdp_config: sharding_strategy {strategy} is FSDP1's: set fsdp_version: 1, or use FULL_SHARD or "
+                "SHARD_GRAD_OP"
+            )
         if self.val_set_size and self.test_datasets:
             # As Axolotl: the held-out examples come from one place, a share of datasets or files of their own.
             raise ValueError("give val_set_size or test_datasets, not both")

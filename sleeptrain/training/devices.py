@@ -48,7 +48,7 @@ def to_compute_device(model: Any, recipe: Recipe) -> Any:
     one dispatched over several devices would break it), and one that FSDP or DeepSpeed will shard (a whole
     copy on every GPU first is what they exist to avoid)."""
     device = compute_device()
-    placed = getattr(model, "hf_device_map", None) or recipe.fsdp or recipe.deepspeed
+    placed = getattr(model, "hf_device_map", None) or recipe.uses_fsdp or recipe.deepspeed
     if device.type == "cpu" or placed or model.device == device:
         return model
     free, _ = torch.cuda.mem_get_info(device)

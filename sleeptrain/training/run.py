@@ -42,6 +42,7 @@ from sleeptrain.training.loss import LabelledLogitsTrainer
 from sleeptrain.training.null_space import directions_file, keep_lora_out_of_general_inputs, null_space_energy
 from sleeptrain.training.precision import use_bf16, use_tf32
 from sleeptrain.training.schedule import EpochBatches, Learning
+from sleeptrain.training.sharding import fsdp_arguments
 from sleeptrain.training.teacher_states import (
     base_model_key,
     load_teacher_states,
@@ -500,7 +501,7 @@ def train_model(
         use_cpu=not torch.cuda.is_available(),
         **_checkpointing_arguments(recipe),
         deepspeed=recipe.deepspeed,
-        fsdp=recipe.fsdp or "",
+        **fsdp_arguments(recipe),
         **_checkpoint_arguments(recipe, rows, len(dataset)),
         **_evaluation_arguments(recipe, eval_dataset, rows, len(dataset)),
         report_to=[],
@@ -527,7 +528,7 @@ def train_model(
         optimizers=(_loraplus_optimizer(recipe, model), None),
     )
     trainer.labelled_logits = recipe.backend != "unsloth"
-    sharding = "fsdp" if recipe.fsdp else "deepspeed" if recipe.deepspeed else None
+    sharding = "fsdp" if recipe.uses_fsdp else "deepspeed" if recipe.deepspeed else None
     if sharding and not (trainer.is_fsdp_enabled or trainer.is_deepspeed_enabled):
         # accelerate shards on GPUs and other accelerators only; elsewhere it falls back without a word.
         unsharded = "one process has nothing to shard" if args.world_size == 1 else "accelerate shards on GPUs only"
@@ -594,7 +595,7 @@ def train_model(
     if energy:
         # Said only where the recipe asked for it by value: auto means "where it applies".
         say = log.info if recipe.lora_null_space != "auto" else log.debug
-        if recipe.fsdp or recipe.deepspeed:
+        if recipe.uses_fsdp or recipe.deepspeed:
             # Sharded parameters: no process holds a whole A matrix to project.
             say("lora_null_space: not applied under FSDP or DeepSpeed")
         elif rows is None:

@@ -52,15 +52,21 @@ def test_two_processes_train_one_adapter(tmp_path, tiny_llama, write_jsonl, qa_r
     assert "find_unused_parameters" not in done.stderr
 
 
-def test_fsdp_asked_of_cpu_processes_says_it_is_not_applied(tmp_path, tiny_llama, write_jsonl, qa_rows, isolated_cache):
+@pytest.mark.parametrize(
+    "asked",
+    [
+        "fsdp: full_shard auto_wrap\n",
+        # Axolotl's newer form: the settings alone turn FSDP on.
+        "fsdp_version: 2\nfsdp_config:\n  transformer_layer_cls_to_wrap: LlamaDecoderLayer\n",
+    ],
+)
+def test_fsdp_asked_of_cpu_processes_says_it_is_not_applied(
+    tmp_path, tiny_llama, write_jsonl, qa_rows, isolated_cache, asked
+):
     write_jsonl("facts.jsonl", qa_rows)
 
     done = launch_training(
-        TORCHRUN_TWO_CPUS,
-        tmp_path,
-        tiny_llama,
-        isolated_cache,
-        "max_steps: 2\nmicro_batch_size: 1\nfsdp: full_shard auto_wrap\n",
+        TORCHRUN_TWO_CPUS, tmp_path, tiny_llama, isolated_cache, "max_steps: 2\nmicro_batch_size: 1\n" + asked
     )
 
     said = " ".join(done.stderr.split())
