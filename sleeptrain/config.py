@@ -193,6 +193,13 @@ class SleepConfig(_Strict):
 NAMED_CHAT_TEMPLATES = ("chatml", "llama3", "phi_3", "qwen_25")
 CHAT_TEMPLATE_NAMES = ("tokenizer_default", *NAMED_CHAT_TEMPLATES)
 TEMPLATE_FALLBACK = "tokenizer_default_fallback_"
+# Axolotl's other template names: not written out here, and a model of those families carries its own.
+AXOLOTL_ONLY_TEMPLATES = (
+    "alpaca", "aya", "cohere", "command_a", "deepseek_v2", "deepseek_v3", "exaone", "exaone4", "falcon_h1", "gemma",
+    "gemma3", "gemma3n", "gemma4", "jamba", "llama3_2_vision", "llama4", "llava", "metharme", "mistral_v1",
+    "mistral_v2v3", "mistral_v3_tekken", "mistral_v7_tekken", "nemotron_h", "phi_35", "phi_4", "pixtral",
+    "qwen2_vl", "qwen3", "qwen3_5",
+)  # fmt: skip
 
 
 # The recipe keys that list data files (DatasetConfig entries), each of which may be given in short.
@@ -483,6 +490,11 @@ class Recipe(_Strict):
             return value
         # The message ends with the value given ("(got ...)"), as every recipe error does.
         names = ", ".join(CHAT_TEMPLATE_NAMES) + f" or {TEMPLATE_FALLBACK}chatml"
+        if value in AXOLOTL_ONLY_TEMPLATES:
+            raise ValueError(
+                "an Axolotl template sleeptrain does not write out: use tokenizer_default (the model's own "
+                f"template), a Jinja string, or {', '.join(NAMED_CHAT_TEMPLATES)}"
+            )
         raise ValueError(f"not a template name nor a Jinja string: use {names}")
 
     @field_validator("lora_target_modules", mode="before")

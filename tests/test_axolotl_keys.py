@@ -119,12 +119,15 @@ def test_the_plugins_and_kernels_that_only_make_a_run_faster_are_set_aside(write
         "  - axolotl.integrations.cut_cross_entropy.CutCrossEntropyPlugin\n"
         "  - axolotl.integrations.liger.LigerPlugin\n"
         "liger_rms_norm: true\nliger_glu_activation: true\nlora_mlp_kernel: true\nlora_qkv_kernel: true\n"
+        "fused_attn_kernel: true\nresize_token_embeddings_to_32x: true\n"
     )
     with caplog.at_level(logging.INFO, logger="sleeptrain"):
         recipe = load_recipe(write_recipe(f"datasets:\n  - path: facts.jsonl\noutput_dir: out\n{speed_only}"))
 
     (line,) = [record.getMessage() for record in caplog.records if "set aside" in record.getMessage()]
     assert "plugins, liger_rms_norm, liger_glu_activation, lora_mlp_kernel, lora_qkv_kernel (layers run as" in line
+    assert "fused_attn_kernel (PyTorch's scaled-dot-product attention" in line
+    assert "resize_token_embeddings_to_32x (the embeddings keep the model's size" in line
     assert "plugins" not in recipe.model_dump()
 
 

@@ -381,6 +381,14 @@ def test_an_unknown_chat_template_name_is_refused_with_its_line_before_any_model
     )
 
 
+def test_an_axolotl_template_not_built_in_points_to_the_models_own(write_recipe):
+    path = write_recipe(MINIMAL + "chat_template: qwen3\n")
+    assert error_of(path) == (
+        f"{path}:4: 'chat_template': an Axolotl template sleeptrain does not write out: use tokenizer_default (the "
+        "model's own template), a Jinja string, or chatml, llama3, phi_3, qwen_25 (got 'qwen3')"
+    )
+
+
 @pytest.mark.parametrize(
     "template", ["llama3", "tokenizer_default_fallback_phi_3", "{% for m in messages %}{{ m['content'] }}{% endfor %}"]
 )
