@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from accelerate import PartialState
 from torch.utils.tensorboard import SummaryWriter
 from transformers import DataCollatorForSeq2Seq, TrainingArguments
 from transformers.integrations import TensorBoardCallback
@@ -501,7 +502,7 @@ def train_model(
         use_cpu=not torch.cuda.is_available(),
         **_checkpointing_arguments(recipe),
         deepspeed=recipe.deepspeed,
-        **fsdp_arguments(recipe),
+        **fsdp_arguments(recipe, PartialState().num_processes),
         **_checkpoint_arguments(recipe, rows, len(dataset)),
         **_evaluation_arguments(recipe, eval_dataset, rows, len(dataset)),
         report_to=[],
@@ -531,8 +532,13 @@ def train_model(
     sharding = "fsdp" if recipe.uses_fsdp else "deepspeed" if recipe.deepspeed else None
     if sharding and not (trainer.is_fsdp_enabled or trainer.is_deepspeed_enabled):
         # accelerate shards on GPUs and other accelerators only; elsewhere it falls back without a word.
-        unsharded = "one process has nothing to shard" if args.world_size == 1 else "accelerate shards on GPUs only"
-        log.warning("%s: not applied (%s): every process holds the whole model, as under DDP", sharding, unsharded)
+        if args.world_size == 1:
+            log.warning("%s: not applied (one process has nothing to shard; run it under accelerate launch)", sharding)
+        else:
+            log.warning(
+                "%s: not applied (accelerate shards on GPUs only): every process holds the whole model, as under DDP",
+                sharding,
+            )
     if recipe.anchor_distillation and args.world_size > 1:
         # The distillation lives in the labelled-logits path, which calls the decoder past DDP's or FSDP's
         # wrapper and so runs on one process only.

@@ -13,9 +13,11 @@ from typing import Any
 from sleeptrain.config import Recipe
 
 
-def fsdp_arguments(recipe: Recipe) -> dict[str, Any]:
-    """TrainingArguments' `fsdp` and `fsdp_config` for the recipe ({"fsdp": ""}: no FSDP)."""
-    if not recipe.uses_fsdp:
+def fsdp_arguments(recipe: Recipe, processes: int) -> dict[str, Any]:
+    """TrainingArguments' `fsdp` and `fsdp_config` for the recipe ({"fsdp": ""}: no FSDP). One process has
+    nothing to shard, and Trainer refuses FSDP outside distributed training: there it is left off (the run says
+    so), so that a recipe written for a node also runs as `sleeptrain train` on one machine."""
+    if not recipe.uses_fsdp or processes == 1:
         return {"fsdp": ""}
     settings = recipe.fsdp_config.model_dump(exclude_none=True) if recipe.fsdp_config is not None else {}
     options = (recipe.fsdp or "").split()

@@ -44,7 +44,9 @@ fsdp_config:
 
 
 def plugin_arguments(recipe, tmp_path) -> dict | None:
-    return TrainingArguments(output_dir=str(tmp_path / "args"), use_cpu=True, **fsdp_arguments(recipe)).fsdp_plugin_args
+    # As under `accelerate launch` on a node of several processes.
+    arguments = fsdp_arguments(recipe, processes=8)
+    return TrainingArguments(output_dir=str(tmp_path / "args"), use_cpu=True, **arguments).fsdp_plugin_args
 
 
 def test_axolotls_fsdp2_settings_reach_the_fsdp_plugin(write_recipe, tmp_path):

@@ -198,6 +198,17 @@ def test_a_model_with_its_own_code_trains_with_trust_remote_code_and_its_adapter
     assert any(b.abs().sum() > 0 for b in lora_b_weights(model))
 
 
+def test_a_recipe_written_for_fsdp_trains_in_one_process_and_says_fsdp_is_not_applied(tiny_llama, make_recipe, caplog):
+    from sleeptrain.config import FsdpConfig
+
+    recipe = make_recipe(tiny_llama, fsdp_config=FsdpConfig(offload_params=True), fsdp_version=2)
+    with caplog.at_level(logging.WARNING, logger="sleeptrain"):
+        result = train(recipe, quiet=True)
+
+    assert result.metrics.steps == 2
+    assert "fsdp: not applied (one process has nothing to shard; run it under accelerate launch)" in caplog.messages
+
+
 def test_a_run_says_in_words_what_it_trains(tiny_llama, make_recipe, caplog):
     with caplog.at_level(logging.INFO, logger="sleeptrain"):
         train(make_recipe(tiny_llama, num_epochs=1), quiet=True)
