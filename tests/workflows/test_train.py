@@ -507,6 +507,21 @@ def lora_weights(adapter_dir) -> dict[str, torch.Tensor]:
     return load_file(str(adapter_dir / "adapter_model.safetensors"))
 
 
+def train_until_cut(recipe: Recipe, saver: type, step: int, monkeypatch) -> None:
+    """Train as a process would that ends right after `saver`'s part of the checkpoint of `step` is written."""
+    save = saver.on_save
+
+    def save_then_end(self, args, state, control, **kwargs):
+        save(self, args, state, control, **kwargs)
+        if state.global_step == step:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(saver, "on_save", save_then_end)
+    with pytest.raises(KeyboardInterrupt):
+        train(recipe, quiet=True)
+    monkeypatch.undo()
+
+
 def test_a_run_cut_short_goes_on_from_its_checkpoint_to_the_same_adapter(
     tiny_llama, make_recipe, tmp_path, monkeypatch
 ):
@@ -525,19 +540,9 @@ def test_a_run_cut_short_goes_on_from_its_checkpoint_to_the_same_adapter(
     whole = train(make_recipe(tiny_llama, **keys), quiet=True)
 
     # The same run, its process ended right after the checkpoint of step 8 was written.
-    save = KeepScheduleInCheckpoints.on_save
-
-    def save_then_end(self, args, state, control, **kwargs):
-        save(self, args, state, control, **kwargs)
-        if state.global_step == 8:
-            raise KeyboardInterrupt
-
     cut = make_recipe(tiny_llama, **keys)
     cut.output_dir = tmp_path / "cut"
-    monkeypatch.setattr(KeepScheduleInCheckpoints, "on_save", save_then_end)
-    with pytest.raises(KeyboardInterrupt):
-        train(cut, quiet=True)
-    monkeypatch.undo()
+    train_until_cut(cut, KeepScheduleInCheckpoints, 8, monkeypatch)
     checkpoint = tmp_path / "cut" / "checkpoints" / "checkpoint-8"
     assert (checkpoint / "sleeptrain_schedule.json").is_file()
     resumed = train(cut.model_copy(update={"resume_from_checkpoint": checkpoint}), quiet=True)
@@ -569,19 +574,9 @@ def test_a_run_with_early_stopping_resumed_after_its_best_evaluation_still_saves
 
     # The same run, its process ended at the step after its best evaluation, then resumed: it must still
     # stop one step later and save the weights of the evaluation before the cut, not its own last ones.
-    save = StopWhenHeldOutLossStalls.on_save
-
-    def save_then_end(self, args, state, control, **kwargs):
-        save(self, args, state, control, **kwargs)
-        if state.global_step == best_step + 1:
-            raise KeyboardInterrupt
-
     cut = make_recipe(tiny_llama, **keys)
     cut.output_dir = tmp_path / "cut"
-    monkeypatch.setattr(StopWhenHeldOutLossStalls, "on_save", save_then_end)
-    with pytest.raises(KeyboardInterrupt):
-        train(cut, quiet=True)
-    monkeypatch.undo()
+    train_until_cut(cut, StopWhenHeldOutLossStalls, best_step + 1, monkeypatch)
     resumed = train(cut.model_copy(update={"auto_resume_from_checkpoints": True}), quiet=True)
 
     assert resumed.metrics.steps == whole.metrics.steps
