@@ -469,6 +469,11 @@ class Recipe(_Strict):
     gradient_checkpointing_kwargs: GradientCheckpointingKwargs | None = Field(
         default=None, description="With gradient_checkpointing, e.g. {use_reentrant: false}, as in Axolotl."
     )
+    activation_offloading: bool = Field(
+        default=False,
+        description="With gradient_checkpointing, as in Axolotl: on a GPU, the inputs the checkpointed layers keep for "
+        "the backward pass wait in CPU memory (transformers' offload); on a CPU they are there already.",
+    )
     deepspeed: str | None = Field(default=None, description="A DeepSpeed JSON config, as in Axolotl.")
     fsdp: str | None = Field(
         default=None, description="FSDP options, e.g. 'full_shard auto_wrap' (or, as Axolotl writes them, a list)."
@@ -543,6 +548,8 @@ class Recipe(_Strict):
             raise ValueError("peft_use_dora needs backend: transformers (Unsloth's LoRA kernels have no DoRA)")
         if self.lora_model_dir is not None and (self.adapter == "full" or self.backend == "unsloth"):
             raise ValueError("lora_model_dir continues a LoRA adapter: adapter lora or qlora, backend transformers")
+        if self.activation_offloading and not self.gradient_checkpointing:
+            raise ValueError("activation_offloading needs gradient_checkpointing: true (it offloads what that keeps)")
         if self.fsdp_version is not None and not self.uses_fsdp:
             raise ValueError("fsdp_version needs fsdp_config (or fsdp) to shard with")
         config_version = self.fsdp_config.version if self.fsdp_config is not None else None

@@ -162,6 +162,13 @@ def test_gradient_checkpointing_kwargs_are_read_as_axolotl_writes_them_and_a_mis
     assert ":6: unknown key 'gradient_checkpointing_kwargs.use_reentrnt' (did you mean 'use_reentrant'?)" in message
 
 
+def test_activation_offloading_needs_gradient_checkpointing(write_recipe):
+    message = error_of(write_recipe(MINIMAL + "activation_offloading: true\n"))
+    assert ":4: activation_offloading needs gradient_checkpointing: true" in message
+    lines = "gradient_checkpointing: true\nactivation_offloading: true\n"
+    assert load_recipe(write_recipe(MINIMAL + lines)).activation_offloading
+
+
 def test_load_in_8bit_is_lora_on_an_8bit_model_as_in_axolotl(write_recipe):
     recipe = load_recipe(write_recipe(MINIMAL + "load_in_8bit: true\n"))
     assert recipe.adapter == "lora" and recipe.load_in_8bit and not recipe.load_in_4bit

@@ -7,6 +7,7 @@ progress bar); this module only configures it and records what a run cost.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import math
 import resource
@@ -18,7 +19,7 @@ from typing import Any
 import torch
 from accelerate import PartialState
 from torch.utils.tensorboard import SummaryWriter
-from transformers import DataCollatorForSeq2Seq, TrainingArguments
+from transformers import DataCollatorForSeq2Seq, PreTrainedModel, TrainingArguments
 from transformers.integrations import TensorBoardCallback
 from transformers.trainer_callback import PrinterCallback, ProgressCallback, TrainerCallback
 
@@ -63,12 +64,31 @@ _CHECKPOINTING_ARGUMENT = (
 )
 
 
+# Newer transformers move the activations checkpointed layers keep to CPU memory when asked (`offload`).
+_TRAINER_OFFLOADS = (
+    "offload" in inspect.signature(getattr(PreTrainedModel, "activation_checkpointing_enable", lambda: None)).parameters
+)
+
+
 def _checkpointing_arguments(recipe: Recipe) -> dict[str, Any]:
     """TrainingArguments' gradient checkpointing, with the recipe's arguments for torch.utils.checkpoint."""
     arguments: dict[str, Any] = {_CHECKPOINTING_ARGUMENT: recipe.gradient_checkpointing}
-    if recipe.gradient_checkpointing and recipe.gradient_checkpointing_kwargs is not None:
-        given = recipe.gradient_checkpointing_kwargs.model_dump(exclude_none=True)
-        arguments[f"{_CHECKPOINTING_ARGUMENT}_kwargs"] = given or None
+    if not recipe.gradient_checkpointing:
+        return arguments
+    given = (
+        recipe.gradient_checkpointing_kwargs.model_dump(exclude_none=True)
+        if recipe.gradient_checkpointing_kwargs
+        else {}
+    )
+    if recipe.activation_offloading and not torch.cuda.is_available():
+        # transformers' offloading pins host memory, which needs an accelerator; on a CPU the activations are in
+        # its memory already.
+        log.info("activation_offloading: no effect here (the activations are in CPU memory already)")
+    elif recipe.activation_offloading:
+        if not _TRAINER_OFFLOADS:
+            raise SleeptrainError("activation_offloading needs a newer transformers (one whose Trainer offloads)")
+        given["offload"] = True  # read by Trainer itself, not passed on to torch.utils.checkpoint
+    arguments[f"{_CHECKPOINTING_ARGUMENT}_kwargs"] = given or None
     return arguments
 
 

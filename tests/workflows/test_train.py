@@ -178,6 +178,29 @@ def test_gradient_checkpointing_kwargs_reach_torch_and_every_layer_still_learns(
     assert first_layer and all(adapter[name].abs().sum() > 0 for name in first_layer)
 
 
+def test_activation_offloading_on_a_cpu_trains_as_without_it_and_says_so(tiny_llama, make_recipe, caplog):
+    recipe = make_recipe(tiny_llama, gradient_checkpointing=True, activation_offloading=True)
+
+    with caplog.at_level(logging.INFO, logger="sleeptrain"):
+        result = train(recipe, quiet=True)
+
+    assert result.metrics.steps == 2
+    assert "activation_offloading: no effect here (the activations are in CPU memory already)" in caplog.messages
+
+
+def test_activation_offloading_on_a_gpu_asks_trainer_to_offload(tiny_llama, make_recipe, monkeypatch):
+    from sleeptrain.training.run import _CHECKPOINTING_ARGUMENT, _checkpointing_arguments
+
+    # No GPU here: standing in for CUDA shows what Trainer is handed there (BENCHMARKS.md: not run on a GPU).
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    recipe = make_recipe(tiny_llama, gradient_checkpointing=True, activation_offloading=True)
+
+    arguments = _checkpointing_arguments(recipe)
+
+    assert arguments[_CHECKPOINTING_ARGUMENT] is True
+    assert arguments[f"{_CHECKPOINTING_ARGUMENT}_kwargs"] == {"offload": True}
+
+
 def test_an_axolotl_recipes_tf32_trains_on_a_cpu_as_without_it(tiny_llama, make_recipe, caplog):
     with caplog.at_level(logging.INFO, logger="sleeptrain"):
         result = train(make_recipe(tiny_llama, tf32=True), quiet=True)
