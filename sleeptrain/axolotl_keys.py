@@ -83,6 +83,7 @@ IGNORED_KEYS: dict[str, str] = {
     "wandb_log_model": _TENSORBOARD,
     "torch_compile": "the model runs eagerly",
     "torch_compile_backend": "the model runs eagerly",
+    "torch_compile_mode": "the model runs eagerly",
     "auto_find_batch_size": "micro_batch_size and max_tokens_per_pass set the batch",
     "ddp_timeout": "accelerate's defaults",
     "ddp_bucket_cap_mb": "accelerate's defaults",
