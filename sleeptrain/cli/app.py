@@ -171,4 +171,20 @@ def main() -> None:
         sys.exit(1)
     if code == 130:
         errors.print("interrupted")
+    _leave_the_process_group()
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _leave_the_process_group() -> None:
+    """End the process group of a run under `accelerate launch` or torchrun before the interpreter does.
+
+    Left to the interpreter's teardown, gloo's worker threads can outlive it: one CPU process in a few runs
+    ended in "terminate called without an active exception" (SIGABRT) after saving, and its launcher failed
+    the whole run (pytorch/pytorch#190489). Only after a command has finished: ending the group while another
+    process may still wait in a collective could leave it hanging. Nothing to do where no group was started."""
+    distributed = sys.modules.get("torch.distributed")
+    if distributed is None or not distributed.is_available() or not distributed.is_initialized():
+        return
+    from accelerate import PartialState
+
+    PartialState().destroy_process_group()

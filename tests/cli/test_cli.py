@@ -494,3 +494,19 @@ def test_a_usage_error_shows_the_usage_and_exits_2(tmp_path, isolated_cache):
     done = sleeptrain("train", cwd=tmp_path, cache_dir=isolated_cache)
     assert done.returncode == 2
     assert "Usage:" in done.stderr
+
+
+def test_a_finished_command_ends_the_process_group_it_ran_in(tmp_path):
+    # Under torchrun or accelerate launch: left to the interpreter's exit, gloo's threads can abort the process
+    # after the run saved (tests/workflows/test_distributed.py launches such runs).
+    import torch.distributed as dist
+
+    from sleeptrain.cli.app import _leave_the_process_group
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    assert dist.is_initialized()
+
+    _leave_the_process_group()
+
+    assert not dist.is_initialized()
+    _leave_the_process_group()  # and nothing to do where no group is left
