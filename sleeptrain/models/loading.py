@@ -150,8 +150,6 @@ def load_base_model(recipe: Recipe, use_bf16: bool) -> LoadedModel:
     # them at every train()/eval(), which put back the forward of the norms sleeptrain makes lean
     # (models/lean_norm.py), so a training step kept the residual stream again. Off, as in earlier releases.
     kwargs: dict[str, Any] = {"dtype": torch.float32, "use_kernels": False}
-    if recipe.trust_remote_code:
-        log.info("trust_remote_code: running the Python code that comes with %s", path)
     if recipe.load_in_4bit or recipe.load_in_8bit:
         kwargs["quantization_config"] = _quantization_config(recipe, use_bf16)
         # What is not quantized (embeddings, often tied to the LM head, and norms) in bf16, as QLoRA's authors
@@ -175,6 +173,9 @@ def load_base_model(recipe: Recipe, use_bf16: bool) -> LoadedModel:
             ) from exc
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SleeptrainError(f"base_model: could not load {path!r}: {first}") from exc
+    if recipe.trust_remote_code and getattr(model.config, "auto_map", None):
+        # Said only where there was code to run: the key is often set for models transformers knows anyway.
+        log.info("trust_remote_code: running the Python code that comes with %s", path)
     if use_bf16 and (recipe.load_in_4bit or recipe.load_in_8bit) and recipe.backend == "transformers":
         _quantized_rest_for_bf16(model)
     if recipe.load_in_4bit:

@@ -4,9 +4,12 @@ fp32 matrix products may use TF32 (`tf32`)."""
 
 from __future__ import annotations
 
+import logging
 from typing import Literal
 
 from sleeptrain.errors import SleeptrainError
+
+log = logging.getLogger("sleeptrain")
 
 
 def use_bf16(setting: bool | Literal["auto"]) -> bool:
@@ -20,9 +23,7 @@ def use_bf16(setting: bool | Literal["auto"]) -> bool:
         return supported
     if setting and not torch.cuda.is_available() and not supported:
         # bf16 still runs on such a CPU, just slowly through emulation; say so rather than refuse.
-        import logging
-
-        logging.getLogger("sleeptrain").warning("bf16: this CPU has no native bf16; training will be slow")
+        log.warning("bf16: this CPU has no native bf16; training will be slow")
     if setting and torch.cuda.is_available() and not supported:
         raise SleeptrainError("bf16: this GPU does not support bf16; set bf16: false")
     return bool(setting)
@@ -36,9 +37,7 @@ def use_tf32(setting: bool) -> bool | None:
     import torch
 
     if not torch.cuda.is_available():
-        import logging
-
-        logging.getLogger("sleeptrain").info("tf32: no effect here (TF32 is a mode of NVIDIA GPUs, Ampere or newer)")
+        log.info("tf32: no effect here (TF32 is a mode of NVIDIA GPUs, Ampere or newer)")
         return None
     from transformers.utils import is_torch_tf32_available
 

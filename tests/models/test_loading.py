@@ -389,7 +389,7 @@ def test_a_recipe_for_several_families_keeps_the_names_this_model_has(tiny_model
 # ------------------------------------------------------------------------------------------- remote code
 
 
-def test_a_model_with_its_own_code_loads_only_with_trust_remote_code(model_with_its_own_code, caplog):
+def test_a_model_with_its_own_code_loads_only_with_trust_remote_code(model_with_its_own_code, tiny_llama, caplog):
     refused = r"base_model: .*custom-model comes with its own Python code; set trust_remote_code: true to run it"
     with pytest.raises(SleeptrainError, match=refused):
         load_base_model(recipe(model_with_its_own_code), use_bf16=False)
@@ -399,5 +399,9 @@ def test_a_model_with_its_own_code_loads_only_with_trust_remote_code(model_with_
 
     assert type(loaded.model).__name__ == "TinyCustomForCausalLM" and loaded.model.config.model_type == "tiny_custom"
     assert f"trust_remote_code: running the Python code that comes with {model_with_its_own_code}" in caplog.messages
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="sleeptrain"):  # a model without code of its own: nothing to say
+        load_base_model(recipe(tiny_llama, trust_remote_code=True), use_bf16=False)
+    assert not [m for m in caplog.messages if m.startswith("trust_remote_code")]
     # A family sleeptrain does not know: LoRA goes on every linear layer but the head.
     assert lora_target_modules(loaded.model, recipe(model_with_its_own_code)) == "all-linear"
