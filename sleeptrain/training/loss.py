@@ -121,6 +121,11 @@ def split_by_token_budget(inputs: dict[str, Any], budget: int | None) -> list[di
 _LOGITS_PER_CHUNK = 8 * 2**20
 
 
+# A power of two, so that scaling by it is exact: probabilities down to 6e-11 stay normal fp16 numbers, and a
+# gradient row (at most this times the head's largest weights) stays far below fp16's largest, 65 504.
+_FP16_HEADROOM = 2.0**10
+
+
 class _FrozenHeadLoss(torch.autograd.Function):
     """A loss summed over positions of the logits `hidden @ weight.T`, times `scale`, for a head that is not
     trained. The logits are made chunk by chunk, and each chunk's gradient for `hidden` is worked out at once
@@ -128,7 +133,8 @@ class _FrozenHeadLoss(torch.autograd.Function):
     chunk: a batch of long answers would otherwise hold three fp32 copies of `labels × vocabulary` until the
     backward pass (~0.5 GB for 800 labels of the default model's 49 152 words). The arithmetic is the unfused
     path's: the matrix products in `dtype` (bf16 under autocast), softmax and loss in fp32, the scale applied
-    before the gradient is cast back, as autograd orders it. PyTorch offers no such loss for a frozen head.
+    before the gradient is cast back, as autograd orders it (under fp16, after: see below). PyTorch offers no
+    such loss for a frozen head.
 
     `chunk_loss(logits, rows)` gives a chunk's summed loss and its gradient for the logits (it may reuse the
     logits' memory); `copies` is how many vocabulary-sized tensors it holds at once, which sizes the chunks."""
@@ -151,7 +157,14 @@ class _FrozenHeadLoss(torch.autograd.Function):
             rows = slice(start, start + step)
             loss, grad_logits = chunk_loss((hidden[rows].to(dtype) @ head.T).float(), rows)
             total += loss
-            grad[rows] = (grad_logits.mul_(scale).to(dtype) @ head).to(hidden.dtype)
+            if dtype == torch.float16:
+                # fp16 holds normal numbers down to 6e-5 only, and the gradient scaled by 1/labels (~1e-3) would
+                # fall below that (GradScaler scales the loss only after this): made at a scale fp16 holds, with
+                # headroom for the smallest probabilities, and brought down in fp32.
+                product = grad_logits.mul_(_FP16_HEADROOM).to(dtype) @ head
+                grad[rows] = product.to(hidden.dtype).mul_(scale / _FP16_HEADROOM)
+            else:
+                grad[rows] = (grad_logits.mul_(scale).to(dtype) @ head).to(hidden.dtype)
         ctx.save_for_backward(grad)
         return total * scale
 

@@ -24,6 +24,7 @@ May import: torch, transformers, peft, psutil, sleeptrain.settings, sleeptrain.p
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -102,7 +103,8 @@ def input_second_moments(
                 moments.append(torch.zeros(x.shape[-1], x.shape[-1], device=x.device))
             rows = x.reshape(-1, x.shape[-1])
             rows = (rows if keep is None else rows[keep]).float()
-            add_upper_gram(moments[group], rows, times)
+            with _gram_precision(x.device.type):
+                add_upper_gram(moments[group], rows, times)
             previous[:] = [x, group]
 
         return hook
@@ -131,6 +133,15 @@ def input_second_moments(
         moment.triu_()
         moment.add_(moment.triu(1).T)
     return {name: moments[group] for name, group in group_of.items()}
+
+
+def _gram_precision(device_type: str) -> Any:
+    """The products of the moments as the run's autocast makes them (bf16 on this project's CPUs, where they
+    were measured), except under fp16: sums of squares over a batch's positions pass its largest number
+    (65 504) within a few dozen positions of a real model's inputs, so there they are made in fp32."""
+    if torch.is_autocast_enabled(device_type) and torch.get_autocast_dtype(device_type) == torch.float16:
+        return torch.autocast(device_type, enabled=False)
+    return contextlib.nullcontext()
 
 
 # Column blocks of at least this width: narrower products run well below the machine's rate on a CPU.

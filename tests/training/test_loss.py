@@ -163,6 +163,35 @@ def test_the_chunked_frozen_head_loss_equals_the_plain_one(autocast, monkeypatch
     assert torch.allclose(hidden.grad, plain_hidden.grad, atol=1e-6)
 
 
+def _relative_error(ours: torch.Tensor, reference: torch.Tensor) -> float:
+    return float((ours - reference).norm() / reference.norm())
+
+
+@pytest.mark.parametrize("loss", ["cross-entropy", "distillation"])
+def test_under_fp16_autocast_the_frozen_head_keeps_small_gradients(loss):
+    # fp16 (a T4's mixed precision) holds normal numbers down to 6e-5 only; GradScaler keeps gradients above
+    # that by scaling the loss before the backward pass, but this loss works out the hidden states' gradient
+    # in its forward pass. At a real head's size (weights ~0.02) and a batch's 1/labels (~1e-3) that gradient
+    # lies around 1e-5: it must be made at a scale fp16 holds, and scaled down in fp32.
+    torch.manual_seed(7)
+    weight = torch.randn(2000, 64) * 0.02
+    hidden = torch.randn(40, 64) * 3
+    targets = torch.randint(0, 2000, (40,))
+    teacher_hidden = hidden + torch.randn(40, 64)
+
+    def hidden_gradient(autocast: bool) -> torch.Tensor:
+        h = hidden.clone().requires_grad_(True)
+        with torch.autocast("cpu", dtype=torch.float16, enabled=autocast):
+            if loss == "cross-entropy":
+                value = labelled_cross_entropy(h, weight, targets, 1 / 2000)
+            else:
+                value = labelled_distillation(h, teacher_hidden, weight, 1 / 2000)
+        (value * 2.0**16).backward()  # as GradScaler's initial scale does
+        return h.grad / 2.0**16
+
+    assert _relative_error(hidden_gradient(autocast=True), hidden_gradient(autocast=False)) < 0.01
+
+
 def test_the_loss_tells_which_targets_the_model_would_write(monkeypatch):
     """Each target at probability 0.5 or more (so the argmax: greedy decoding writes it), chunk by chunk;
     what training/schedule.py counts an example learnt by."""
@@ -299,3 +328,34 @@ def test_an_anchors_teacher_states_do_not_depend_on_the_batch_it_came_in(tiny_ll
     assert torch.equal(states(alone), padded)
     assert torch.equal(states(beside_another), padded)
     assert padded.shape[0] == int((batch["labels"][1, 1:] != -100).sum())
+
+
+def test_a_training_step_under_fp16_autocast_gives_the_fp32_step_s_gradients(tiny_llama, tmp_path):
+    """What a T4 runs (fp16: auto): the whole labelled-logits step, the shared-prefix pass, the lean MLP and
+    the distilled anchors under fp16 autocast, its loss scaled as GradScaler scales it. Accelerate runs fp16
+    on GPUs only, so here the autocast and the scale are applied around the trainer's own loss."""
+    model, trainer = lora_model_and_trainer(tiny_llama, tmp_path)
+    for name, parameter in model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(parameter, std=0.02)  # an adapter that has learnt something
+    batch = _prefixed_batch(model.config.vocab_size)
+    distill = torch.tensor([0, 1, 1])  # one fact, two anchors
+
+    def step(autocast: bool) -> tuple[float, list[torch.Tensor]]:
+        model.zero_grad()
+        trainer.teacher_cache = None
+        with torch.autocast("cpu", dtype=torch.float16, enabled=autocast):
+            loss = trainer.compute_loss(model, dict(batch) | {"distill": distill})
+        (loss * 2.0**16).backward()
+        return loss.item(), [p.grad / 2.0**16 for p in model.parameters() if p.grad is not None]
+
+    fp32_loss, fp32_grads = step(autocast=False)
+    fp16_loss, fp16_grads = step(autocast=True)
+
+    assert abs(fp16_loss - fp32_loss) < 1e-2 * fp32_loss
+    assert len(fp16_grads) == len(fp32_grads) > 0
+    assert all(torch.isfinite(g).all() for g in fp16_grads)
+    assert (
+        _relative_error(torch.cat([g.flatten() for g in fp16_grads]), torch.cat([g.flatten() for g in fp32_grads]))
+        < 0.02
+    )

@@ -115,6 +115,26 @@ def test_layers_fed_one_tensor_share_one_moment_over_the_unpadded_positions_only
         assert torch.allclose(moment, one_by_one[name], rtol=1e-4, atol=1e-4), name
 
 
+def test_under_fp16_autocast_the_moments_are_summed_past_fp16s_largest_number(lora_model, tokenizer):
+    # A T4 finds the directions under the run's fp16 autocast. A real model's layer inputs reach tens in some
+    # features, so a Σ x xᵀ over a batch's positions passes 65 504, fp16's largest number, within a few dozen
+    # positions; here the norms' weights are raised so that the tiny model's inputs do the same.
+    with torch.no_grad():
+        for name, parameter in lora_model.named_parameters():
+            if "norm" in name:
+                parameter.mul_(60)
+    batch = tokenizer(ANCHOR_PROMPTS, padding=True, return_tensors="pt")
+    fp32 = input_second_moments(lora_model, [batch])
+    assert max(float(moment.abs().max()) for moment in fp32.values()) > 65504
+
+    with torch.autocast("cpu", dtype=torch.float16):
+        fp16 = input_second_moments(lora_model, [batch])
+
+    for name, moment in fp16.items():
+        assert torch.isfinite(moment).all(), name
+        assert float((moment - fp32[name]).norm() / fp32[name].norm()) < 0.01, name
+
+
 def test_after_projection_no_lora_layer_reads_more_than_the_unprotected_share_of_the_inputs(lora_model, tokenizer):
     batch = tokenizer(
         [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False) for p in ANCHOR_PROMPTS],
