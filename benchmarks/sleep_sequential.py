@@ -89,7 +89,7 @@ def naive_tokens(recipe, facts: list[dict]) -> int:
     from sleeptrain.training import use_bf16
     from sleeptrain.training.anchors import anchor_conversations
 
-    loaded = load_base_model(recipe, use_bf16(recipe.bf16))
+    loaded = load_base_model(recipe, use_bf16(recipe.bf16, recipe.fp16))
     tokenizer = loaded.tokenizer
     memories = [
         Memory(f"n{i}", f["question"], f["question"], f["answer"], f.get("subject")) for i, f in enumerate(facts)

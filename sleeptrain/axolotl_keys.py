@@ -4,7 +4,7 @@ An Axolotl recipe carries many keys a run here has no use for, most of them left
 recipe loads as it is, `split_axolotl_keys` takes them out before the recipe is validated:
 - keys that only tune speed or bookkeeping (`sample_packing`, `dataset_prepared_path`, ...) are set aside
   whatever their value, and the run names them in one line;
-- keys that would change what is learnt or what a run writes (`tokens`, `wandb_project`, `fp16`,
+- keys that would change what is learnt or what a run writes (`tokens`, `wandb_project`, `float16`,
   ...) are set aside only when unset (empty, false or 0) or set to what sleeptrain does anyway
   (`train_on_eos: turn`); otherwise they are an error that says what sleeptrain does instead.
 A key in neither table is still an unknown key (config.py). Imports only the standard library.
@@ -95,8 +95,7 @@ UNSET_ONLY_KEYS: dict[str, str] = {
     "do_causal_lm_eval": _EVAL_LOSS,
     "eval_causal_lm_metrics": _EVAL_LOSS,
     "gptq": "GPTQ models are not trained here",
-    "fp16": "a run computes in bf16 where the device has it (bf16: auto), else in fp32",
-    "float16": "a run computes in bf16 where the device has it (bf16: auto), else in fp32",
+    "float16": "frozen weights are not stored in fp16: fp16: true computes in fp16 under autocast on a GPU",
     "bfloat16": "frozen weights are stored in bf16 where that helps (bf16_storage: auto)",
     "tokens": _TOKENIZER + ": no token is added (special_tokens may name tokens it has)",
     "added_tokens_overrides": _TOKENIZER,

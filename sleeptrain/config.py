@@ -454,7 +454,16 @@ class Recipe(_Strict):
 
     # The machine
     output_dir: Path
-    bf16: bool | Literal["auto"] = "auto"
+    bf16: bool | Literal["auto"] = Field(
+        default="auto",
+        description="Compute under bf16 autocast. auto: where the device has native bf16 (an Ampere or newer GPU; "
+        "a CPU with AVX-512-BF16 or AMX).",
+    )
+    fp16: bool | Literal["auto"] = Field(
+        default="auto",
+        description="Compute under fp16 autocast with a gradient scaler, on an NVIDIA GPU (no effect on a CPU). auto: "
+        "on a GPU without native bf16 (a T4, a V100) when bf16 is auto; true also wins over bf16: auto.",
+    )
     bf16_storage: bool | Literal["auto"] = Field(
         default="auto",
         description="Where a LoRA run computes in fp32 (bf16 off or unsupported), store its frozen weights in bf16 "
@@ -513,6 +522,13 @@ class Recipe(_Strict):
     @classmethod
     def _a_path_is_a_dataset(cls, value: Any) -> Any:
         return datasets_as_listed(value)
+
+    @field_validator("fp16", mode="before")
+    @classmethod
+    def _empty_fp16_is_auto(cls, value: Any) -> Any:
+        # Most of Axolotl's examples leave `fp16:` empty, which Axolotl reads as auto: fp16 where bf16: auto
+        # finds no bf16.
+        return "auto" if value is None else value
 
     @field_validator("fsdp", mode="before")
     @classmethod
@@ -585,6 +601,8 @@ class Recipe(_Strict):
             object.__setattr__(self, "anchor_distillation", can_distil)
         elif self.anchor_distillation and not can_distil:
             raise ValueError("anchor_distillation needs adapter: lora or qlora on the transformers backend")
+        if self.bf16 is True and self.fp16 is True:
+            raise ValueError("bf16 and fp16 are both true: a run computes in one of them")
         if self.bf16_storage is True and (self.adapter != "lora" or self.backend != "transformers"):
             raise ValueError("bf16_storage needs adapter: lora on the transformers backend")
         if self.bf16_storage is True and self.load_in_8bit:

@@ -98,7 +98,7 @@ def test_a_recipe_without_axolotl_keys_logs_nothing_about_them(write_recipe, cap
         ("tokens:\n  - <|new|>", "the base model's tokenizer is used as it is: no token is added"),
         ("gptq: true", "GPTQ models are not trained here"),
         ("hub_model_id: me/my-adapter", "nothing is pushed; the adapter is a PEFT folder to upload as it is"),
-        ("fp16: true", "bf16 where the device has it"),
+        ("float16: true", "fp16: true computes in fp16 under autocast on a GPU"),
         ("plugins:\n  - axolotl.integrations.swanlab.SwanLabPlugin", "sleeptrain runs no Axolotl plugin"),
     ],
 )
@@ -136,14 +136,14 @@ def test_every_key_that_cannot_be_read_is_named_in_one_error_in_file_order(write
         "datasets:\n  - path: facts.jsonl\noutput_dir: out\n"
         "wandb_project: runs\n"  # line 4
         "lora_rank: 8\n"  # line 5, unknown
-        "fp16: true\n"  # line 6
+        "float16: true\n"  # line 6
         "sample_packing: true\n"  # set aside: not a problem
     )
 
     message = error_of(path)
 
     assert message.startswith(f"{path}:4: 'wandb_project' is an Axolotl key sleeptrain does not use")
-    assert message.endswith("[also: 'lora_rank' (line 5); 'fp16' (line 6)]")
+    assert message.endswith("[also: 'lora_rank' (line 5); 'float16' (line 6)]")
     assert "\n" not in message
 
 
@@ -156,7 +156,9 @@ def test_a_key_only_unknown_still_suggests_the_closest_one_first(write_recipe):
 
 def test_an_axolotl_key_given_on_the_command_line_is_named_as_given(write_recipe):
     path = write_recipe("datasets:\n  - path: facts.jsonl\noutput_dir: out\n")
-    assert error_of(path, ["fp16=true"]).startswith("--set fp16=true: 'fp16' is an Axolotl key sleeptrain does not use")
+    assert error_of(path, ["float16=true"]).startswith(
+        "--set float16=true: 'float16' is an Axolotl key sleeptrain does not use"
+    )
     assert load_recipe(path, ["sample_packing=true"]).group_by_length  # set aside, as in the file
 
 

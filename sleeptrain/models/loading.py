@@ -141,7 +141,9 @@ def _linear_layer_names(model: Any) -> list[str]:
     )
 
 
-def load_base_model(recipe: Recipe, use_bf16: bool) -> LoadedModel:
+def load_base_model(recipe: Recipe, use_bf16: bool, use_fp16: bool = False) -> LoadedModel:
+    """The recipe's base model and tokenizer, for a run that computes under bf16 autocast (`use_bf16`), fp16
+    autocast (`use_fp16`, on a GPU) or neither (training/precision.py decides)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -151,9 +153,11 @@ def load_base_model(recipe: Recipe, use_bf16: bool) -> LoadedModel:
     # (models/lean_norm.py), so a training step kept the residual stream again. Off, as in earlier releases.
     kwargs: dict[str, Any] = {"dtype": torch.float32, "use_kernels": False}
     if recipe.load_in_4bit or recipe.load_in_8bit:
-        kwargs["quantization_config"] = _quantization_config(recipe, use_bf16)
+        compute = torch.bfloat16 if use_bf16 else torch.float16 if use_fp16 else torch.float32
+        kwargs["quantization_config"] = _quantization_config(recipe, compute)
         # What is not quantized (embeddings, often tied to the LM head, and norms) in bf16, as QLoRA's authors
-        # do; in fp32 it would hold more memory than the whole 4-bit model (see _quantized_rest_for_bf16).
+        # do; in fp32 it would hold more memory than the whole 4-bit model (see _quantized_rest_for_bf16). Under
+        # fp16 it stays fp32: fp16's narrow range is guarded inside the autocast's products, not in stored weights.
         kwargs["dtype"] = torch.bfloat16 if use_bf16 else torch.float32
         if torch.cuda.is_available():
             kwargs["device_map"] = {"": torch.cuda.current_device()}
@@ -320,15 +324,14 @@ def inference_context(model: Any) -> Any:
     return stack
 
 
-def _quantization_config(recipe: Recipe, use_bf16: bool) -> Any:
-    """bitsandbytes' NF4 with double quantisation for QLoRA, or LLM.int8() for `load_in_8bit` (its default
-    outlier threshold, 6.0: the features above it are computed in 16 bits)."""
+def _quantization_config(recipe: Recipe, compute_dtype: Any) -> Any:
+    """bitsandbytes' NF4 with double quantisation for QLoRA, computing in `compute_dtype`, or LLM.int8() for
+    `load_in_8bit` (its default outlier threshold, 6.0: the features above it are computed in 16 bits)."""
     try:
         import bitsandbytes  # noqa: F401
     except ImportError as exc:
         needs = "adapter: qlora" if recipe.load_in_4bit else "load_in_8bit"
         raise SleeptrainError(f"{needs} needs bitsandbytes: pip install 'sleeptrain[qlora]'") from exc
-    import torch
     from transformers import BitsAndBytesConfig
 
     if recipe.load_in_8bit:
@@ -337,5 +340,5 @@ def _quantization_config(recipe: Recipe, use_bf16: bool) -> Any:
         load_in_4bit=True,
         bnb_4bit_quant_type="nf4",
         bnb_4bit_use_double_quant=True,
-        bnb_4bit_compute_dtype=torch.bfloat16 if use_bf16 else torch.float32,
+        bnb_4bit_compute_dtype=compute_dtype,
     )

@@ -42,7 +42,7 @@ from sleeptrain.training.checkpoints import KeepScheduleInCheckpoints, checkpoin
 from sleeptrain.training.early_stopping import StopWhenHeldOutLossStalls
 from sleeptrain.training.loss import LabelledLogitsTrainer
 from sleeptrain.training.null_space import directions_file, keep_lora_out_of_general_inputs, null_space_energy
-from sleeptrain.training.precision import use_bf16, use_tf32
+from sleeptrain.training.precision import say_precision, use_bf16, use_fp16, use_tf32
 from sleeptrain.training.schedule import EpochBatches, Learning
 from sleeptrain.training.sharding import fsdp_arguments
 from sleeptrain.training.teacher_states import (
@@ -132,8 +132,9 @@ def load_for_training(recipe: Recipe) -> tuple[LoadedModel, bool]:
     threads = load_settings().threads
     if threads:
         torch.set_num_threads(threads)
-    bf16 = use_bf16(recipe.bf16)
-    loaded = load_base_model(recipe, bf16)
+    bf16 = use_bf16(recipe.bf16, recipe.fp16)
+    say_precision(recipe.bf16, recipe.fp16)
+    loaded = load_base_model(recipe, bf16, use_fp16=use_fp16(recipe.fp16, recipe.bf16))
     # Seeded once the base model is loaded, so that whatever loading drew from the random state (a first run
     # also converts the default model) cannot move the LoRA weights drawn next.
     set_seed(recipe.seed)
@@ -143,7 +144,7 @@ def load_for_training(recipe: Recipe) -> tuple[LoadedModel, bool]:
 def _bf16_lora(recipe: Recipe) -> bool:
     """LoRA on transformers under bf16 autocast: the run whose frozen weights are stored in bf16 (8-bit ones
     stay as bitsandbytes holds them)."""
-    return _full_precision_lora(recipe) and use_bf16(recipe.bf16)
+    return _full_precision_lora(recipe) and use_bf16(recipe.bf16, recipe.fp16)
 
 
 def _full_precision_lora(recipe: Recipe) -> bool:
@@ -153,7 +154,7 @@ def _full_precision_lora(recipe: Recipe) -> bool:
 def _fp32_lora_stored_in_bf16(recipe: Recipe) -> bool:
     """LoRA on transformers in fp32 arithmetic whose frozen weights are stored in bf16
     (models/bf16_storage.py); `bf16_storage: auto` is on where no GPU runs it."""
-    if not _full_precision_lora(recipe) or use_bf16(recipe.bf16):
+    if not _full_precision_lora(recipe) or use_bf16(recipe.bf16, recipe.fp16) or use_fp16(recipe.fp16, recipe.bf16):
         return False
     return recipe.bf16_storage is True or (recipe.bf16_storage == "auto" and not torch.cuda.is_available())
 
@@ -497,6 +498,7 @@ def train_model(
     (training/teacher_states.py). `eval_dataset`: held-out examples, whose loss is evaluated while it trains
     (`evals_per_epoch`, `eval_steps`) and at the end."""
     output_dir = Path(recipe.output_dir)
+    fp16 = use_fp16(recipe.fp16, recipe.bf16)
     args = TrainingArguments(
         output_dir=str(output_dir / "checkpoints"),
         per_device_train_batch_size=recipe.micro_batch_size,
@@ -518,6 +520,7 @@ def train_model(
         seed=recipe.seed,
         data_seed=recipe.seed,
         bf16=bf16,
+        fp16=fp16,
         tf32=use_tf32(recipe.tf32),
         use_cpu=not torch.cuda.is_available(),
         **_checkpointing_arguments(recipe),
@@ -565,7 +568,7 @@ def train_model(
         log.info("anchor_distillation: %d processes, so anchors are replayed as plain answers", args.world_size)
     # What the base model's computations depend on: the key of both the anchor states' and the directions' caches.
     base_key = (
-        base_model_key(base_path, recipe, bf16, args.device.type, computes_linears_from_bf16(model))
+        base_model_key(base_path, recipe, bf16, args.device.type, computes_linears_from_bf16(model), fp16)
         if base_path
         else None
     )

@@ -48,11 +48,16 @@ def _fingerprint(folder: Path) -> list[Any] | None:
 
 
 def base_model_key(
-    base_path: str, recipe: Recipe, bf16: bool, device_type: str, weights_in_bf16: bool = False
+    base_path: str,
+    recipe: Recipe,
+    bf16: bool,
+    device_type: str,
+    weights_in_bf16: bool = False,
+    fp16: bool = False,
 ) -> dict[str, Any] | None:
     """What the base model's own computations depend on, for a cache key, or None where it cannot be known (a
     hub id). `weights_in_bf16`: an fp32 run's frozen weights are stored rounded to bf16
-    (models/bf16_storage.py)."""
+    (models/bf16_storage.py). `fp16`: the run computes under fp16 autocast (on a GPU)."""
     import transformers
 
     files = _fingerprint(Path(base_path))
@@ -61,8 +66,10 @@ def base_model_key(
     # 8-bit weights compute other states; named only when set, so that the keys (and caches) of other runs
     # stay as they were.
     eight_bit = {"load_in_8bit": True} if recipe.load_in_8bit else {}
+    half = {"fp16": True} if fp16 else {}
     return {
         **eight_bit,
+        **half,
         "format": FORMAT,
         "model": str(Path(base_path).resolve()),
         "files": files,

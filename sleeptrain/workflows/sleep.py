@@ -378,7 +378,7 @@ def _repair(
             model,
             tokenizer,
             dataset,
-            use_bf16(recipe.bf16),
+            use_bf16(recipe.bf16, recipe.fp16),
             staging,
             quiet=True,
             passes=wordings_per_epoch(recipe),

@@ -29,6 +29,7 @@ from sleeptrain.data.mixing import (
 from sleeptrain.errors import SleeptrainError
 from sleeptrain.training import RunMetrics, continue_adapter, load_for_training, prepare_for_training, train_model
 from sleeptrain.training.anchors import anchor_conversations
+from sleeptrain.training.precision import precision_name
 from sleeptrain.wording import counted
 from sleeptrain.workflows.folders import make_cache_folder, make_output_folder
 
@@ -92,13 +93,13 @@ def train(
     # What is trained: the examples and anchors with a token to train on (mixing.py warns of the others).
     trained, trained_anchors = len(rows.phrasings), len(rows.anchors)
     log.info(
-        "%s from %s%s, at most %s, %s, bf16=%s",
+        "%s from %s%s, at most %s, %s, computing in %s",
         counted(trained, "example"),
         counted(len(recipe.datasets), "file"),
         f" ({len(held_out)} held out)" if held_out is not None else "",
         counted(recipe.num_epochs, "epoch"),
         counted(trained_anchors, "anchor"),
-        bf16,
+        precision_name(recipe.bf16, recipe.fp16),
     )
 
     save_to = output_dir / ("model" if recipe.adapter == "full" else "adapter")

@@ -87,6 +87,21 @@ def test_load_in_4bit_quantizes_the_linear_layers(tiny_llama):
     assert len(quantized) == 2 * len(EXPECTED_TARGETS["llama"])  # 2 layers, 7 linear layers each
 
 
+def test_qlora_under_fp16_computes_its_4bit_layers_in_fp16_and_keeps_the_rest_in_fp32(tiny_llama):
+    # A T4's QLoRA (fp16: auto): bitsandbytes' products in fp16, on its fp16 units; the embeddings, norms and
+    # head stay fp32, whose range the autocast does not guard.
+    bnb = pytest.importorskip("bitsandbytes")
+
+    model = load_base_model(recipe(tiny_llama, adapter="qlora"), use_bf16=False, use_fp16=True).model
+
+    quantized = [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)]
+    assert quantized and {m.compute_dtype for m in quantized} == {torch.float16}
+    assert {p.dtype for p in model.parameters() if p.dtype != torch.uint8} == {torch.float32}
+    with torch.autocast("cpu", dtype=torch.float16), torch.no_grad():
+        logits = model(input_ids=torch.tensor([[5, 6, 7, 8]])).logits
+    assert torch.isfinite(logits).all()
+
+
 def test_load_in_8bit_quantizes_the_linear_layers_to_int8(tiny_llama):
     bnb = pytest.importorskip("bitsandbytes")
 

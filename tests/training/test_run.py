@@ -12,6 +12,7 @@ from sleeptrain.data.mixing import build_training_dataset, load_recipe_conversat
 from sleeptrain.errors import SleeptrainError
 from sleeptrain.models import load_base_model
 from sleeptrain.training import RunMetrics, prepare_for_training, train_model, use_bf16
+from sleeptrain.training.precision import say_precision
 from tests.conftest import read_scalars
 
 
@@ -143,7 +144,8 @@ def test_bf16_on_a_cpu_without_native_bf16_warns_but_runs(monkeypatch, caplog):
     with caplog.at_level(logging.WARNING, logger="sleeptrain"):
         assert use_bf16(True) is True
         assert use_bf16("auto") is False
-    assert "no native bf16" in caplog.text
+        say_precision(True, "auto")
+    assert caplog.messages == ["bf16: this CPU has no native bf16; training will be slow"]
 
 
 # ------------------------------------------------------------------------------------------ training

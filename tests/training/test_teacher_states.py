@@ -88,6 +88,9 @@ def test_the_cache_belongs_to_the_model_files_and_how_the_run_computes(tiny_llam
     assert here != teacher_states_file(str(model), recipe, True, "cpu")  # bf16
     assert here != teacher_states_file(str(model), recipe, False, "cpu", True)  # fp32 on bf16-stored weights
     assert here != teacher_states_file(str(model), recipe, False, "cuda")
+    on_gpu = base_model_key(str(model), recipe, False, "cuda")
+    assert "fp16" not in on_gpu  # fp32 runs keep the keys (and caches) they had before fp16 existed
+    assert base_model_key(str(model), recipe, False, "cuda", fp16=True) == on_gpu | {"fp16": True}
     assert here != teacher_states_file(str(model), recipe.model_copy(update={"adapter": "qlora"}), False, "cpu")
     weights = next(model.glob("*.safetensors"))
     os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 1_000_000_000))

@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 import logging
 import math
+from typing import ClassVar
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer, TrainingArguments
 
 from sleeptrain.config import DatasetConfig, Recipe, load_recipe
 from sleeptrain.errors import SleeptrainError
@@ -17,6 +18,17 @@ from sleeptrain.workflows import TrainResult, train
 from tests.conftest import read_scalars
 
 METRIC_KEYS = {"train_tokens", "train_runtime_s", "tokens_per_second", "peak_rss_mb", "final_loss"}
+
+
+class RecordedArguments(TrainingArguments):
+    """TrainingArguments that keep what a run handed them (train_model builds its own). At module level: Trainer
+    pickles its arguments."""
+
+    handed: ClassVar[dict] = {}
+
+    def __init__(self, **kwargs):
+        RecordedArguments.handed = kwargs
+        super().__init__(**kwargs)
 
 
 @pytest.fixture
@@ -236,7 +248,24 @@ def test_a_run_says_in_words_what_it_trains(tiny_llama, make_recipe, caplog):
     with caplog.at_level(logging.INFO, logger="sleeptrain"):
         train(make_recipe(tiny_llama, num_epochs=1), quiet=True)
 
-    assert "3 examples from 1 file, at most 1 epoch, 0 anchors, bf16=False" in caplog.messages
+    assert "3 examples from 1 file, at most 1 epoch, 0 anchors, computing in fp32" in caplog.messages
+
+
+def test_a_run_that_computes_in_fp16_hands_it_to_trainer_and_says_so(tiny_llama, make_recipe, monkeypatch, caplog):
+    # Which machines compute in fp16 is tests/training/test_precision.py's; here that answer stands in for a
+    # T4's, and the run on this CPU (where accelerate itself runs fp16 in fp32) shows where it goes.
+    import sleeptrain.training.precision as precision
+    import sleeptrain.training.run as run
+
+    for module in (precision, run):
+        monkeypatch.setattr(module, "use_fp16", lambda fp16, bf16: True)
+    monkeypatch.setattr(run, "TrainingArguments", RecordedArguments)
+    with caplog.at_level(logging.INFO, logger="sleeptrain"):
+        result = train(make_recipe(tiny_llama, anchor_ratio=0.5), quiet=True)
+
+    assert RecordedArguments.handed["fp16"] is True and RecordedArguments.handed["bf16"] is False
+    assert any(message.endswith("anchors, computing in fp16") for message in caplog.messages)
+    assert math.isfinite(result.metrics.final_loss)
 
 
 def test_warmup_in_steps_starts_the_learning_rate_low(tiny_llama, make_recipe, tmp_path):
