@@ -81,7 +81,7 @@ def test_the_keys_set_aside_are_named_in_one_line_with_what_sleeptrain_does_inst
     assert "flash_attention (PyTorch's scaled-dot-product attention" in line
     assert "dataset_prepared_path (examples are tokenised in memory at each run)" in line
     # The keys left empty are counted, not listed: they asked for nothing.
-    assert "wandb_project" not in line and line.endswith("; 3 empty or at sleeptrain's own setting")
+    assert "wandb_project" not in line and line.endswith("; 2 empty or at sleeptrain's own setting")
 
 
 def test_a_recipe_without_axolotl_keys_logs_nothing_about_them(write_recipe, caplog):
