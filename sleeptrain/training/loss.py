@@ -250,6 +250,10 @@ class LabelledLogitsTrainer(Trainer):
     # The base model's final hidden states at the labelled positions of each distilled row, by its tokens
     # (read from and written back to disk by train_model: training/teacher_states.py).
     teacher_cache: dict[tuple[int, ...], torch.Tensor] | None = None
+    # Micro-batches whose loss was not a finite number, and micro-batches in all, since they were last taken
+    # (training/run.py, StopOnNonFiniteLoss).
+    not_finite: torch.Tensor | None = None
+    micro_batches: int = 0
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         # How many examples the model writes token for token so far: the run's progress in what it is for,
@@ -276,6 +280,20 @@ class LabelledLogitsTrainer(Trainer):
         return self.accelerator.prepare(loader)
 
     def training_step(self, model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None) -> torch.Tensor:
+        loss = self._training_step_in_passes(model, inputs, num_items_in_batch)
+        # Kept on the device: reading it would wait for a GPU at every step (read where the loss is logged).
+        not_finite = (~torch.isfinite(loss)).int()
+        self.not_finite = not_finite if self.not_finite is None else self.not_finite + not_finite
+        self.micro_batches += 1
+        return loss
+
+    def take_not_finite_count(self) -> tuple[int, int]:
+        """How many micro-batches' losses were not finite numbers (nan or inf), of how many, since the last call."""
+        counts = (int(self.not_finite) if self.not_finite is not None else 0, self.micro_batches)
+        self.not_finite, self.micro_batches = None, 0
+        return counts
+
+    def _training_step_in_passes(self, model: Any, inputs: dict[str, Any], num_items_in_batch: Any) -> torch.Tensor:
         # Only where the loss is normalised by the label count of the whole batch (num_items_in_batch), so that
         # the passes' losses and gradients sum to the batch's; Trainer runs the rest (DDP, FSDP, DeepSpeed).
         if num_items_in_batch is None or self.args.world_size != 1 or not self.model_accepts_loss_kwargs:

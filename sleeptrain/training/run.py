@@ -396,6 +396,54 @@ class LossWatchdog(TrainerCallback):
             control.should_training_stop = True
 
 
+class StopOnNonFiniteLoss(TrainerCallback):
+    """A run whose loss stops being a number (nan or inf) stops, and ends in an error instead of saving an
+    adapter. Without a gradient scaler the optimizer has by then written nan into the weights, and the run
+    used to save that adapter and report a final loss of 0 (Trainer leaves such losses out of its logs).
+    Under fp16's scaler a step whose loss overflows is skipped instead, and a single one is harmless; there it
+    stops where every micro-batch since the last log overflowed (a model whose activations pass fp16's range
+    does so at every step). Read where the loss is logged, which waits for the device anyway; transformers
+    has no such check."""
+
+    def __init__(self, trainer: LabelledLogitsTrainer, scaled: bool) -> None:
+        self.trainer = trainer
+        self.scaled = scaled
+        self.last_step = 0
+        self.tripped_at: tuple[int, int] | None = None
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.last_step = state.global_step  # a resumed run starts past 0
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kwargs: Any) -> None:
+        not_finite, micro_batches = self.trainer.take_not_finite_count()
+        first, self.last_step = self.last_step + 1, state.global_step
+        if self.tripped_at is not None or not not_finite:
+            return
+        if not self.scaled or not_finite == micro_batches:
+            self.tripped_at = (first, state.global_step)
+            # Under several processes every one must leave the loop together; each reports after it instead.
+            control.should_training_stop = args.world_size == 1
+
+
+def _non_finite_loss_error(tripped_at: tuple[int, int], fp16: bool, recipe: Recipe) -> SleeptrainError:
+    first, last = tripped_at
+    steps = f"step {last}" if first >= last else f"steps {first}-{last}"
+    if fp16:
+        return SleeptrainError(
+            f"fp16: the loss was not a number at every step of {steps} (the model's activations pass fp16's "
+            "largest number, 65 504); training stopped and no adapter was saved; set fp16: false to compute in fp32"
+        )
+    rate = f"{recipe.learning_rate:g}"
+    cause = (
+        f"the base model's weights, or a learning_rate of {rate}, may be at fault"
+        if first == 1
+        else f"a lower learning_rate than {rate} may help"
+    )
+    return SleeptrainError(
+        f"the loss was not a number (nan or inf) in {steps}; training stopped and no adapter was saved ({cause})"
+    )
+
+
 # On a CPU the peak memory of a run is the activations of its longest micro-batches (subject summaries,
 # anchors, long conversations): at 640 padded tokens a pass, the defaults' 3-epoch run peaks at about two
 # thirds of what TRL's takes, at the cost of a second pass for batches of 8 examples over 80 tokens
@@ -607,6 +655,8 @@ def train_model(
         trainer.add_callback(LossOnProgressBar(len(rows.phrasings) if trainer.learning is not None else None))
     if args.device.type == "cpu":
         trainer.add_callback(ReturnFreedMemory())
+    non_finite = StopOnNonFiniteLoss(trainer, scaled=fp16)
+    trainer.add_callback(non_finite)
     watchdog = None
     if recipe.loss_watchdog_threshold is not None:
         watchdog = LossWatchdog(recipe.loss_watchdog_threshold, recipe.loss_watchdog_patience)
@@ -661,6 +711,8 @@ def train_model(
         with contextlib.suppress(OSError):
             Path(args.output_dir).rmdir()
     runtime = time.perf_counter() - started
+    if non_finite.tripped_at is not None:
+        raise _non_finite_loss_error(non_finite.tripped_at, fp16, recipe)
     if watchdog is not None and watchdog.tripped_at is not None:
         step, loss = watchdog.tripped_at
         raise SleeptrainError(

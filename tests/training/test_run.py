@@ -291,3 +291,36 @@ def test_group_by_length_reaches_trainer_in_the_installed_transformers_spelling(
     strategy = getattr(args, "train_sampling_strategy", None)
     by_length = strategy == "group_by_length" if strategy is not None else args.group_by_length
     assert by_length is grouped
+
+
+# ------------------------------------------------------------------------------------------ a loss that is not a number
+
+
+@pytest.mark.parametrize(
+    ("scaled", "not_finite", "micro_batches", "stops"),
+    [
+        (False, 1, 8, True),  # no gradient scaler: the optimizer has written nan into the weights
+        (True, 1, 8, False),  # fp16's scaler skipped that step; the others trained
+        (True, 8, 8, True),  # every step since the last log overflowed: nothing trains
+        (False, 0, 8, False),
+    ],
+)
+def test_a_loss_that_is_not_a_number_stops_a_run_unless_fp16s_scaler_skipped_it(
+    tiny_llama, tmp_path, scaled, not_finite, micro_batches, stops
+):
+    from transformers import AutoModelForCausalLM, TrainerControl, TrainerState, TrainingArguments
+
+    from sleeptrain.training.loss import LabelledLogitsTrainer
+    from sleeptrain.training.run import StopOnNonFiniteLoss
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama)
+    trainer = LabelledLogitsTrainer(model=model, args=TrainingArguments(output_dir=str(tmp_path), use_cpu=True))
+    callback = StopOnNonFiniteLoss(trainer, scaled=scaled)
+    trainer.not_finite, trainer.micro_batches = torch.tensor(not_finite), micro_batches
+    control = TrainerControl()
+
+    callback.on_log(trainer.args, TrainerState(global_step=8), control, logs={"loss": 1.0})
+
+    assert control.should_training_stop is stops
+    assert callback.tripped_at == ((1, 8) if stops else None)
+    assert trainer.take_not_finite_count() == (0, 0)  # taken: the next log counts its own steps

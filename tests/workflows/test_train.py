@@ -306,6 +306,33 @@ def test_the_loss_watchdog_stops_a_run_whose_loss_stays_high_and_saves_nothing(t
     assert len(read_scalars(tmp_path / "run" / "logs")["train/loss"]) == 2  # stopped there, not at step 6
 
 
+@pytest.fixture
+def model_that_overflows(tiny_llama, tmp_path):
+    """The tiny Llama with one layer's weights past fp32's range (inf), as a model whose activations overflow a
+    run's precision gives: its loss is not a number from the first step."""
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama)
+    with torch.no_grad():
+        model.model.layers[0].mlp.down_proj.weight.mul_(1e39)
+    folder = tmp_path / "overflowing"
+    model.save_pretrained(folder)
+    AutoTokenizer.from_pretrained(tiny_llama).save_pretrained(folder)
+    return str(folder)
+
+
+def test_a_loss_that_is_not_a_number_stops_the_run_and_saves_no_adapter(model_that_overflows, make_recipe, tmp_path):
+    # It used to train on, save an adapter of nan weights and report a final loss of 0.
+    recipe = make_recipe(model_that_overflows, max_steps=6, logging_steps=1)
+
+    with pytest.raises(SleeptrainError) as error:
+        train(recipe, quiet=True)
+
+    assert str(error.value) == (
+        "the loss was not a number (nan or inf) in step 1; training stopped and no adapter was saved (the base "
+        "model's weights, or a learning_rate of 0.002, may be at fault)"
+    )
+    assert not (tmp_path / "run" / "adapter").exists()
+
+
 def test_a_loss_under_the_watchdogs_threshold_trains_on(tiny_llama, make_recipe):
     result = train(make_recipe(tiny_llama, loss_watchdog_threshold=1000.0, loss_watchdog_patience=1), quiet=True)
     assert result.metrics.steps == 2 and result.adapter_dir.exists()
