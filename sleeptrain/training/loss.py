@@ -234,6 +234,25 @@ def labelled_cross_entropy(
         return _FrozenHeadLoss.apply(hidden, weight, scale, dtype, chunk_loss, 1)
 
 
+class NonFiniteLosses:
+    """Micro-batches whose loss was not a finite number (nan or inf), and micro-batches in all, since they were
+    last taken. The count stays on the device: reading it would wait for a GPU at every step."""
+
+    def __init__(self) -> None:
+        self.not_finite: torch.Tensor | None = None
+        self.micro_batches = 0
+
+    def add(self, loss: torch.Tensor) -> None:
+        not_finite = (~torch.isfinite(loss.detach())).int()
+        self.not_finite = not_finite if self.not_finite is None else self.not_finite + not_finite
+        self.micro_batches += 1
+
+    def take(self) -> tuple[int, int]:
+        counts = (int(self.not_finite) if self.not_finite is not None else 0, self.micro_batches)
+        self.not_finite, self.micro_batches = None, 0
+        return counts
+
+
 class LabelledLogitsTrainer(Trainer):
     # Off for models whose forward brings its own fused loss kernel (Unsloth's), which is faster still.
     labelled_logits: bool = True
@@ -250,10 +269,8 @@ class LabelledLogitsTrainer(Trainer):
     # The base model's final hidden states at the labelled positions of each distilled row, by its tokens
     # (read from and written back to disk by train_model: training/teacher_states.py).
     teacher_cache: dict[tuple[int, ...], torch.Tensor] | None = None
-    # Micro-batches whose loss was not a finite number, and micro-batches in all, since they were last taken
-    # (training/run.py, StopOnNonFiniteLoss).
-    not_finite: torch.Tensor | None = None
-    micro_batches: int = 0
+    # Where each micro-batch's loss is counted if it is not a finite number (training/run.py, StopOnNonFiniteLoss).
+    non_finite_losses: NonFiniteLosses | None = None
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         # How many examples the model writes token for token so far: the run's progress in what it is for,
@@ -281,17 +298,9 @@ class LabelledLogitsTrainer(Trainer):
 
     def training_step(self, model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None) -> torch.Tensor:
         loss = self._training_step_in_passes(model, inputs, num_items_in_batch)
-        # Kept on the device: reading it would wait for a GPU at every step (read where the loss is logged).
-        not_finite = (~torch.isfinite(loss)).int()
-        self.not_finite = not_finite if self.not_finite is None else self.not_finite + not_finite
-        self.micro_batches += 1
+        if self.non_finite_losses is not None:
+            self.non_finite_losses.add(loss)
         return loss
-
-    def take_not_finite_count(self) -> tuple[int, int]:
-        """How many micro-batches' losses were not finite numbers (nan or inf), of how many, since the last call."""
-        counts = (int(self.not_finite) if self.not_finite is not None else 0, self.micro_batches)
-        self.not_finite, self.micro_batches = None, 0
-        return counts
 
     def _training_step_in_passes(self, model: Any, inputs: dict[str, Any], num_items_in_batch: Any) -> torch.Tensor:
         # Only where the loss is normalised by the label count of the whole batch (num_items_in_batch), so that

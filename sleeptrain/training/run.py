@@ -40,7 +40,7 @@ from sleeptrain.models.bf16_storage import computes_linears_from_bf16
 from sleeptrain.settings import bound_cpu_kernel_caches, load_settings
 from sleeptrain.training.checkpoints import KeepScheduleInCheckpoints, checkpoint_to_resume, resume_schedule
 from sleeptrain.training.early_stopping import StopWhenHeldOutLossStalls
-from sleeptrain.training.loss import LabelledLogitsTrainer
+from sleeptrain.training.loss import LabelledLogitsTrainer, NonFiniteLosses
 from sleeptrain.training.null_space import directions_file, keep_lora_out_of_general_inputs, null_space_energy
 from sleeptrain.training.precision import say_precision, use_bf16, use_fp16, use_tf32
 from sleeptrain.training.schedule import EpochBatches, Learning
@@ -402,11 +402,12 @@ class StopOnNonFiniteLoss(TrainerCallback):
     used to save that adapter and report a final loss of 0 (Trainer leaves such losses out of its logs).
     Under fp16's scaler a step whose loss overflows is skipped instead, and a single one is harmless; there it
     stops where every micro-batch since the last log overflowed (a model whose activations pass fp16's range
-    does so at every step). Read where the loss is logged, which waits for the device anyway; transformers
-    has no such check."""
+    does so at every step). The trainer counts the losses (`losses`), read where the loss is logged, which
+    waits for the device anyway; transformers has no such check. (The callback holds the count, not the
+    trainer: a reference back to it would keep the trainer and its progress bar alive past an interrupt.)"""
 
-    def __init__(self, trainer: LabelledLogitsTrainer, scaled: bool) -> None:
-        self.trainer = trainer
+    def __init__(self, losses: NonFiniteLosses, scaled: bool) -> None:
+        self.losses = losses
         self.scaled = scaled
         self.last_step = 0
         self.tripped_at: tuple[int, int] | None = None
@@ -415,7 +416,7 @@ class StopOnNonFiniteLoss(TrainerCallback):
         self.last_step = state.global_step  # a resumed run starts past 0
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kwargs: Any) -> None:
-        not_finite, micro_batches = self.trainer.take_not_finite_count()
+        not_finite, micro_batches = self.losses.take()
         first, self.last_step = self.last_step + 1, state.global_step
         if self.tripped_at is not None or not not_finite:
             return
@@ -655,7 +656,8 @@ def train_model(
         trainer.add_callback(LossOnProgressBar(len(rows.phrasings) if trainer.learning is not None else None))
     if args.device.type == "cpu":
         trainer.add_callback(ReturnFreedMemory())
-    non_finite = StopOnNonFiniteLoss(trainer, scaled=fp16)
+    trainer.non_finite_losses = NonFiniteLosses()
+    non_finite = StopOnNonFiniteLoss(trainer.non_finite_losses, scaled=fp16)
     trainer.add_callback(non_finite)
     watchdog = None
     if recipe.loss_watchdog_threshold is not None:
