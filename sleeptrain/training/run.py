@@ -242,6 +242,21 @@ def prepare_for_training(recipe: Recipe, model: Any) -> Any:
     return model
 
 
+def _keep_the_recipes_precision(args: TrainingArguments, bf16: bool, fp16: bool) -> None:
+    """A run the recipe has computing in fp32 stays fp32 under `accelerate launch`. accelerate hands its config's
+    mixed_precision to transformers, which takes it where neither bf16 nor fp16 is set: a recipe's `bf16: false`
+    (or `auto` on a machine without native bf16) then trained under bf16 autocast after all, on a model loaded
+    and set up for fp32. The recipe decides, and the line says so. Not under DeepSpeed, whose plugin has taken
+    accelerate's precision into its own config by then."""
+    if bf16 or fp16 or args.mixed_precision == "no" or args.deepspeed_plugin is not None:
+        return
+    log.info(
+        "accelerate's mixed_precision %s set aside: the recipe computes in fp32 (bf16: true or fp16: true change it)",
+        args.mixed_precision,
+    )
+    args.mixed_precision = "no"
+
+
 def _scheduler_arguments(recipe: Recipe) -> dict[str, Any]:
     """The recipe's schedule as TrainingArguments take it: Axolotl's cosine_min_lr_ratio is transformers'
     cosine_with_min_lr schedule with that min_lr_rate."""
@@ -589,6 +604,7 @@ def train_model(
         **_sampling_arguments(recipe.group_by_length),
         disable_tqdm=quiet,
     )
+    _keep_the_recipes_precision(args, bf16, fp16)
     # Only the main process writes TensorBoard events (Trainer's callback skips the others).
     writer = SummaryWriter(log_dir=str(new_log_dir(output_dir / "logs"))) if args.process_index == 0 else None
     trainer = LabelledLogitsTrainer(

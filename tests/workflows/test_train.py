@@ -25,9 +25,11 @@ class RecordedArguments(TrainingArguments):
     pickles its arguments."""
 
     handed: ClassVar[dict] = {}
+    last: ClassVar[TrainingArguments | None] = None
 
     def __init__(self, **kwargs):
         RecordedArguments.handed = kwargs
+        RecordedArguments.last = self
         super().__init__(**kwargs)
 
 
@@ -266,6 +268,26 @@ def test_a_run_that_computes_in_fp16_hands_it_to_trainer_and_says_so(tiny_llama,
     assert RecordedArguments.handed["fp16"] is True and RecordedArguments.handed["bf16"] is False
     assert any(message.endswith("anchors, computing in fp16") for message in caplog.messages)
     assert math.isfinite(result.metrics.final_loss)
+
+
+def test_a_recipe_that_computes_in_fp32_stays_fp32_under_an_accelerate_config_with_mixed_precision(
+    tiny_llama, make_recipe, monkeypatch, caplog
+):
+    # `accelerate launch` with a config of `mixed_precision: bf16` hands it on through this variable, which
+    # transformers takes where neither bf16 nor fp16 is set: the run trained under bf16 autocast despite bf16: false.
+    import sleeptrain.training.run as run
+
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
+    monkeypatch.setattr(run, "TrainingArguments", RecordedArguments)
+    with caplog.at_level(logging.INFO, logger="sleeptrain"):
+        result = train(make_recipe(tiny_llama, bf16=False), quiet=True)
+
+    assert RecordedArguments.last.mixed_precision == "no"  # what Trainer hands its Accelerator
+    assert (
+        "accelerate's mixed_precision bf16 set aside: the recipe computes in fp32 (bf16: true or fp16: true change it)"
+        in caplog.messages
+    )
+    assert result.metrics.steps == 2
 
 
 def test_warmup_in_steps_starts_the_learning_rate_low(tiny_llama, make_recipe, tmp_path):
