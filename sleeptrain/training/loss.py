@@ -122,7 +122,8 @@ _LOGITS_PER_CHUNK = 8 * 2**20
 
 
 # A power of two, so that scaling by it is exact: probabilities down to 6e-11 stay normal fp16 numbers, and a
-# gradient row (at most this times the head's largest weights) stays far below fp16's largest, 65 504.
+# gradient row (at most twice this times the head's largest weight: the logits' gradient sums to at most 2 in
+# absolute value) stays far below fp16's largest, 65 504.
 _FP16_HEADROOM = 2.0**10
 
 
