@@ -7,6 +7,7 @@ takes about a second on a laptop CPU.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -257,6 +258,16 @@ def user_cache(monkeypatch) -> Path:
     converted copy (converting it takes a minute) with each other and with the user's runs."""
     monkeypatch.setenv("SLEEPTRAIN_CACHE_DIR", str(_USER_CACHE))
     return _USER_CACHE
+
+
+@pytest.fixture(autouse=True)
+def root_logger_level_as_it_was():
+    """The root logger's level as the test found it: a CLI command run in-process sets it for a person (INFO,
+    or WARNING under -q), and later tests in the same worker would capture lines at the level the last such
+    command left, depending on which tests that worker happened to run first."""
+    level = logging.getLogger().level
+    yield
+    logging.getLogger().setLevel(level)
 
 
 @pytest.fixture(autouse=True)
