@@ -41,7 +41,7 @@ def use_bf16(bf16: Setting, fp16: Setting = "auto") -> bool:
     return bool(bf16)
 
 
-def use_fp16(fp16: Setting, bf16: Setting) -> bool:
+def use_fp16(bf16: Setting, fp16: Setting) -> bool:
     """Whether a run computes under fp16 autocast with a gradient scaler (TrainingArguments' `fp16`): on a
     CUDA GPU, where the recipe says so, or (`fp16: auto`) where `bf16: auto` finds no native bf16. Never on a
     CPU: accelerate runs fp16 mixed precision on GPUs only (a CPU run under it would silently be fp32)."""
@@ -58,7 +58,7 @@ def precision_name(bf16: Setting, fp16: Setting) -> str:
     """'bf16', 'fp16' or 'fp32': what a run with these keys computes in here."""
     if use_bf16(bf16, fp16):
         return "bf16"
-    return "fp16" if use_fp16(fp16, bf16) else "fp32"
+    return "fp16" if use_fp16(bf16, fp16) else "fp32"
 
 
 def say_precision(bf16: Setting, fp16: Setting) -> None:
@@ -76,7 +76,7 @@ def say_precision(bf16: Setting, fp16: Setting) -> None:
             "fp16: no effect on a CPU (fp16 mixed precision runs on GPUs); computing in %s",
             precision_name(bf16, fp16),
         )
-    elif fp16 == "auto" and use_fp16(fp16, bf16):
+    elif fp16 == "auto" and use_fp16(bf16, fp16):
         log.info("fp16: this GPU has no native bf16, so the run computes in fp16 (fp16: false for fp32)")
 
 

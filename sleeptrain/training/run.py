@@ -134,7 +134,7 @@ def load_for_training(recipe: Recipe) -> tuple[LoadedModel, bool]:
         torch.set_num_threads(threads)
     bf16 = use_bf16(recipe.bf16, recipe.fp16)
     say_precision(recipe.bf16, recipe.fp16)
-    loaded = load_base_model(recipe, bf16, use_fp16=use_fp16(recipe.fp16, recipe.bf16))
+    loaded = load_base_model(recipe, bf16, use_fp16=use_fp16(recipe.bf16, recipe.fp16))
     # Seeded once the base model is loaded, so that whatever loading drew from the random state (a first run
     # also converts the default model) cannot move the LoRA weights drawn next.
     set_seed(recipe.seed)
@@ -154,7 +154,7 @@ def _full_precision_lora(recipe: Recipe) -> bool:
 def _fp32_lora_stored_in_bf16(recipe: Recipe) -> bool:
     """LoRA on transformers in fp32 arithmetic whose frozen weights are stored in bf16
     (models/bf16_storage.py); `bf16_storage: auto` is on where no GPU runs it."""
-    if not _full_precision_lora(recipe) or use_bf16(recipe.bf16, recipe.fp16) or use_fp16(recipe.fp16, recipe.bf16):
+    if not _full_precision_lora(recipe) or use_bf16(recipe.bf16, recipe.fp16) or use_fp16(recipe.bf16, recipe.fp16):
         return False
     return recipe.bf16_storage is True or (recipe.bf16_storage == "auto" and not torch.cuda.is_available())
 
@@ -562,7 +562,7 @@ def train_model(
     (training/teacher_states.py). `eval_dataset`: held-out examples, whose loss is evaluated while it trains
     (`evals_per_epoch`, `eval_steps`) and at the end."""
     output_dir = Path(recipe.output_dir)
-    fp16 = use_fp16(recipe.fp16, recipe.bf16)
+    fp16 = use_fp16(recipe.bf16, recipe.fp16)
     args = TrainingArguments(
         output_dir=str(output_dir / "checkpoints"),
         per_device_train_batch_size=recipe.micro_batch_size,

@@ -45,7 +45,7 @@ def test_what_a_gpu_run_computes_in(monkeypatch, native, bf16, fp16, expected):
     stand_in_gpu(monkeypatch, native_bf16=native)
     assert precision_name(bf16, fp16) == expected
     assert use_bf16(bf16, fp16) is (expected == "bf16")
-    assert use_fp16(fp16, bf16) is (expected == "fp16")
+    assert use_fp16(bf16, fp16) is (expected == "fp16")
 
 
 def test_a_t4_is_told_that_it_computes_in_fp16_and_how_to_turn_it_off(monkeypatch, caplog):
@@ -80,7 +80,7 @@ def test_fp16_on_a_cpu_has_no_effect_and_says_what_the_run_computes_in(monkeypat
         say_precision("auto", True)
     computes = "bf16" if cpu_bf16 else "fp32"
     assert caplog.messages == [f"fp16: no effect on a CPU (fp16 mixed precision runs on GPUs); computing in {computes}"]
-    assert use_fp16(True, "auto") is False
+    assert use_fp16("auto", True) is False
     assert use_bf16("auto", True) is cpu_bf16
 
 

@@ -260,7 +260,7 @@ def test_a_run_that_computes_in_fp16_hands_it_to_trainer_and_says_so(tiny_llama,
     import sleeptrain.training.run as run
 
     for module in (precision, run):
-        monkeypatch.setattr(module, "use_fp16", lambda fp16, bf16: True)
+        monkeypatch.setattr(module, "use_fp16", lambda bf16, fp16: True)
     monkeypatch.setattr(run, "TrainingArguments", RecordedArguments)
     with caplog.at_level(logging.INFO, logger="sleeptrain"):
         result = train(make_recipe(tiny_llama, anchor_ratio=0.5), quiet=True)
