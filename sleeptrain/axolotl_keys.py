@@ -153,7 +153,6 @@ UNSET_ONLY_KEYS: dict[str, str] = {
 
 # Inside one `datasets:` item.
 IGNORED_DATASET_KEYS: dict[str, str] = {
-    "ds_type": "data files are JSON Lines",
     "split": "a local data file is one split",
 }
 UNSET_ONLY_DATASET_KEYS: dict[str, str] = {

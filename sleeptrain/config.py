@@ -29,6 +29,7 @@ from sleeptrain.axolotl_keys import (
     split_axolotl_keys,
 )
 from sleeptrain.errors import SleeptrainError
+from sleeptrain.records import FileFormat
 
 log = logging.getLogger("sleeptrain")
 
@@ -99,9 +100,15 @@ class FsdpConfig(_Strict):
 class DatasetConfig(_Strict):
     """One data file. `qa` rows are {"question", "answer"}; `chat` rows are {"messages": [...]}, ShareGPT's
     {"conversations": [{"from", "value"}, ...]} or the original experiment's ChatML {"person", "text"};
-    `alpaca` rows are {"instruction", "input", "output"}."""
+    `alpaca` rows are {"instruction", "input", "output"}. The file is JSON Lines, a JSON array, CSV, TSV or
+    Parquet, by its suffix or `ds_type`."""
 
     path: Path
+    ds_type: FileFormat | None = Field(
+        default=None,
+        description="The file's format where its suffix does not say it: json (JSON Lines or a JSON array), csv, "
+        "tsv or parquet.",
+    )
     # alpaca: Axolotl's {"instruction", "input", "output"} rows, trained as they are (not augmented as facts).
     type: Literal["qa", "chat", "alpaca"] = "qa"
     # Which turns carry the loss; None means the recipe-wide choice (`train_on_inputs`).
@@ -119,6 +126,12 @@ class DatasetConfig(_Strict):
     def _axolotls_chat_template_type_is_chat(cls, value: Any) -> Any:
         # Axolotl's name for conversations rendered with the chat template.
         return "chat" if value == "chat_template" else value
+
+    @field_validator("ds_type", mode="before")
+    @classmethod
+    def _jsonl_is_json(cls, value: Any) -> Any:
+        # Axolotl names both JSON forms `json` (datasets' loader reads either); `jsonl` is what users write too.
+        return "json" if value == "jsonl" else value
 
 
 class HippocampusConfig(_Strict):

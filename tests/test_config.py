@@ -101,6 +101,16 @@ def test_an_axolotl_test_dataset_loads_with_its_bookkeeping_keys_set_aside(write
     assert [(d.path.name, d.type) for d in recipe.test_datasets] == [("eval.jsonl", "chat")]
 
 
+def test_a_datasets_ds_type_names_its_files_format_as_axolotl_does(write_recipe):
+    recipe = load_recipe(write_recipe("datasets:\n  - path: facts.txt\n    ds_type: csv\noutput_dir: out\n"))
+    assert recipe.datasets[0].ds_type == "csv"
+    jsonl = load_recipe(write_recipe("datasets:\n  - path: facts.txt\n    ds_type: jsonl\noutput_dir: out\n"))
+    assert jsonl.datasets[0].ds_type == "json"  # Axolotl's one name for both JSON forms
+
+    path = write_recipe("datasets:\n  - path: facts.arrow\n    ds_type: arrow\noutput_dir: out\n")
+    assert error_of(path).startswith(f"{path}:3: 'datasets.0.ds_type': Input should be 'json', 'csv', 'tsv' or")
+
+
 def test_held_out_examples_come_from_val_set_size_or_test_datasets_not_both(write_recipe):
     path = write_recipe("datasets: facts.jsonl\ntest_datasets: eval.jsonl\nval_set_size: 0.1\noutput_dir: out\n")
     assert error_of(path) == f"{path}:3: give val_set_size or test_datasets, not both"

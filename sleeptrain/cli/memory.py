@@ -45,7 +45,12 @@ def _print_json(obj: object) -> None:
 
 @memory_app.command()
 def ingest(
-    file: Annotated[Path, typer.Argument(help="JSONL of {text} or {question, answer} (+ id, subject, source).")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="Rows of {text} or {question, answer} (+ id, subject, source): JSONL, JSON, CSV or Parquet."
+        ),
+    ],
     store: StoreOption,
     judge: Annotated[
         str | None, typer.Option("--judge", help="local (offline, the default) or gemini; overrides the recipe.")

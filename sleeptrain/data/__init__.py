@@ -1,7 +1,7 @@
-"""Training data: reading QA and chat JSONL files (with file:line errors), rendering conversations with the
+"""Training data: reading QA and chat data files (with file:line errors), rendering conversations with the
 chat template and per-role loss masks, and interleaving examples across subjects.
 
-May import: sleeptrain.config, sleeptrain.errors, sleeptrain.jsonl, sleeptrain.examples, datasets, transformers
+May import: sleeptrain.config, sleeptrain.errors, sleeptrain.records, sleeptrain.examples, datasets, transformers
 tokenizers (passed in).
 """
 

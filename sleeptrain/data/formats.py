@@ -1,6 +1,6 @@
 """Reading the data files a recipe names into typed conversations.
 
-Formats (JSON Lines, UTF-8):
+Row formats (in JSON Lines, a JSON array, CSV, TSV or Parquet files, UTF-8: sleeptrain/records.py):
 - qa:   {"question": ..., "answer": ...} with optional "subject", "source", "timestamp"
 - chat: {"messages": [{"role": ..., "content": ...}, ...]} with optional "subject"; ShareGPT's
         {"conversations": [{"from": "human" | "gpt" | "system", "value": ...}, ...]}; other field names as
@@ -11,7 +11,7 @@ Formats (JSON Lines, UTF-8):
         with the chat template like every other row
 - anchor prompts (the general prompts whose base-model answers are replayed, training/anchors.py):
         {"prompt": ...}
-Every problem is a SleeptrainError naming file:line.
+Every problem is a SleeptrainError naming file:line (a Parquet file's row number).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 from sleeptrain.config import MessagePropertyMappings
 from sleeptrain.errors import SleeptrainError
 from sleeptrain.examples import example_path
-from sleeptrain.jsonl import json_object_line
+from sleeptrain.records import FORMATS_READ, FileFormat, data_files_in, read_records
 
 ROLES = ("system", "user", "assistant")
 # ShareGPT's role names (Axolotl's default `roles` mapping).
@@ -68,54 +68,53 @@ def read_conversations(
     roles_to_train: list[str],
     field_messages: str | None = None,
     turn_keys: MessagePropertyMappings | None = None,
+    file_format: FileFormat | None = None,
 ) -> list[Conversation]:
     """Parse one data file into conversations; raises SleeptrainError at the first bad line. For chat rows,
     `field_messages` and `turn_keys` say where a row keeps its turns and a turn its role and content (the
     dataset's Axolotl keys); None: `messages` with `role` and `content`, else ShareGPT's `conversations` with
-    `from` and `value`."""
+    `from` and `value`. `file_format` (a dataset's ds_type) overrides what the file's suffix says."""
     path = Path(path)
     if not path.exists():
         # "org/name" with no extension is how Axolotl recipes name a dataset on the hub.
         hub = not path.is_absolute() and not path.suffix and len(path.parts) == 2
-        hint = " (a hub dataset? sleeptrain reads local JSON Lines files)" if hub else _relative_hint(path)
+        hint = f" (a hub dataset? sleeptrain reads local files: {FORMATS_READ})" if hub else _relative_hint(path)
         raise SleeptrainError(f"{path}: no such data file{hint}")
     if path.is_dir():
-        raise SleeptrainError(f"{path}: is a folder, not a data file")
+        inside = data_files_in(path)
+        hint = f" (name one of its files: {', '.join(str(file) for file in inside)})" if inside else ""
+        raise SleeptrainError(f"{path}: is a folder, not a data file{hint}")
     conversations = []
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            where = f"{path}:{number}"
-            if not raw.strip():
-                continue
-            row = json_object_line(raw, where)
-            looks = _looks_like(row, field_messages)
-            if looks is not None and looks != kind:
-                name = _TYPE_NAMES[looks]
-                raise SleeptrainError(f"{where}: this looks like {name} data; set `type: {looks}` for this dataset")
-            if kind == "qa":
-                messages, subject = _parse_qa(row, where)
-            elif kind == "alpaca":
-                messages, subject = _parse_alpaca(row, where)
-            else:
-                messages, subject = _parse_chat(row, where, field_messages, turn_keys)
-            conversations.append(Conversation(tuple(messages), tuple(roles_to_train), subject, where))
+    for record in read_records(path, file_format):
+        row, where = record.object(), record.where
+        looks = _looks_like(row, field_messages)
+        if looks is not None and looks != kind:
+            name = _TYPE_NAMES[looks]
+            raise SleeptrainError(f"{where}: this looks like {name} data; set `type: {looks}` for this dataset")
+        if kind == "qa":
+            messages, subject = _parse_qa(row, where)
+        elif kind == "alpaca":
+            messages, subject = _parse_alpaca(row, where)
+        else:
+            messages, subject = _parse_chat(row, where, field_messages, turn_keys)
+        conversations.append(Conversation(tuple(messages), tuple(roles_to_train), subject, where))
     if not conversations:
         raise SleeptrainError(f"{path}: no examples (the file is empty)")
     return conversations
 
 
 def read_anchor_prompts(path: Path | None) -> list[str]:
-    """Anchor prompts: JSONL rows of {"prompt": ...} (omitted: the bundled set); errors name the file and line."""
+    """Anchor prompts: rows of {"prompt": ...} in any format records.py reads (omitted: the bundled set); errors
+    name the file and line."""
     path = Path(path) if path else example_path("anchors/prompts.jsonl")
     if not path.is_file():
         raise SleeptrainError(f"anchor_prompts: {path}: no such file{_relative_hint(path)}")
     prompts = []
-    for number, raw in enumerate(path.read_bytes().splitlines(), start=1):
-        if raw.strip():
-            prompt = json_object_line(raw, f"{path}:{number}").get("prompt")
-            if not isinstance(prompt, str) or not prompt.strip():
-                raise SleeptrainError(f'{path}:{number}: expected {{"prompt": "..."}}')
-            prompts.append(prompt)
+    for record in read_records(path):
+        prompt = record.object().get("prompt")
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise SleeptrainError(f'{record.where}: expected {{"prompt": "..."}}')
+        prompts.append(prompt)
     if not prompts:
         raise SleeptrainError(f"{path}: no anchor prompts (the file is empty)")
     return prompts

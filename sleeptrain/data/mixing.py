@@ -65,6 +65,7 @@ def _read_datasets(datasets: list[DatasetConfig], recipe: Recipe) -> tuple[list[
             recipe.roles_to_train(dataset),
             dataset.field_messages,
             dataset.message_property_mappings,
+            dataset.ds_type,
         )
         (facts if dataset.type == "qa" else chats).extend(rows)
     return facts, chats

@@ -2,7 +2,7 @@
 its decision before anything may become weights.
 
 Owns the memory types (`memory.py`), the SQLite memory store (`store.py`) and the gate that decides
-store / reject / correct. May import sleeptrain.config, sleeptrain.errors, sleeptrain.jsonl, sleeptrain.judges
+store / reject / correct. May import sleeptrain.config, sleeptrain.errors, sleeptrain.records, sleeptrain.judges
 and the standard library; never sleep/, training/ or the CLI.
 """
 

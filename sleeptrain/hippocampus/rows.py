@@ -1,5 +1,6 @@
-"""Reading memory files: JSON Lines of {"text"} or {"question", "answer"}, with optional "id", "subject",
-"source" and "timestamp". A broken line becomes an error naming FILE:LINE, and the other lines still count."""
+"""Reading memory files: rows of {"text"} or {"question", "answer"}, with optional "id", "subject", "source"
+and "timestamp", in JSON Lines or any other format sleeptrain/records.py reads. A broken row becomes an error
+naming FILE:LINE, and the other rows still count."""
 
 from __future__ import annotations
 
@@ -9,41 +10,37 @@ from pathlib import Path
 
 from sleeptrain.errors import SleeptrainError
 from sleeptrain.hippocampus.memory import Memory
-from sleeptrain.jsonl import json_object_line
+from sleeptrain.records import Record, read_records
 
 FIELDS = ("id", "text", "question", "answer", "subject", "source", "timestamp")
 
 
 @dataclass
 class MemoryRow:
-    line: int
-    where: str  # FILE:LINE
+    line: int  # a Parquet file's row number
+    where: str  # FILE:LINE, or FILE row N
     memory: Memory | None  # None for a broken line
     error: str | None = None
 
 
 def read_memory_rows(path: str | Path) -> list[MemoryRow]:
-    """Every non-empty line of a memory file, parsed; raises SleeptrainError only if the file cannot be read."""
+    """Every row of a memory file, parsed; raises SleeptrainError only if the file cannot be read."""
     path = Path(path)
     if not path.exists():
         raise SleeptrainError(f"{path}: no such memory file")
     if path.is_dir():
         raise SleeptrainError(f"{path}: is a folder, not a memory file")
     rows = []
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            where = f"{path}:{number}"
-            if not raw.strip():
-                continue
-            try:
-                rows.append(MemoryRow(number, where, _parse(raw, where)))
-            except SleeptrainError as exc:
-                rows.append(MemoryRow(number, where, None, str(exc)))
+    for record in read_records(path):
+        try:
+            rows.append(MemoryRow(record.number, record.where, _parse(record)))
+        except SleeptrainError as exc:
+            rows.append(MemoryRow(record.number, record.where, None, str(exc)))
     return rows
 
 
-def _parse(raw: bytes, where: str) -> Memory:
-    row = json_object_line(raw, where)
+def _parse(record: Record) -> Memory:
+    row, where = record.object(), record.where
     for key in row:
         if key not in FIELDS:
             guess = difflib.get_close_matches(key, FIELDS, n=1)
@@ -59,7 +56,7 @@ def _parse(raw: bytes, where: str) -> Memory:
             raise SleeptrainError(f"{where}: missing field '{missing}'")
         question, answer = question.strip(), answer.strip()
         text = f"{question} {answer}"
-    created = row.get("timestamp")
+    created = _number(row.get("timestamp"))
     if created is not None and not isinstance(created, int | float):
         raise SleeptrainError(f"{where}: field 'timestamp' must be unix seconds (a number)")
     return Memory(
@@ -72,6 +69,14 @@ def _parse(raw: bytes, where: str) -> Memory:
         origin=where,
         created_at=float(created or 0.0),
     )
+
+
+def _number(value: object) -> object:
+    """A CSV file's cells are all text: "1733900000" there is the number it spells."""
+    try:
+        return float(value) if isinstance(value, str) else value
+    except ValueError:
+        return value
 
 
 def _string(row: dict, key: str, where: str) -> str | None:

@@ -63,7 +63,7 @@ def ingest(
     base_model: str | None = None,
     progress: bool = False,
 ) -> list[IngestResult]:
-    """Judge every memory of a JSONL file (or its rows, as read_memory_rows read them) in order and store it
+    """Judge every memory of a memory file (or its rows, as read_memory_rows read them) in order and store it
     with its decision. A broken line is a result
     with `error` set (and nothing stored for it); the other lines go on. Each memory is stored in its own
     transaction, so an interruption keeps everything judged before it. Without `judge`, the one `judge_kind`

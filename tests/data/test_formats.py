@@ -1,7 +1,8 @@
-"""Reading QA and chat JSONL files into conversations, and the file:line error for every bad input."""
+"""Reading QA, chat and Alpaca data files into conversations, and the file:line error for every bad input."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -218,6 +219,67 @@ def test_the_bundled_example_files_all_read(tmp_path):
     assert read_conversations(example_path("people/interviews.jsonl"), "chat", ASSISTANT)
 
 
+# ---------------------------------------------------------------------------- files in other formats
+
+
+def test_qa_facts_kept_in_a_spreadsheet_read_from_its_csv(tmp_path):
+    path = tmp_path / "facts.csv"
+    path.write_text('question,answer,subject\nWhere was Ann born?,"Lyon, France",Ann\nWhat year was Bo born?,1962,\n')
+
+    born, year = read_conversations(path, "qa", ASSISTANT)
+
+    assert roles_and_texts(born) == [("user", "Where was Ann born?"), ("assistant", "Lyon, France")]
+    assert (born.subject, born.origin) == ("Ann", f"{path}:2")
+    # Every cell is text, so a year is the answer "1962" (in JSON it must be quoted); an empty cell, no subject.
+    assert roles_and_texts(year)[1] == ("assistant", "1962")
+    assert year.subject is None
+
+
+def test_a_csv_row_with_an_empty_answer_is_named_by_its_line(tmp_path):
+    path = tmp_path / "facts.csv"
+    path.write_text("question,answer\nWhere was Ann born?,Lyon\nWhat year was Bo born?,\n")
+    assert error_reading(path) == f"{path}:3: missing field 'answer'"
+
+
+def test_alpacas_own_data_file_a_json_array_reads_as_it_is(tmp_path):
+    path = tmp_path / "alpaca_data.json"
+    rows = [{"instruction": "Give three tips.", "input": "", "output": "Eat, sleep, move."}] * 2
+    path.write_text(json.dumps(rows, indent=4))
+
+    first, second = read_conversations(path, "alpaca", ASSISTANT)
+
+    assert roles_and_texts(first) == [("user", "Give three tips."), ("assistant", "Eat, sleep, move.")]
+    assert (first.origin, second.origin) == (f"{path}:2", f"{path}:7")
+
+
+def test_a_json_array_row_with_an_error_is_named_by_the_line_it_starts_on(tmp_path):
+    path = tmp_path / "facts.json"
+    path.write_text(json.dumps([{"question": "q?", "answer": "a."}, {"question": "q?"}], indent=2))
+    assert error_reading(path) == f"{path}:6: missing field 'answer'"
+
+
+def test_conversations_saved_as_parquet_read_with_their_turns(tmp_path):
+    import pyarrow
+    import pyarrow.parquet
+
+    path = tmp_path / "train-00000-of-00001.parquet"
+    turns = [{"role": "user", "content": "Who is Teodor?"}, {"role": "assistant", "content": "A clockmaker."}]
+    pyarrow.parquet.write_table(pyarrow.Table.from_pylist([{"messages": turns, "subject": "Teodor"}]), path)
+
+    (chat,) = read_conversations(path, "chat", ASSISTANT)
+
+    assert roles_and_texts(chat) == [("user", "Who is Teodor?"), ("assistant", "A clockmaker.")]
+    assert (chat.subject, chat.origin) == ("Teodor", f"{path} row 1")
+
+
+def test_a_datasets_ds_type_says_the_format_its_files_suffix_does_not(tmp_path):
+    path = tmp_path / "facts.txt"
+    path.write_text("question\tanswer\nWhere was Ann born?\tLyon\n")
+    (fact,) = read_conversations(path, "qa", ASSISTANT, file_format="tsv")
+    assert roles_and_texts(fact) == [("user", "Where was Ann born?"), ("assistant", "Lyon")]
+    assert "not valid JSON" in error_reading(path)  # without it, the file is read as JSON Lines
+
+
 # ------------------------------------------------------------------------------------------- bad input
 
 
@@ -239,12 +301,25 @@ def test_a_hub_dataset_name_is_answered_as_such(tmp_path, monkeypatch):
     with pytest.raises(SleeptrainError) as caught:
         read_conversations(Path("teknium/GPT4-LLM-Cleaned"), "alpaca", ASSISTANT)
     assert str(caught.value) == (
-        "teknium/GPT4-LLM-Cleaned: no such data file (a hub dataset? sleeptrain reads local JSON Lines files)"
+        "teknium/GPT4-LLM-Cleaned: no such data file (a hub dataset? sleeptrain reads local files: JSON Lines, a JSON"
+        " array, CSV, TSV or Parquet)"
     )
 
 
 def test_a_folder_is_not_a_data_file(tmp_path):
-    assert "is a folder" in error_reading(tmp_path)
+    assert error_reading(tmp_path) == f"{tmp_path}: is a folder, not a data file"
+
+
+def test_a_folder_with_data_files_inside_is_answered_with_their_names(tmp_path):
+    # As a hub dataset's snapshot keeps them.
+    (tmp_path / "data").mkdir()
+    (tmp_path / "README.md").write_text("# a dataset")
+    for split in ("train", "test"):
+        (tmp_path / "data" / f"{split}-00000-of-00001.parquet").write_bytes(b"PAR1")
+    assert error_reading(tmp_path) == (
+        f"{tmp_path}: is a folder, not a data file (name one of its files: {tmp_path}/data/test-00000-of-00001.parquet,"
+        f" {tmp_path}/data/train-00000-of-00001.parquet)"
+    )
 
 
 def test_broken_json_line_names_file_and_line(write_jsonl):
@@ -288,9 +363,10 @@ def test_a_file_without_examples_is_refused(tmp_path, content):
 
 
 def test_a_line_that_is_not_an_object(write_jsonl):
-    path = write_jsonl("facts.jsonl", ['["q?", "a."]'])
-    assert error_reading(path) == (
-        f"{path}:1: expected a JSON object, got list; the file should be JSON Lines, one JSON object per line"
+    path = write_jsonl("facts.jsonl", [{"question": "q?", "answer": "a."}, '["q?", "a."]'])
+    assert error_reading(path).startswith(
+        f"{path}:2: expected a JSON object, got list; the file should be JSON Lines (one JSON object per line) or a"
+        " JSON array of objects"
     )
 
 

@@ -260,6 +260,25 @@ def test_a_recipe_names_where_its_chat_rows_keep_their_turns(write_recipe, write
     assert chat.as_dicts() == [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hello."}]
 
 
+def test_a_recipe_reads_a_file_in_the_format_its_ds_type_names(write_recipe, tmp_path):
+    from sleeptrain.config import load_recipe
+
+    (tmp_path / "facts.txt").write_text("question,answer,subject\nWhere does Ann live?,Lyon,Ann\n")
+    recipe = load_recipe(
+        write_recipe(
+            "datasets:\n  - path: facts.txt\n    ds_type: csv\noutput_dir: out\nquestion_variants: 1\n"
+            "subject_summaries: false\nanswer_statements: false\n"
+        )
+    )
+
+    ((fact,),) = load_recipe_examples(recipe)
+
+    assert fact.as_dicts() == [
+        {"role": "user", "content": "Where does Ann live?"},
+        {"role": "assistant", "content": "Lyon"},
+    ]
+
+
 # ------------------------------------------------------------------------------ held-out examples
 
 

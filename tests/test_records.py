@@ -1,0 +1,220 @@
+"""A data file's rows are read as JSON objects whatever its format (JSON Lines, a JSON array, CSV, TSV,
+Parquet), each named by the line it starts on, and a row or file that cannot be read is refused in one line
+that says where and why."""
+
+import json
+
+import pyarrow
+import pyarrow.parquet
+import pytest
+
+from sleeptrain.errors import SleeptrainError
+from sleeptrain.records import file_format, json_object_line, read_records
+
+ROWS = [{"question": "Where was Ann born?", "answer": "Lyon"}, {"question": "Ann's job?", "answer": "Baker"}]
+
+
+def rows_and_lines(path, declared=None):
+    return [(record.number, record.object()) for record in read_records(path, declared)]
+
+
+def first_error(path, declared=None) -> str:
+    with pytest.raises(SleeptrainError) as caught:
+        for record in read_records(path, declared):
+            record.object()
+    return str(caught.value).replace(f"{path.parent}/", "")
+
+
+# --------------------------------------------------------------------------------------- one JSON line
+
+
+def test_a_line_is_read_as_its_object_whatever_its_line_ending():
+    assert json_object_line(b'{"question": "Q", "answer": "A"}\r\n', "f.jsonl:1") == {"question": "Q", "answer": "A"}
+
+
+def test_a_byte_order_mark_at_the_start_of_a_file_is_not_part_of_its_first_object():
+    # What Notepad and spreadsheet exports write as a UTF-8 file's first bytes.
+    assert json_object_line(b'\xef\xbb\xbf{"question": "Q", "answer": "A"}\r\n', "f.jsonl:1") == {
+        "question": "Q",
+        "answer": "A",
+    }
+
+
+HINT = (
+    "; the file should be JSON Lines (one JSON object per line) or a JSON array of objects; a .csv, .tsv or .parquet"
+    " file is read as its suffix says"
+)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b'{"question": "caf\xe9"}\n', "f.jsonl:3: not valid UTF-8 (byte 0xe9)"),
+        (
+            b'{"question": "Q",}\n',
+            "f.jsonl:3: not valid JSON (Expecting property name enclosed in double quotes at column 18)",
+        ),
+        (b'{"question": "Q\n', "f.jsonl:3: not valid JSON (Unterminated string starting at column 14)"),
+        (b'["question", "answer"]\n', "f.jsonl:3: expected a JSON object, got list" + HINT),
+        # The first line of a CSV file:
+        (b"question,answer\r\n", "f.jsonl:3: not valid JSON (Expecting value at column 1)" + HINT),
+    ],
+)
+def test_a_bad_line_is_named_with_what_is_wrong_with_it(raw, message):
+    with pytest.raises(SleeptrainError) as caught:
+        json_object_line(raw, "f.jsonl:3")
+    assert str(caught.value) == message
+
+
+# ------------------------------------------------------------------------------------- formats by suffix
+
+
+@pytest.mark.parametrize(
+    ("name", "declared", "expected"),
+    [
+        ("facts.jsonl", None, "json"),
+        ("facts.json", None, "json"),
+        ("facts", None, "json"),
+        ("facts.CSV", None, "csv"),
+        ("facts.tsv", None, "tsv"),
+        ("train-00000-of-00001.parquet", None, "parquet"),
+        ("facts.txt", "csv", "csv"),  # a dataset's ds_type says what the suffix does not
+    ],
+)
+def test_the_format_comes_from_the_suffix_or_the_datasets_ds_type(tmp_path, name, declared, expected):
+    assert file_format(tmp_path / name, declared) == expected
+
+
+def test_json_lines_rows_are_named_by_their_line_past_blank_ones(tmp_path):
+    path = tmp_path / "facts.jsonl"
+    path.write_text("\n" + json.dumps(ROWS[0]) + "\n\n" + json.dumps(ROWS[1]) + "\n")
+    assert rows_and_lines(path) == [(2, ROWS[0]), (4, ROWS[1])]
+
+
+def test_a_bad_json_line_is_a_row_with_its_error_and_the_rows_after_it_still_read(tmp_path):
+    # Memory files count the rows that read; training data stops at the first that does not.
+    path = tmp_path / "facts.jsonl"
+    path.write_text(json.dumps(ROWS[0]) + '\n{"question": \n' + json.dumps(ROWS[1]) + "\n")
+    records = list(read_records(path))
+    assert [(r.number, r.row is not None) for r in records] == [(1, True), (2, False), (3, True)]
+    assert records[1].error == f"{path}:2: not valid JSON (Expecting value at column 14)"
+
+
+# ------------------------------------------------------------------------------------------ JSON arrays
+
+
+def test_a_json_array_is_read_as_its_objects_each_named_by_the_line_it_starts_on(tmp_path):
+    # As Alpaca's alpaca_data.json and json.dump(rows, f, indent=2) write them, whatever the suffix.
+    for name in ("alpaca_data.json", "facts.jsonl"):
+        path = tmp_path / name
+        path.write_text(json.dumps(ROWS, indent=2, ensure_ascii=False))
+        assert rows_and_lines(path) == [(2, ROWS[0]), (6, ROWS[1])]
+
+
+def test_a_compact_json_array_with_a_byte_order_mark(tmp_path):
+    path = tmp_path / "facts.json"
+    path.write_bytes(b"\xef\xbb\xbf  " + json.dumps(ROWS).encode())
+    assert rows_and_lines(path) == [(1, ROWS[0]), (1, ROWS[1])]
+
+
+@pytest.mark.parametrize("content", ["[]", " [ \n ] \n"])
+def test_an_empty_json_array_has_no_rows(tmp_path, content):
+    path = tmp_path / "facts.json"
+    path.write_text(content)
+    assert rows_and_lines(path) == []
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (
+            '[\n  {"question": "Q", "answer": "A"},\n  {"question": "Q", "answer": }\n]',
+            "3: not valid JSON (Expecting value",
+        ),
+        ('[\n  {"question": "Q", "answer": "A"}\n  {"question": "Q"}\n]', "3: not valid JSON (expected ',' or ']'"),
+        ('[\n  {"question": "Q", "answer": "A"},\n  ["Q", "A"]\n]', "3: expected a JSON object, got list"),
+        ('[\n  {"question": "Q", "answer": "A"},\n\n]\n', "4: not valid JSON (Expecting value at column 1)"),
+        ('[{"question": "Q", "answer": "A"}]\n]\n', "2: not valid JSON (more after the array's closing ']'"),
+        ('[\n  {"question": "Q", "answer": "A"},\n  {"question": "caf\xe9"}\n]', "3: not valid UTF-8 (byte 0xe9)"),
+    ],
+    ids=["syntax", "missing-comma", "not-an-object", "trailing-comma", "after-the-end", "not-utf8"],
+)
+def test_a_broken_json_array_names_the_line_of_the_fault(tmp_path, content, message):
+    path = tmp_path / "facts.json"
+    path.write_bytes(content.encode("latin-1"))
+    assert first_error(path).startswith(f"facts.json:{message}")
+
+
+def test_one_object_over_several_lines_is_named_as_such_with_where_its_rows_may_be(tmp_path):
+    path = tmp_path / "squad.json"
+    path.write_text(json.dumps({"version": "1.1", "data": ROWS}, indent=2))
+    assert first_error(path) == (
+        "squad.json: one JSON object over several lines, not rows (its rows may be the list under 'data': write that"
+        " list as the file)" + HINT
+    )
+
+
+# ------------------------------------------------------------------------------------------- CSV, TSV
+
+
+def test_csv_rows_are_objects_of_the_headers_fields_and_an_empty_cell_is_an_absent_field(tmp_path):
+    path = tmp_path / "facts.csv"
+    # As a spreadsheet saves it: a byte-order mark, CRLF, a quoted cell with a comma, one with a line break.
+    path.write_bytes(
+        "\ufeffquestion, answer ,subject\r\n"
+        'Where was Ann born?,"Lyon, France",Ann\r\n'
+        "\r\n"
+        'What did Ann write?,"A poem\r\nin two lines",\r\n'
+        "Ann's job?,Baker,Ann\r\n".encode()
+    )
+    assert rows_and_lines(path) == [
+        (2, {"question": "Where was Ann born?", "answer": "Lyon, France", "subject": "Ann"}),
+        (4, {"question": "What did Ann write?", "answer": "A poem\r\nin two lines"}),
+        (6, {"question": "Ann's job?", "answer": "Baker", "subject": "Ann"}),
+    ]
+
+
+def test_tsv_rows_are_split_at_tabs(tmp_path):
+    path = tmp_path / "facts.tsv"
+    path.write_text("question\tanswer\nWhere was Ann born?\tLyon, France\n")
+    assert rows_and_lines(path) == [(2, {"question": "Where was Ann born?", "answer": "Lyon, France"})]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("question,answer\nQ,A\nWhere?,Lyon, France\n", "facts.csv:3: 3 values for the header's 2 columns"),
+        ("question,,answer\nQ,x,A\n", "facts.csv:1: column 2 of the header has no name"),
+        ("\n\nquestion,answer,question\nQ,A,Q\n", "facts.csv:3: the header names column 'question' twice"),
+        ("question,answer,question\nQ,A,Q\n", "facts.csv:1: the header names column 'question' twice"),
+        ('{"question": "Q", "answer": "A"}\n', "facts.csv:1: the header is JSON, not field names"),
+        ('question,answer\nQ,A\n"Where?,Lyon\n', "facts.csv:3: not valid CSV (unexpected end of data)"),
+        ("question,answer\nQ,A\nQ,caf\xe9\n", "facts.csv:3: not valid UTF-8 (byte 0xe9)"),
+    ],
+)
+def test_a_broken_csv_file_names_the_line_of_the_fault(tmp_path, content, message):
+    path = tmp_path / "facts.csv"
+    path.write_bytes(content.encode("latin-1"))
+    assert first_error(path).startswith(message)
+
+
+# --------------------------------------------------------------------------------------------- Parquet
+
+
+def test_parquet_rows_are_named_by_their_number_and_a_null_field_is_an_absent_one(tmp_path):
+    path = tmp_path / "train.parquet"
+    turns = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]
+    table = pyarrow.Table.from_pylist([{"messages": turns, "subject": None}, {"messages": turns, "subject": "Ann"}])
+    pyarrow.parquet.write_table(table, path)
+    records = list(read_records(path))
+    assert [(r.number, r.where, r.object()) for r in records] == [
+        (1, f"{path} row 1", {"messages": turns}),
+        (2, f"{path} row 2", {"messages": turns, "subject": "Ann"}),
+    ]
+
+
+def test_a_file_that_is_not_parquet_is_refused_in_one_line(tmp_path):
+    path = tmp_path / "train.parquet"
+    path.write_text(json.dumps(ROWS[0]) + "\n")
+    message = first_error(path)
+    assert message.startswith("train.parquet: not a readable Parquet file (") and "\n" not in message
