@@ -152,12 +152,9 @@ UNSET_ONLY_KEYS: dict[str, str] = {
 }
 
 # Inside one `datasets:` item.
-IGNORED_DATASET_KEYS: dict[str, str] = {
-    "split": "a local data file is one split",
-}
+IGNORED_DATASET_KEYS: dict[str, str] = {}
 UNSET_ONLY_DATASET_KEYS: dict[str, str] = {
-    "data_files": "path names the one data file",
-    "name": "path names the one data file",
+    "name": "path (or data_files) names the data",
     "shards": "every row of the data file is trained",
     "revision": "data files are local",
     "drop_system_message": "system turns are trained as the data file holds them",

@@ -98,9 +98,10 @@ class FsdpConfig(_Strict):
 
 
 class DatasetConfig(_Strict):
-    """One data file. `qa` rows are {"question", "answer"}; `chat` rows are {"messages": [...]}, ShareGPT's
+    """One data file (or the files `data_files` names, or a dataset saved with `datasets`' save_to_disk). `qa`
+    rows are {"question", "answer"}; `chat` rows are {"messages": [...]}, ShareGPT's
     {"conversations": [{"from", "value"}, ...]} or the original experiment's ChatML {"person", "text"};
-    `alpaca` rows are {"instruction", "input", "output"}. The file is JSON Lines, a JSON array, CSV, TSV or
+    `alpaca` rows are {"instruction", "input", "output"}. A file is JSON Lines, a JSON array, CSV, TSV or
     Parquet, by its suffix or `ds_type`."""
 
     path: Path
@@ -108,6 +109,16 @@ class DatasetConfig(_Strict):
         default=None,
         description="The file's format where its suffix does not say it: json (JSON Lines or a JSON array), csv, "
         "tsv or parquet.",
+    )
+    data_files: list[Path] | None = Field(
+        default=None,
+        description="The files to read instead of path, as Axolotl's key names them (one or a list): relative "
+        "to the current folder, else to path (a folder), else to the recipe's folder.",
+    )
+    split: str | None = Field(
+        default=None,
+        description="Which split of a dataset saved with save_to_disk to read, where it holds several (omitted: "
+        "train); a data file is one split, train.",
     )
     # alpaca: Axolotl's {"instruction", "input", "output"} rows, trained as they are (not augmented as facts).
     type: Literal["qa", "chat", "alpaca"] = "qa"
@@ -132,6 +143,24 @@ class DatasetConfig(_Strict):
     def _jsonl_is_json(cls, value: Any) -> Any:
         # Axolotl names both JSON forms `json` (datasets' loader reads either); `jsonl` is what users write too.
         return "json" if value == "jsonl" else value
+
+    @field_validator("data_files", mode="before")
+    @classmethod
+    def _one_file_is_a_list_of_one(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("split", mode="before")
+    @classmethod
+    def _a_split_is_read_whole(cls, value: Any) -> Any:
+        # Axolotl passes split to `datasets`, whose "train[:10%]" reads a slice: taken as a name, it would
+        # train every row where the user asked for a tenth.
+        if isinstance(value, str) and "[" in value:
+            raise ValueError("slices of a split are not read here; every row of a split is trained")
+        return value
+
+    def files(self) -> list[Path]:
+        """What to read: the data_files, else path."""
+        return list(self.data_files) if self.data_files else [self.path]
 
 
 class HippocampusConfig(_Strict):
@@ -956,7 +985,7 @@ def _describe(
     if empty:
         # `key:` with nothing after it in YAML, or `--set key=`: null, which this key cannot be.
         message = "needs a value (it is empty)"
-    if other_forms and not empty:
+    if other_forms and not empty and kind != "value_error":  # a value of the right type, refused for itself
         message = f"{message}; or {', or '.join(other_forms)}"
     given = error.get("input")
     if not loc:
@@ -1025,6 +1054,8 @@ def _resolve_paths(recipe: Recipe, recipe_path: Path) -> Recipe:
     recipe's folder."""
     for dataset in [*(recipe.datasets or []), *(recipe.test_datasets or [])]:
         dataset.path = _beside(dataset.path, recipe_path)
+        if dataset.data_files:
+            dataset.data_files = [_in_folder(name, dataset.path, recipe_path) for name in dataset.data_files]
     if recipe.anchor_prompts is not None:
         recipe.anchor_prompts = _beside(recipe.anchor_prompts, recipe_path)
     if recipe.lora_model_dir is not None:
@@ -1032,6 +1063,14 @@ def _resolve_paths(recipe: Recipe, recipe_path: Path) -> Recipe:
     if recipe.resume_from_checkpoint is not None:
         recipe.resume_from_checkpoint = _beside(recipe.resume_from_checkpoint, recipe_path)
     return recipe
+
+
+def _in_folder(path: Path, folder: Path, recipe_path: Path) -> Path:
+    """A data_files entry: as given where it exists (Axolotl hands it to `datasets` so), else inside the
+    dataset's path (as Axolotl's documentation writes it), else beside the recipe."""
+    if path.is_absolute() or path.exists() or not (folder / path).exists():
+        return _beside(path, recipe_path)
+    return folder / path
 
 
 def _beside(path: Path, recipe_path: Path) -> Path:

@@ -9,10 +9,11 @@ they are found. The format comes from the file's suffix, or from a dataset's `ds
 - CSV (`.csv`) and TSV (`.tsv`): a header row of field names, then a row per object, as spreadsheets save
   them; every value is text and an empty cell is an absent field (CSV has no null). FILE:LINE.
 - Parquet (`.parquet`): as `datasets` saves rows and the hub stores them; named FILE row N (it has no lines).
+- A folder `datasets`' save_to_disk wrote (FOLDER row N), one split of it.
 A file that cannot be read at all raises SleeptrainError; a row that cannot be read is a Record holding its
 error, so that a reader may stop there (training data) or go on (memory files count the other rows).
 
-May import: sleeptrain.errors, the standard library, pyarrow (only for Parquet).
+May import: sleeptrain.errors, the standard library, pyarrow (for Parquet) and datasets (for saved ones), lazily.
 """
 
 from __future__ import annotations
@@ -65,9 +66,22 @@ def file_format(path: Path, declared: FileFormat | None = None) -> FileFormat:
     return declared or _SUFFIXES.get(path.suffix.lower(), "json")
 
 
-def read_records(path: Path, declared: FileFormat | None = None) -> Iterator[Record]:
-    """Each row of the file in order (blank lines skipped); raises SleeptrainError where the whole file
-    cannot be read (the caller has checked that it exists)."""
+def is_saved_dataset(path: Path) -> bool:
+    """Whether `path` is a folder `datasets`' save_to_disk wrote (one Dataset, or a DatasetDict of splits)."""
+    return (path / "dataset_dict.json").is_file() or (
+        (path / "state.json").is_file() and (path / "dataset_info.json").is_file()
+    )
+
+
+def read_records(path: Path, declared: FileFormat | None = None, split: str | None = None) -> Iterator[Record]:
+    """Each row of the file (or saved dataset) in order, blank lines skipped; raises SleeptrainError where the
+    whole file cannot be read (the caller has checked that it exists). `split` chooses among a saved
+    DatasetDict's splits; a file is one split, train."""
+    if path.is_dir():
+        yield from _saved_dataset_records(path, split)
+        return
+    if split not in (None, "train"):
+        raise SleeptrainError(f"{path}: split {split!r}: a data file is one split, train (give the file it is in)")
     kind = file_format(path, declared)
     if kind == "parquet":
         yield from _parquet_records(path)
@@ -237,6 +251,23 @@ def _parquet_records(path: Path) -> Iterator[Record]:
                 yield Record(number, f"{path} row {number}", _without_nulls(row))
     except (pyarrow.ArrowException, OSError) as exc:
         raise SleeptrainError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
+
+
+def _saved_dataset_records(path: Path, split: str | None) -> Iterator[Record]:
+    import datasets
+
+    try:
+        saved = datasets.load_from_disk(str(path))
+    except (FileNotFoundError, ValueError, OSError) as exc:
+        raise SleeptrainError(f"{path}: not a readable saved dataset ({str(exc).splitlines()[0]})") from None
+    if isinstance(saved, datasets.DatasetDict):
+        name = split or "train"
+        if name not in saved:
+            names = ", ".join(saved)
+            raise SleeptrainError(f"{path}: no split {name!r} (it holds {names}); the dataset's split key chooses one")
+        saved = saved[name]
+    for number, row in enumerate(saved, start=1):
+        yield Record(number, f"{path} row {number}", _without_nulls(row))
 
 
 def _without_nulls(value: Any) -> Any:

@@ -111,6 +111,17 @@ def test_a_datasets_ds_type_names_its_files_format_as_axolotl_does(write_recipe)
     assert error_of(path).startswith(f"{path}:3: 'datasets.0.ds_type': Input should be 'json', 'csv', 'tsv' or")
 
 
+def test_data_files_are_one_or_a_list_and_a_split_is_read_whole(write_recipe, tmp_path):
+    recipe = load_recipe(write_recipe("datasets:\n  - path: data\n    data_files: train.jsonl\noutput_dir: out\n"))
+    assert recipe.datasets[0].files() == [Path("train.jsonl")]  # found nowhere: "no such data file" when read
+
+    path = write_recipe("datasets:\n  - path: facts.jsonl\n    split: train[:10%]\noutput_dir: out\n")
+    assert error_of(path) == (
+        f"{path}:3: 'datasets.0.split': slices of a split are not read here; every row of a split is trained"
+        " (got 'train[:10%]')"
+    )
+
+
 def test_held_out_examples_come_from_val_set_size_or_test_datasets_not_both(write_recipe):
     path = write_recipe("datasets: facts.jsonl\ntest_datasets: eval.jsonl\nval_set_size: 0.1\noutput_dir: out\n")
     assert error_of(path) == f"{path}:3: give val_set_size or test_datasets, not both"

@@ -9,18 +9,18 @@ import pyarrow.parquet
 import pytest
 
 from sleeptrain.errors import SleeptrainError
-from sleeptrain.records import file_format, json_object_line, read_records
+from sleeptrain.records import file_format, is_saved_dataset, json_object_line, read_records
 
 ROWS = [{"question": "Where was Ann born?", "answer": "Lyon"}, {"question": "Ann's job?", "answer": "Baker"}]
 
 
-def rows_and_lines(path, declared=None):
-    return [(record.number, record.object()) for record in read_records(path, declared)]
+def rows_and_lines(path, declared=None, split=None):
+    return [(record.number, record.object()) for record in read_records(path, declared, split)]
 
 
-def first_error(path, declared=None) -> str:
+def first_error(path, declared=None, split=None) -> str:
     with pytest.raises(SleeptrainError) as caught:
-        for record in read_records(path, declared):
+        for record in read_records(path, declared, split):
             record.object()
     return str(caught.value).replace(f"{path.parent}/", "")
 
@@ -218,3 +218,41 @@ def test_a_file_that_is_not_parquet_is_refused_in_one_line(tmp_path):
     path.write_text(json.dumps(ROWS[0]) + "\n")
     message = first_error(path)
     assert message.startswith("train.parquet: not a readable Parquet file (") and "\n" not in message
+
+
+# ------------------------------------------------------------------------------------- saved datasets
+
+
+def test_a_dataset_saved_with_save_to_disk_is_read_row_by_row(tmp_path):
+    import datasets
+
+    datasets.Dataset.from_list(ROWS).save_to_disk(str(tmp_path / "facts"))
+
+    assert is_saved_dataset(tmp_path / "facts")
+    records = list(read_records(tmp_path / "facts"))
+    assert [(r.number, r.where, r.object()) for r in records] == [
+        (1, f"{tmp_path}/facts row 1", ROWS[0]),
+        (2, f"{tmp_path}/facts row 2", ROWS[1]),
+    ]
+
+
+def test_a_saved_dataset_dicts_split_is_chosen_by_name_train_by_default(tmp_path):
+    import datasets
+
+    splits = {"train": datasets.Dataset.from_list(ROWS[:1]), "test": datasets.Dataset.from_list(ROWS[1:])}
+    datasets.DatasetDict(splits).save_to_disk(str(tmp_path / "facts"))
+
+    assert [r.object() for r in read_records(tmp_path / "facts")] == ROWS[:1]
+    assert [r.object() for r in read_records(tmp_path / "facts", split="test")] == ROWS[1:]
+    assert first_error(tmp_path / "facts", split="validation") == (
+        "facts: no split 'validation' (it holds train, test); the dataset's split key chooses one"
+    )
+
+
+def test_a_data_file_is_one_split_named_train(tmp_path):
+    path = tmp_path / "facts.jsonl"
+    path.write_text(json.dumps(ROWS[0]) + "\n")
+    assert rows_and_lines(path, split="train") == [(1, ROWS[0])]
+    assert first_error(path, split="test") == (
+        "facts.jsonl: split 'test': a data file is one split, train (give the file it is in)"
+    )

@@ -38,7 +38,7 @@ def run_check(recipe_path: Path, overrides: list[str], quiet: bool = False) -> N
     console.print(resolved, end="", markup=False, highlight=False, soft_wrap=True)
     if quiet:
         return
-    files = len(recipe.datasets or [])
+    files = sum(len(dataset.files()) for dataset in recipe.datasets or [])
     held = f" ({len(split.held_out)} more held out by {held_out_by(recipe)})" if split and split.held_out else ""
     holds = (
         f"{counted(len(split.training), 'example')}{held} from {counted(files, 'data file')}"

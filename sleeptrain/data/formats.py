@@ -24,7 +24,7 @@ from pathlib import Path
 from sleeptrain.config import MessagePropertyMappings
 from sleeptrain.errors import SleeptrainError
 from sleeptrain.examples import example_path
-from sleeptrain.records import FORMATS_READ, FileFormat, data_files_in, read_records
+from sleeptrain.records import FORMATS_READ, FileFormat, data_files_in, is_saved_dataset, read_records
 
 ROLES = ("system", "user", "assistant")
 # ShareGPT's role names (Axolotl's default `roles` mapping).
@@ -69,23 +69,25 @@ def read_conversations(
     field_messages: str | None = None,
     turn_keys: MessagePropertyMappings | None = None,
     file_format: FileFormat | None = None,
+    split: str | None = None,
 ) -> list[Conversation]:
     """Parse one data file into conversations; raises SleeptrainError at the first bad line. For chat rows,
     `field_messages` and `turn_keys` say where a row keeps its turns and a turn its role and content (the
     dataset's Axolotl keys); None: `messages` with `role` and `content`, else ShareGPT's `conversations` with
-    `from` and `value`. `file_format` (a dataset's ds_type) overrides what the file's suffix says."""
+    `from` and `value`. `file_format` (a dataset's ds_type) overrides what the file's suffix says; `path` may be
+    a folder save_to_disk wrote, of which `split` is read."""
     path = Path(path)
     if not path.exists():
         # "org/name" with no extension is how Axolotl recipes name a dataset on the hub.
         hub = not path.is_absolute() and not path.suffix and len(path.parts) == 2
         hint = f" (a hub dataset? sleeptrain reads local files: {FORMATS_READ})" if hub else _relative_hint(path)
         raise SleeptrainError(f"{path}: no such data file{hint}")
-    if path.is_dir():
+    if path.is_dir() and not is_saved_dataset(path):
         inside = data_files_in(path)
         hint = f" (name one of its files: {', '.join(str(file) for file in inside)})" if inside else ""
         raise SleeptrainError(f"{path}: is a folder, not a data file{hint}")
     conversations = []
-    for record in read_records(path, file_format):
+    for record in read_records(path, file_format, split):
         row, where = record.object(), record.where
         looks = _looks_like(row, field_messages)
         if looks is not None and looks != kind:

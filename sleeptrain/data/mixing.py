@@ -59,15 +59,17 @@ def _read_datasets(datasets: list[DatasetConfig], recipe: Recipe) -> tuple[list[
     facts: list[Conversation] = []
     chats: list[Conversation] = []
     for dataset in datasets:
-        rows = read_conversations(
-            dataset.path,
-            dataset.type,
-            recipe.roles_to_train(dataset),
-            dataset.field_messages,
-            dataset.message_property_mappings,
-            dataset.ds_type,
-        )
-        (facts if dataset.type == "qa" else chats).extend(rows)
+        for path in dataset.files():
+            rows = read_conversations(
+                path,
+                dataset.type,
+                recipe.roles_to_train(dataset),
+                dataset.field_messages,
+                dataset.message_property_mappings,
+                dataset.ds_type,
+                dataset.split,
+            )
+            (facts if dataset.type == "qa" else chats).extend(rows)
     return facts, chats
 
 

@@ -95,7 +95,7 @@ def train(
     log.info(
         "%s from %s%s, at most %s, %s, computing in %s",
         counted(trained, "example"),
-        counted(len(recipe.datasets), "file"),
+        counted(sum(len(dataset.files()) for dataset in recipe.datasets), "file"),
         f" ({len(held_out)} held out)" if held_out is not None else "",
         counted(recipe.num_epochs, "epoch"),
         counted(trained_anchors, "anchor"),

@@ -279,6 +279,46 @@ def test_a_recipe_reads_a_file_in_the_format_its_ds_type_names(write_recipe, tmp
     ]
 
 
+def test_data_files_inside_a_datasets_folder_are_read_in_their_order_as_axolotl_names_them(write_recipe, tmp_path):
+    from sleeptrain.config import load_recipe
+
+    (tmp_path / "people").mkdir()
+    (tmp_path / "people" / "ann.csv").write_text("question,answer\nWhere does Ann live?,Lyon\n")
+    (tmp_path / "people" / "bo.jsonl").write_text('{"question": "Where does Bo live?", "answer": "Oslo"}\n')
+    recipe = load_recipe(
+        write_recipe(
+            "datasets:\n  - path: people\n    data_files: [bo.jsonl, ann.csv]\noutput_dir: out\n"
+            "question_variants: 1\nsubject_summaries: false\nanswer_statements: false\n"
+        )
+    )
+
+    assert recipe.datasets[0].files() == [tmp_path / "people" / "bo.jsonl", tmp_path / "people" / "ann.csv"]
+    examples = load_recipe_examples(recipe)
+    assert sorted(phrasings[0].messages[1].content for phrasings in examples) == ["Lyon", "Oslo"]
+
+
+def test_a_dataset_saved_with_save_to_disk_is_trained_from_its_split(write_recipe, tmp_path):
+    import datasets
+
+    from sleeptrain.config import load_recipe
+
+    turns = [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hello."}]
+    other = [{"role": "user", "content": "Bye?"}, {"role": "assistant", "content": "Goodbye."}]
+    saved = datasets.DatasetDict(
+        {
+            "train": datasets.Dataset.from_list([{"messages": turns}]),
+            "test": datasets.Dataset.from_list([{"messages": other}]),
+        }
+    )
+    saved.save_to_disk(str(tmp_path / "chats"))
+    recipe = load_recipe(write_recipe("datasets:\n  - path: chats\n    type: chat\n    split: test\noutput_dir: out\n"))
+
+    ((chat,),) = load_recipe_examples(recipe)
+
+    assert chat.as_dicts() == other
+    assert chat.origin == f"{tmp_path}/chats row 1"
+
+
 # ------------------------------------------------------------------------------ held-out examples
 
 
