@@ -437,6 +437,9 @@ class StopOnNonFiniteLoss(TrainerCallback):
             return
         if not self.scaled or not_finite == micro_batches:
             self.tripped_at = (first, state.global_step)
+            if logs is not None and "loss" in logs:
+                # Trainer logs the mean of the finite losses before in a nan one's place (0.0 at first).
+                logs["loss"] = float("nan")
             # Under several processes every one must leave the loop together; each reports after it instead.
             control.should_training_stop = args.world_size == 1
 
@@ -607,15 +610,18 @@ def train_model(
     _keep_the_recipes_precision(args, bf16, fp16)
     # Only the main process writes TensorBoard events (Trainer's callback skips the others).
     writer = SummaryWriter(log_dir=str(new_log_dir(output_dir / "logs"))) if args.process_index == 0 else None
+    # Before the callbacks that show the loss: where it stops being a number, they show nan.
+    non_finite = StopOnNonFiniteLoss(NonFiniteLosses(), scaled=fp16)
     trainer = LabelledLogitsTrainer(
         model=model,
         args=args,
         train_dataset=dataset,
         eval_dataset=eval_dataset,
         data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100),
-        callbacks=[TensorBoardCallback(tb_writer=writer)],
+        callbacks=[non_finite, TensorBoardCallback(tb_writer=writer)],
         optimizers=(_loraplus_optimizer(recipe, model), None),
     )
+    trainer.non_finite_losses = non_finite.losses
     trainer.labelled_logits = recipe.backend != "unsloth"
     sharding = "fsdp" if recipe.uses_fsdp else "deepspeed" if recipe.deepspeed else None
     if sharding and not (trainer.is_fsdp_enabled or trainer.is_deepspeed_enabled):
@@ -672,9 +678,6 @@ def train_model(
         trainer.add_callback(LossOnProgressBar(len(rows.phrasings) if trainer.learning is not None else None))
     if args.device.type == "cpu":
         trainer.add_callback(ReturnFreedMemory())
-    trainer.non_finite_losses = NonFiniteLosses()
-    non_finite = StopOnNonFiniteLoss(trainer.non_finite_losses, scaled=fp16)
-    trainer.add_callback(non_finite)
     watchdog = None
     if recipe.loss_watchdog_threshold is not None:
         watchdog = LossWatchdog(recipe.loss_watchdog_threshold, recipe.loss_watchdog_patience)

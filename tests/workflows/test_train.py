@@ -353,6 +353,8 @@ def test_a_loss_that_is_not_a_number_stops_the_run_and_saves_no_adapter(model_th
         "model's weights, or a learning_rate of 0.002, may be at fault)"
     )
     assert not (tmp_path / "run" / "adapter").exists()
+    # What TensorBoard and the progress bar are given: nan, not the 0.0 Trainer logs in its place.
+    assert [math.isnan(loss) for loss in read_scalars(tmp_path / "run" / "logs")["train/loss"]] == [True]
 
 
 def test_a_loss_under_the_watchdogs_threshold_trains_on(tiny_llama, make_recipe):
