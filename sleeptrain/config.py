@@ -101,14 +101,14 @@ class DatasetConfig(_Strict):
     """One data file (or the files `data_files` names, or a dataset saved with `datasets`' save_to_disk). `qa`
     rows are {"question", "answer"}; `chat` rows are {"messages": [...]}, ShareGPT's
     {"conversations": [{"from", "value"}, ...]} or the original experiment's ChatML {"person", "text"};
-    `alpaca` rows are {"instruction", "input", "output"}. A file is JSON Lines, a JSON array, CSV, TSV or
-    Parquet, by its suffix or `ds_type`."""
+    `alpaca` rows are {"instruction", "input", "output"}. A file is JSON Lines, a JSON array, CSV, TSV, Parquet
+    or Arrow, by its suffix or `ds_type`."""
 
     path: Path
     ds_type: FileFormat | None = Field(
         default=None,
         description="The file's format where its suffix does not say it: json (JSON Lines or a JSON array), csv, "
-        "tsv or parquet.",
+        "tsv, parquet or arrow.",
     )
     data_files: list[Path] | None = Field(
         default=None,
@@ -1068,9 +1068,12 @@ def _resolve_paths(recipe: Recipe, recipe_path: Path) -> Recipe:
 def _in_folder(path: Path, folder: Path, recipe_path: Path) -> Path:
     """A data_files entry: as given where it exists (Axolotl hands it to `datasets` so), else inside the
     dataset's path (as Axolotl's documentation writes it), else beside the recipe."""
-    if path.is_absolute() or path.exists() or not (folder / path).exists():
-        return _beside(path, recipe_path)
-    return folder / path
+    if path.is_absolute() or path.exists():
+        return path
+    for candidate in (folder / path, recipe_path.parent / path):
+        if candidate.exists():
+            return candidate
+    return folder / path if folder.is_dir() else path  # where a "no such data file" error names it
 
 
 def _beside(path: Path, recipe_path: Path) -> Path:

@@ -9,6 +9,7 @@ they are found. The format comes from the file's suffix, or from a dataset's `ds
 - CSV (`.csv`) and TSV (`.tsv`): a header row of field names, then a row per object, as spreadsheets save
   them; every value is text and an empty cell is an absent field (CSV has no null). FILE:LINE.
 - Parquet (`.parquet`): as `datasets` saves rows and the hub stores them; named FILE row N (it has no lines).
+- Arrow (`.arrow`): the files `datasets` keeps its rows in (its cache, save_to_disk's folders); FILE row N.
 - A folder `datasets`' save_to_disk wrote (FOLDER row N), one split of it.
 A file that cannot be read at all raises SleeptrainError; a row that cannot be read is a Record holding its
 error, so that a reader may stop there (training data) or go on (memory files count the other rows).
@@ -29,12 +30,12 @@ from typing import Any, Literal
 
 from sleeptrain.errors import SleeptrainError
 
-FileFormat = Literal["json", "csv", "tsv", "parquet"]
-_SUFFIXES: dict[str, FileFormat] = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet"}
-FORMATS_READ = "JSON Lines, a JSON array, CSV, TSV or Parquet"
+FileFormat = Literal["json", "csv", "tsv", "parquet", "arrow"]
+_SUFFIXES: dict[str, FileFormat] = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".arrow": "arrow"}
+FORMATS_READ = "JSON Lines, a JSON array, CSV, TSV, Parquet or Arrow"
 _JSON_LINES = (
-    "the file should be JSON Lines (one JSON object per line) or a JSON array of objects; a .csv, .tsv or"
-    " .parquet file is read as its suffix says"
+    "the file should be JSON Lines (one JSON object per line) or a JSON array of objects; a .csv, .tsv,"
+    " .parquet or .arrow file is read as its suffix says"
 )
 _SPACE = re.compile(r"\s*")
 
@@ -83,8 +84,8 @@ def read_records(path: Path, declared: FileFormat | None = None, split: str | No
     if split not in (None, "train"):
         raise SleeptrainError(f"{path}: split {split!r}: a data file is one split, train (give the file it is in)")
     kind = file_format(path, declared)
-    if kind == "parquet":
-        yield from _parquet_records(path)
+    if kind in ("parquet", "arrow"):
+        yield from _arrow_table_records(path, kind)
     elif kind in ("csv", "tsv"):
         yield from _csv_records(path, "\t" if kind == "tsv" else ",")
     elif _first_character(path) == "[":
@@ -236,21 +237,39 @@ def _check_header(path: Path, line: int, names: list[str]) -> None:
         raise SleeptrainError(f"{where}: the header names column {repeated[0]!r} twice")
 
 
-def _parquet_records(path: Path) -> Iterator[Record]:
+def _arrow_table_records(path: Path, kind: FileFormat) -> Iterator[Record]:
     # pyarrow (installed with `datasets`) directly: `datasets`' own Parquet loader would copy the file into
     # its cache first, and give rows no number to name in an error.
     import pyarrow
     import pyarrow.parquet
 
     try:
-        batches = pyarrow.parquet.ParquetFile(path).iter_batches(batch_size=1024)
+        if kind == "parquet":
+            batches = pyarrow.parquet.ParquetFile(path).iter_batches(batch_size=1024)
+        else:
+            batches = _arrow_batches(path)
         number = 0
         for batch in batches:
             for row in batch.to_pylist():
                 number += 1
                 yield Record(number, f"{path} row {number}", _without_nulls(row))
     except (pyarrow.ArrowException, OSError) as exc:
-        raise SleeptrainError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
+        name = "Parquet" if kind == "parquet" else "Arrow"
+        raise SleeptrainError(f"{path}: not a readable {name} file ({str(exc).splitlines()[0]})") from None
+
+
+def _arrow_batches(path: Path) -> Iterator[Any]:
+    """An Arrow file's record batches: `datasets` writes the stream format; the file format has a footer."""
+    import pyarrow
+    import pyarrow.ipc
+
+    try:
+        reader = pyarrow.ipc.open_stream(pyarrow.memory_map(str(path)))
+    except pyarrow.ArrowInvalid:
+        reader = pyarrow.ipc.open_file(pyarrow.memory_map(str(path)))
+        yield from (reader.get_batch(index) for index in range(reader.num_record_batches))
+        return
+    yield from reader
 
 
 def _saved_dataset_records(path: Path, split: str | None) -> Iterator[Record]:

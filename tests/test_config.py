@@ -107,12 +107,12 @@ def test_a_datasets_ds_type_names_its_files_format_as_axolotl_does(write_recipe)
     jsonl = load_recipe(write_recipe("datasets:\n  - path: facts.txt\n    ds_type: jsonl\noutput_dir: out\n"))
     assert jsonl.datasets[0].ds_type == "json"  # Axolotl's one name for both JSON forms
 
-    path = write_recipe("datasets:\n  - path: facts.arrow\n    ds_type: arrow\noutput_dir: out\n")
-    assert error_of(path).startswith(f"{path}:3: 'datasets.0.ds_type': Input should be 'json', 'csv', 'tsv' or")
+    path = write_recipe("datasets:\n  - path: facts.txt\n    ds_type: text\noutput_dir: out\n")
+    assert error_of(path).startswith(f"{path}:3: 'datasets.0.ds_type': Input should be 'json', 'csv', 'tsv',")
 
 
 def test_data_files_are_one_or_a_list_and_a_split_is_read_whole(write_recipe, tmp_path):
-    recipe = load_recipe(write_recipe("datasets:\n  - path: data\n    data_files: train.jsonl\noutput_dir: out\n"))
+    recipe = load_recipe(write_recipe("datasets:\n  - path: corpus\n    data_files: train.jsonl\noutput_dir: out\n"))
     assert recipe.datasets[0].files() == [Path("train.jsonl")]  # found nowhere: "no such data file" when read
 
     path = write_recipe("datasets:\n  - path: facts.jsonl\n    split: train[:10%]\noutput_dir: out\n")

@@ -41,8 +41,8 @@ def test_a_byte_order_mark_at_the_start_of_a_file_is_not_part_of_its_first_objec
 
 
 HINT = (
-    "; the file should be JSON Lines (one JSON object per line) or a JSON array of objects; a .csv, .tsv or .parquet"
-    " file is read as its suffix says"
+    "; the file should be JSON Lines (one JSON object per line) or a JSON array of objects; a .csv, .tsv, .parquet"
+    " or .arrow file is read as its suffix says"
 )
 
 
@@ -78,6 +78,7 @@ def test_a_bad_line_is_named_with_what_is_wrong_with_it(raw, message):
         ("facts.CSV", None, "csv"),
         ("facts.tsv", None, "tsv"),
         ("train-00000-of-00001.parquet", None, "parquet"),
+        ("data-00000-of-00001.arrow", None, "arrow"),
         ("facts.txt", "csv", "csv"),  # a dataset's ds_type says what the suffix does not
     ],
 )
@@ -210,6 +211,21 @@ def test_parquet_rows_are_named_by_their_number_and_a_null_field_is_an_absent_on
     assert [(r.number, r.where, r.object()) for r in records] == [
         (1, f"{path} row 1", {"messages": turns}),
         (2, f"{path} row 2", {"messages": turns, "subject": "Ann"}),
+    ]
+
+
+@pytest.mark.parametrize("writer", ["stream", "file"])
+def test_arrow_files_in_either_of_arrows_forms_are_read_row_by_row(tmp_path, writer):
+    import pyarrow.ipc
+
+    path = tmp_path / "data-00000-of-00001.arrow"
+    table = pyarrow.Table.from_pylist(ROWS)
+    open_writer = pyarrow.ipc.new_stream if writer == "stream" else pyarrow.ipc.new_file
+    with open_writer(str(path), table.schema) as sink:
+        sink.write_table(table)
+    assert [(r.where, r.object()) for r in read_records(path)] == [
+        (f"{path} row 1", ROWS[0]),
+        (f"{path} row 2", ROWS[1]),
     ]
 
 

@@ -296,6 +296,10 @@ def test_data_files_inside_a_datasets_folder_are_read_in_their_order_as_axolotl_
     examples = load_recipe_examples(recipe)
     assert sorted(phrasings[0].messages[1].content for phrasings in examples) == ["Lyon", "Oslo"]
 
+    missing = load_recipe(write_recipe("datasets:\n  - path: people\n    data_files: cy.jsonl\noutput_dir: out\n"))
+    with pytest.raises(SleeptrainError, match=f"^{tmp_path}/people/cy.jsonl: no such data file"):
+        load_recipe_examples(missing)  # named where it was looked for first
+
 
 def test_a_dataset_saved_with_save_to_disk_is_trained_from_its_split(write_recipe, tmp_path):
     import datasets
