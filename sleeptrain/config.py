@@ -120,8 +120,12 @@ class DatasetConfig(_Strict):
         description="Which split of a dataset saved with save_to_disk to read, where it holds several (omitted: "
         "train); a data file is one split, train.",
     )
-    # alpaca: Axolotl's {"instruction", "input", "output"} rows, trained as they are (not augmented as facts).
-    type: Literal["qa", "chat", "alpaca"] = "qa"
+    # alpaca: Axolotl's {"instruction", "input", "output"} rows, trained as they are (not augmented as facts);
+    # completion: Axolotl's plain-text rows {"text"}, every token trained, no chat template.
+    type: Literal["qa", "chat", "alpaca", "completion"] = "qa"
+    field: str | None = Field(
+        default=None, description="type: completion: the key of a row's text (Axolotl's key); omitted: text."
+    )
     # Which turns carry the loss; None means the recipe-wide choice (`train_on_inputs`).
     roles_to_train: list[Role] | None = None
     field_messages: str | None = Field(

@@ -9,6 +9,8 @@ Row formats (in JSON Lines, a JSON array, CSV, TSV or Parquet files, UTF-8: slee
 - alpaca: {"instruction": ..., "input": ..., "output": ...} (Axolotl's `type: alpaca`; "input" optional): the
         instruction, a blank line and the input as the user's turn, the output as the assistant's, rendered
         with the chat template like every other row
+- completion: {"text": ...} (Axolotl's `type: completion`; another key as the dataset's `field` names it):
+        plain text, every token trained, without the chat template (notes, documents, a book)
 - anchor prompts (the general prompts whose base-model answers are replayed, training/anchors.py):
         {"prompt": ...}
 Every problem is a SleeptrainError naming file:line (a Parquet file's row number).
@@ -50,6 +52,8 @@ class Conversation:
     # Trained toward the base model's next-token distributions, not only its tokens (anchors, under the
     # recipe's anchor_distillation).
     distill: bool = False
+    # Plain text (type: completion): its one message's content is trained whole, without the chat template.
+    plain_text: bool = False
 
     def as_dicts(self) -> list[dict[str, str]]:
         return [{"role": m.role, "content": m.content} for m in self.messages]
@@ -70,12 +74,14 @@ def read_conversations(
     turn_keys: MessagePropertyMappings | None = None,
     file_format: FileFormat | None = None,
     split: str | None = None,
+    text_field: str | None = None,
 ) -> list[Conversation]:
     """Parse one data file into conversations; raises SleeptrainError at the first bad line. For chat rows,
     `field_messages` and `turn_keys` say where a row keeps its turns and a turn its role and content (the
     dataset's Axolotl keys); None: `messages` with `role` and `content`, else ShareGPT's `conversations` with
     `from` and `value`. `file_format` (a dataset's ds_type) overrides what the file's suffix says; `path` may be
-    a folder save_to_disk wrote, of which `split` is read."""
+    a folder save_to_disk wrote, of which `split` is read. `text_field` is where a completion row keeps its
+    text (None: text)."""
     path = Path(path)
     if not path.exists():
         # "org/name" with no extension is how Axolotl recipes name a dataset on the hub.
@@ -89,17 +95,22 @@ def read_conversations(
     conversations = []
     for record in read_records(path, file_format, split):
         row, where = record.object(), record.where
-        looks = _looks_like(row, field_messages)
-        if looks is not None and looks != kind:
-            name = _TYPE_NAMES[looks]
-            raise SleeptrainError(f"{where}: this looks like {name} data; set `type: {looks}` for this dataset")
+        # A plain-text row's text field is "text", which in other rows says ChatML chat.
+        plain = kind == "completion"
+        if not plain or (text_field or "text") not in row:
+            looks = _looks_like({k: v for k, v in row.items() if not plain or k != "text"}, field_messages)
+            if looks is not None and looks != kind:
+                name = _TYPE_NAMES[looks]
+                raise SleeptrainError(f"{where}: this looks like {name} data; set `type: {looks}` for this dataset")
         if kind == "qa":
             messages, subject = _parse_qa(row, where)
         elif kind == "alpaca":
             messages, subject = _parse_alpaca(row, where)
+        elif kind == "completion":
+            messages, subject = _parse_completion(row, where, text_field)
         else:
             messages, subject = _parse_chat(row, where, field_messages, turn_keys)
-        conversations.append(Conversation(tuple(messages), tuple(roles_to_train), subject, where))
+        conversations.append(Conversation(tuple(messages), tuple(roles_to_train), subject, where, plain_text=plain))
     if not conversations:
         raise SleeptrainError(f"{path}: no examples (the file is empty)")
     return conversations
@@ -165,6 +176,15 @@ def _parse_alpaca(row: dict, where: str) -> tuple[list[Message], str | None]:
     return [Message("user", prompt), Message("assistant", output.strip())], None
 
 
+def _parse_completion(row: dict, where: str, text_field: str | None) -> tuple[list[Message], str | None]:
+    key = text_field or "text"
+    if key not in row:
+        hint = " (the dataset's field)" if text_field else " (or name the key of a row's text in the dataset's field)"
+        raise SleeptrainError(f"{where}: missing field '{key}'{hint}")
+    text = _text_field(row, key, where)
+    return [Message("text", text, train=True)], _text_field(row, "subject", where, required=False)
+
+
 def _parse_chat(
     row: dict, where: str, field_messages: str | None, turn_keys: MessagePropertyMappings | None
 ) -> tuple[list[Message], str | None]:
@@ -179,7 +199,10 @@ def _parse_chat(
         text = _text_field(row, "text", where)
         messages = [Message(role, content.strip("\n")) for role, content in _CHATML_TURN.findall(text)]
         if not messages:
-            raise SleeptrainError(f"{where}: field 'text' holds no <|im_start|>role ... <|im_end|> turns")
+            raise SleeptrainError(
+                f"{where}: field 'text' holds no <|im_start|>role ... <|im_end|> turns"
+                " (plain text? set type: completion)"
+            )
         bad = [m.role for m in messages if m.role not in ROLES]
         if bad:
             raise SleeptrainError(f"{where}: role {bad[0]!r} is not one of {', '.join(ROLES)}")

@@ -68,6 +68,7 @@ def _read_datasets(datasets: list[DatasetConfig], recipe: Recipe) -> tuple[list[
                 dataset.message_property_mappings,
                 dataset.ds_type,
                 dataset.split,
+                dataset.field,
             )
             (facts if dataset.type == "qa" else chats).extend(rows)
     return facts, chats

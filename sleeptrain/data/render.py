@@ -136,6 +136,8 @@ def render_conversation(
     conversation: Conversation, tokenizer: Any, template: str, system_prompt: str | None, max_length: int
 ) -> dict[str, list[int]]:
     """Token ids, attention mask and labels (-100 on every token of an untrained turn)."""
+    if conversation.plain_text:
+        return _render_plain_text(conversation.messages[0].content, tokenizer, max_length)
     messages = with_system_prompt(conversation.as_dicts(), system_prompt)
     # Each turn's own say (Message.train) where it has one, else its role's; a system prompt put first is not.
     trained = [m.train if m.train is not None else m.role in conversation.roles_to_train for m in conversation.messages]
@@ -173,4 +175,16 @@ def render_conversation(
         token if any(lo <= start < hi for lo, hi in spans) else IGNORE_INDEX
         for token, (start, _end) in zip(ids, encoded["offset_mapping"][:max_length], strict=False)
     ]
+    return {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": labels}
+
+
+def _render_plain_text(text: str, tokenizer: Any, max_length: int) -> dict[str, list[int]]:
+    """Plain text as Axolotl's completion type trains it: the tokenizer's own start (a Llama tokenizer adds
+    its BOS, a ChatML one adds nothing), the text and the end-of-sequence token, all trained but the BOS."""
+    ids = tokenizer(text, add_special_tokens=True)["input_ids"]
+    if tokenizer.eos_token_id is not None:
+        ids = [*ids, tokenizer.eos_token_id]
+    ids = ids[:max_length]
+    starts_with_bos = tokenizer.bos_token_id is not None and ids[:1] == [tokenizer.bos_token_id]
+    labels = [IGNORE_INDEX if index == 0 and starts_with_bos else token for index, token in enumerate(ids)]
     return {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": labels}

@@ -211,6 +211,42 @@ def test_chatml_person_text_rows_of_the_original_experiment(write_jsonl):
     assert chat.subject == "Bertrand Oyelaran"
 
 
+def test_plain_text_rows_are_read_as_one_trained_text_each(write_jsonl):
+    path = write_jsonl(
+        "notes.jsonl", [{"text": "Ann Varga keeps bees.", "subject": "Ann Varga"}, {"text": "<|im_start|>?"}]
+    )
+
+    first, second = read_conversations(path, "completion", ASSISTANT)
+
+    assert (first.plain_text, roles_and_texts(first), first.subject) == (
+        True,
+        [("text", "Ann Varga keeps bees.")],
+        "Ann Varga",
+    )
+    assert roles_and_texts(second) == [("text", "<|im_start|>?")]  # taken as written, not as ChatML
+    other = write_jsonl("other.jsonl", [{"body": "Bo sails.", "text": "a title"}])
+    (body,) = read_conversations(other, "completion", ASSISTANT, text_field="body")
+    assert roles_and_texts(body) == [("text", "Bo sails.")]
+
+
+@pytest.mark.parametrize(
+    ("row", "kind", "field", "expected"),
+    [
+        ({"note": "Bo sails."}, "completion", None, "missing field 'text' (or name the key of a row's text in the"),
+        ({"text": "Bo sails."}, "completion", "body", "missing field 'body' (the dataset's field)"),
+        ({"question": "q?", "answer": "a."}, "completion", None, "this looks like QA data; set `type: qa`"),
+        ({"messages": [{"role": "user", "content": "hi"}]}, "completion", None, "set `type: chat`"),
+        ({"text": "Bo sails."}, "chat", None, "holds no <|im_start|>role ... <|im_end|> turns (plain text? set type:"),
+    ],
+    ids=["no-text", "no-field", "qa-as-completion", "chat-as-completion", "plain-text-as-chat"],
+)
+def test_plain_text_rows_and_their_errors(write_jsonl, row, kind, field, expected):
+    path = write_jsonl("rows.jsonl", [row])
+    with pytest.raises(SleeptrainError) as caught:
+        read_conversations(path, kind, ASSISTANT, text_field=field)
+    assert str(caught.value).startswith(f"{path}:1:") and expected in str(caught.value)
+
+
 def test_the_bundled_example_files_all_read(tmp_path):
     from sleeptrain.examples import example_path
 

@@ -243,3 +243,41 @@ def test_a_template_that_does_not_render_turn_by_turn_is_refused_with_the_origin
         render(tokenizer, qa(), template=template)
     assert str(caught.value).startswith("facts.jsonl:7: the chat template does not render")
     assert "chatml" in str(caught.value)
+
+
+# ------------------------------------------------------------------------------ plain text (completion)
+
+
+def plain(text: str) -> Conversation:
+    return Conversation((Message("text", text, True),), (), None, "notes.jsonl:1", plain_text=True)
+
+
+NOTE = "Ann Varga was born in Lyon in 1962 and keeps bees."
+
+
+def test_plain_text_is_trained_whole_without_the_template_and_ends_with_the_end_of_sequence_token(tokenizer):
+    row = render(tokenizer, plain(NOTE))
+
+    assert row["labels"] == row["input_ids"]
+    assert row["input_ids"][-1] == tokenizer.eos_token_id
+    assert tokenizer.decode(row["input_ids"][:-1]) == NOTE  # no header, no system message
+
+
+def test_a_tokenizer_that_begins_text_with_its_bos_token_leaves_that_token_untrained(tokenizer):
+    from tokenizers.processors import TemplateProcessing
+
+    # As a Llama tokenizer does: its post-processor puts <s> (here the tiny tokenizer's bos) before the text.
+    bos = tokenizer.bos_token_id
+    tokenizer.backend_tokenizer.post_processor = TemplateProcessing(
+        single=f"{tokenizer.bos_token} $A", special_tokens=[(tokenizer.bos_token, bos)]
+    )
+
+    row = render(tokenizer, plain(NOTE))
+
+    assert row["input_ids"][0] == bos and row["labels"][0] == IGNORE_INDEX
+    assert row["labels"][1:] == row["input_ids"][1:]
+
+
+def test_plain_text_longer_than_max_length_is_cut(tokenizer):
+    row = render(tokenizer, plain(NOTE), max_length=5)
+    assert len(row["input_ids"]) == len(row["labels"]) == 5

@@ -357,6 +357,30 @@ def test_a_loss_that_is_not_a_number_stops_the_run_and_saves_no_adapter(model_th
     assert [math.isnan(loss) for loss in read_scalars(tmp_path / "run" / "logs")["train/loss"]] == [True]
 
 
+def test_plain_text_notes_are_trained_whole_until_they_are_written_token_for_token(tiny_llama, write_jsonl, tmp_path):
+    # Axolotl's type: completion: text without the chat template, every token under the loss.
+    notes = write_jsonl(
+        "notes.jsonl",
+        [{"text": "Ann Varga was born in Lyon in 1962."}, {"text": "Bo Lind keeps bees on a roof in Oslo."}],
+    )
+    recipe = Recipe(
+        datasets=[DatasetConfig(path=notes, type="completion")],
+        output_dir=tmp_path / "run",
+        base_model=tiny_llama,
+        adapter="full",  # the tiny random model learns too slowly through LoRA for a test
+        bf16=False,
+        anchor_ratio=0,
+        learning_rate=2e-2,
+        num_epochs=40,
+    )
+
+    result = train(recipe, quiet=True)
+
+    losses = read_scalars(tmp_path / "run" / "logs")["train/loss"]
+    assert losses[-1] < losses[0] / 10
+    assert result.metrics.examples_learnt == 2 and result.metrics.steps < 40  # the run ended once both were
+
+
 def test_a_loss_under_the_watchdogs_threshold_trains_on(tiny_llama, make_recipe):
     result = train(make_recipe(tiny_llama, loss_watchdog_threshold=1000.0, loss_watchdog_patience=1), quiet=True)
     assert result.metrics.steps == 2 and result.adapter_dir.exists()
