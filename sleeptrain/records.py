@@ -42,7 +42,7 @@ _SPACE = re.compile(r"\s*")
 
 @dataclass(frozen=True)
 class Record:
-    number: int  # the line the row starts on; a Parquet file's row number
+    number: int  # the line the row starts on; the row number of a Parquet, Arrow or saved dataset
     where: str  # FILE:LINE, or FILE row N
     row: dict[str, Any] | None  # None where the row could not be read
     error: str | None = None  # why not, beginning with `where`

@@ -1,6 +1,7 @@
 """Reading the data files a recipe names into typed conversations.
 
-Row formats (in JSON Lines, a JSON array, CSV, TSV or Parquet files, UTF-8: sleeptrain/records.py):
+Row formats (in any file sleeptrain/records.py reads: JSON Lines, a JSON array, CSV, TSV, Parquet, Arrow, or a
+folder datasets' save_to_disk wrote):
 - qa:   {"question": ..., "answer": ...} with optional "subject", "source", "timestamp"
 - chat: {"messages": [{"role": ..., "content": ...}, ...]} with optional "subject"; ShareGPT's
         {"conversations": [{"from": "human" | "gpt" | "system", "value": ...}, ...]}; other field names as
@@ -13,7 +14,7 @@ Row formats (in JSON Lines, a JSON array, CSV, TSV or Parquet files, UTF-8: slee
         plain text, every token trained, without the chat template (notes, documents, a book)
 - anchor prompts (the general prompts whose base-model answers are replayed, training/anchors.py):
         {"prompt": ...}
-Every problem is a SleeptrainError naming file:line (a Parquet file's row number).
+Every problem is a SleeptrainError naming file:line (a Parquet or Arrow row by its number).
 """
 
 from __future__ import annotations
