@@ -253,11 +253,15 @@ _USER_CACHE = load_settings().cache_dir
 
 
 @pytest.fixture
-def user_cache(monkeypatch) -> Path:
-    """The user's cache folder instead of the test's own: the slow tests on the real default model share its
-    converted copy (converting it takes a minute) with each other and with the user's runs."""
-    monkeypatch.setenv("SLEEPTRAIN_CACHE_DIR", str(_USER_CACHE))
-    return _USER_CACHE
+def user_cache(isolated_cache) -> Path:
+    """The test's own cache folder with the user's converted default model in it: the slow tests on the real
+    default model share that copy (converting it takes a minute) with each other and with the user's runs,
+    and leave the user's other caches as they were (their runs' anchor states and directions filled the user's,
+    and evicted the directions of the user's own runs, which take 10 s to find again)."""
+    models = _USER_CACHE / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    (isolated_cache / "models").symlink_to(models, target_is_directory=True)
+    return isolated_cache
 
 
 @pytest.fixture(autouse=True)

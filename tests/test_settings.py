@@ -60,3 +60,12 @@ def test_the_rank_is_the_launchers_and_0_when_run_alone(monkeypatch):
     assert load_settings().rank == 0
     monkeypatch.setenv("RANK", "1")
     assert load_settings().rank == 1
+
+
+def test_the_slow_tests_share_only_the_users_converted_model(user_cache):
+    """The tests on the real default model read the user's converted copy, and write their anchor states and
+    directions into their own cache folder, not the user's."""
+    from tests.conftest import _USER_CACHE
+
+    assert load_settings().cache_dir == user_cache != _USER_CACHE
+    assert (user_cache / "models").resolve() == (_USER_CACHE / "models").resolve()
