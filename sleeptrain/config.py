@@ -11,6 +11,7 @@ the rest of the recipe is valid: to check its name and that its package is insta
 from __future__ import annotations
 
 import difflib
+import glob
 import logging
 import re
 from collections.abc import Sequence
@@ -1057,9 +1058,14 @@ def _resolve_paths(recipe: Recipe, recipe_path: Path) -> Recipe:
     """Data, anchor-prompt and adapter paths are relative to the working directory (as in Axolotl), or else to the
     recipe's folder."""
     for dataset in [*(recipe.datasets or []), *(recipe.test_datasets or [])]:
+        if not dataset.data_files and _is_pattern(dataset.path) and not dataset.path.exists():
+            # `datasets: notes/*.jsonl`: a pattern as path reads as the files it matches, as in data_files.
+            dataset.data_files = [dataset.path]
         dataset.path = _beside(dataset.path, recipe_path)
         if dataset.data_files:
-            dataset.data_files = [_in_folder(name, dataset.path, recipe_path) for name in dataset.data_files]
+            dataset.data_files = [
+                file for name in dataset.data_files for file in _matching(name, dataset.path, recipe_path)
+            ]
     if recipe.anchor_prompts is not None:
         recipe.anchor_prompts = _beside(recipe.anchor_prompts, recipe_path)
     if recipe.lora_model_dir is not None:
@@ -1067,6 +1073,23 @@ def _resolve_paths(recipe: Recipe, recipe_path: Path) -> Recipe:
     if recipe.resume_from_checkpoint is not None:
         recipe.resume_from_checkpoint = _beside(recipe.resume_from_checkpoint, recipe_path)
     return recipe
+
+
+def _is_pattern(path: Path) -> bool:
+    return any(mark in str(path) for mark in "*?[")
+
+
+def _matching(name: Path, folder: Path, recipe_path: Path) -> list[Path]:
+    """A data_files entry as the files it names: a pattern (`data/train-*.parquet`, as `datasets` expands it
+    for Axolotl) as its matches in name order, found where _in_folder looks for a name; a pattern matching
+    nothing, as it is (reading it says there is no such file)."""
+    if not _is_pattern(name):
+        return [_in_folder(name, folder, recipe_path)]
+    for base in (Path(), folder, recipe_path.parent):
+        found = sorted(Path(path) for path in glob.glob(str(base / name), recursive=True) if Path(path).is_file())
+        if found:
+            return found
+    return [name]
 
 
 def _in_folder(path: Path, folder: Path, recipe_path: Path) -> Path:

@@ -122,6 +122,22 @@ def test_data_files_are_one_or_a_list_and_a_split_is_read_whole(write_recipe, tm
     )
 
 
+def test_a_pattern_names_the_files_it_matches_in_name_order(write_recipe, tmp_path):
+    (tmp_path / "notes").mkdir()
+    for name in ("b.jsonl", "a.jsonl", "c.csv"):
+        (tmp_path / "notes" / name).write_text("")
+    expected = [tmp_path / "notes" / "a.jsonl", tmp_path / "notes" / "b.jsonl"]
+
+    as_path = load_recipe(write_recipe("datasets: notes/*.jsonl\noutput_dir: out\n"))
+    as_data_files = load_recipe(
+        write_recipe("datasets:\n  - path: notes\n    data_files: '*.jsonl'\noutput_dir: out\n")
+    )
+
+    assert as_path.datasets[0].files() == as_data_files.datasets[0].files() == expected
+    nothing = load_recipe(write_recipe("datasets: notes/*.parquet\noutput_dir: out\n"))
+    assert nothing.datasets[0].files() == [Path("notes/*.parquet")]  # reading it says no file matches
+
+
 def test_held_out_examples_come_from_val_set_size_or_test_datasets_not_both(write_recipe):
     path = write_recipe("datasets: facts.jsonl\ntest_datasets: eval.jsonl\nval_set_size: 0.1\noutput_dir: out\n")
     assert error_of(path) == f"{path}:3: give val_set_size or test_datasets, not both"

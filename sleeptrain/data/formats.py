@@ -88,6 +88,8 @@ def read_conversations(
         # "org/name" with no extension is how Axolotl recipes name a dataset on the hub.
         hub = not path.is_absolute() and not path.suffix and len(path.parts) == 2
         hint = f" (a hub dataset? sleeptrain reads local files: {FORMATS_READ})" if hub else _relative_hint(path)
+        if any(mark in str(path) for mark in "*?["):
+            raise SleeptrainError(f"{path}: no data file matches this pattern{hint}")
         raise SleeptrainError(f"{path}: no such data file{hint}")
     if path.is_dir() and not is_saved_dataset(path):
         inside = data_files_in(path)

@@ -332,6 +332,11 @@ def test_a_missing_relative_path_says_where_it_was_looked_for(tmp_path, monkeypa
     )
 
 
+def test_a_pattern_that_matches_no_file_says_so(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert error_reading(Path("notes/*.jsonl")).startswith("notes/*.jsonl: no data file matches this pattern (a")
+
+
 def test_a_hub_dataset_name_is_answered_as_such(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SleeptrainError) as caught:
