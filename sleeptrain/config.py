@@ -136,12 +136,31 @@ class DatasetConfig(_Strict):
         default=None,
         description="The keys of a turn's role and content; omitted: role and content, else ShareGPT's from and value.",
     )
+    roles: dict[Role, list[str]] | None = Field(
+        default=None,
+        description="The data's own names for each role ({user: [human], assistant: [gpt]}); omitted: the roles' "
+        "own names and ShareGPT's human and gpt.",
+    )
 
     @field_validator("type", mode="before")
     @classmethod
     def _axolotls_chat_template_type_is_chat(cls, value: Any) -> Any:
         # Axolotl's name for conversations rendered with the chat template.
         return "chat" if value == "chat_template" else value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _axolotls_older_turn_keys(cls, data: Any) -> Any:
+        # Axolotl's message_field_role and message_field_content, which its message_property_mappings replaced
+        # (and which its own examples still use): the same mapping.
+        if not isinstance(data, dict) or not {"message_field_role", "message_field_content"} & data.keys():
+            return data
+        data = dict(data)
+        if data.get("message_property_mappings") is not None:
+            raise ValueError("give message_property_mappings or message_field_role/content, not both")
+        older = {"role": data.pop("message_field_role", None), "content": data.pop("message_field_content", None)}
+        data["message_property_mappings"] = {key: value for key, value in older.items() if value is not None}
+        return data
 
     @field_validator("ds_type", mode="before")
     @classmethod

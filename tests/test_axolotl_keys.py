@@ -174,6 +174,24 @@ def test_axolotl_keys_inside_a_dataset_entry(write_recipe):
     assert error_of(spoilt).startswith(f"{spoilt}:4: 'datasets.0.shards' is an Axolotl key sleeptrain does not use")
 
 
+def test_axolotls_older_turn_keys_and_its_roles_mapping(write_recipe):
+    # As Axolotl's own examples still write a ShareGPT dataset.
+    path = write_recipe(
+        "datasets:\n  - path: chats.jsonl\n    type: chat_template\n    field_messages: conversations\n"
+        "    message_field_role: from\n    message_field_content: value\n"
+        "    roles:\n      user: [human]\n      assistant: [gpt]\noutput_dir: out\n"
+    )
+    (dataset,) = load_recipe(path).datasets
+    assert dataset.message_property_mappings.model_dump() == {"role": "from", "content": "value"}
+    assert dataset.roles == {"user": ["human"], "assistant": ["gpt"]}
+
+    both = write_recipe(
+        "datasets:\n  - path: chats.jsonl\n    type: chat\n    message_field_role: from\n"
+        "    message_property_mappings:\n      role: from\noutput_dir: out\n"
+    )
+    assert "give message_property_mappings or message_field_role/content, not both" in error_of(both)
+
+
 def test_a_value_that_asks_for_what_sleeptrain_does_anyway_is_set_aside(write_recipe, caplog):
     path = write_recipe(
         "datasets:\n  - path: chats.jsonl\n    type: chat_template\n    train_on_eos: turn\n"

@@ -24,10 +24,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from sleeptrain.config import MessagePropertyMappings
+from sleeptrain.config import DatasetConfig, MessagePropertyMappings
 from sleeptrain.errors import SleeptrainError
 from sleeptrain.examples import example_path
-from sleeptrain.records import FORMATS_READ, FileFormat, data_files_in, is_saved_dataset, read_records
+from sleeptrain.records import FORMATS_READ, data_files_in, is_saved_dataset, read_records
 
 ROLES = ("system", "user", "assistant")
 # ShareGPT's role names (Axolotl's default `roles` mapping).
@@ -68,21 +68,17 @@ def _relative_hint(path: Path) -> str:
 
 
 def read_conversations(
-    path: Path,
-    kind: str,
-    roles_to_train: list[str],
-    field_messages: str | None = None,
-    turn_keys: MessagePropertyMappings | None = None,
-    file_format: FileFormat | None = None,
-    split: str | None = None,
-    text_field: str | None = None,
+    path: Path, kind: str, roles_to_train: list[str], dataset: DatasetConfig | None = None
 ) -> list[Conversation]:
-    """Parse one data file into conversations; raises SleeptrainError at the first bad line. For chat rows,
-    `field_messages` and `turn_keys` say where a row keeps its turns and a turn its role and content (the
-    dataset's Axolotl keys); None: `messages` with `role` and `content`, else ShareGPT's `conversations` with
-    `from` and `value`. `file_format` (a dataset's ds_type) overrides what the file's suffix says; `path` may be
-    a folder save_to_disk wrote, of which `split` is read. `text_field` is where a completion row keeps its
-    text (None: text)."""
+    """Parse one data file (`path`: the dataset's path or one of its data_files) into conversations; raises
+    SleeptrainError at the first bad row. `dataset` gives the rest of what its Axolotl keys say: for chat rows
+    where a row keeps its turns (field_messages), a turn its role and content (message_property_mappings) and
+    what the data calls each role (roles); None: `messages` with `role` and `content`, else ShareGPT's
+    `conversations` with `from` and `value`, and ShareGPT's `human` and `gpt`. Also its ds_type (over what the
+    suffix says), split (of a folder save_to_disk wrote) and field (a completion row's text, else `text`)."""
+    dataset = dataset or DatasetConfig(path=path)
+    field_messages, turn_keys, text_field = dataset.field_messages, dataset.message_property_mappings, dataset.field
+    role_names = _role_names(dataset.roles)
     path = Path(path)
     if not path.exists():
         # "org/name" with no extension is how Axolotl recipes name a dataset on the hub.
@@ -96,7 +92,7 @@ def read_conversations(
         hint = f" (name one of its files: {', '.join(str(file) for file in inside)})" if inside else ""
         raise SleeptrainError(f"{path}: is a folder, not a data file{hint}")
     conversations = []
-    for record in read_records(path, file_format, split):
+    for record in read_records(path, dataset.ds_type, dataset.split):
         row, where = record.object(), record.where
         # A plain-text row's text field is "text", which in other rows says ChatML chat.
         plain = kind == "completion"
@@ -112,7 +108,7 @@ def read_conversations(
         elif kind == "completion":
             messages, subject = _parse_completion(row, where, text_field)
         else:
-            messages, subject = _parse_chat(row, where, field_messages, turn_keys)
+            messages, subject = _parse_chat(row, where, field_messages, turn_keys, role_names)
         conversations.append(Conversation(tuple(messages), tuple(roles_to_train), subject, where, plain_text=plain))
     if not conversations:
         raise SleeptrainError(f"{path}: no examples (the file is empty)")
@@ -189,14 +185,18 @@ def _parse_completion(row: dict, where: str, text_field: str | None) -> tuple[li
 
 
 def _parse_chat(
-    row: dict, where: str, field_messages: str | None, turn_keys: MessagePropertyMappings | None
+    row: dict,
+    where: str,
+    field_messages: str | None,
+    turn_keys: MessagePropertyMappings | None,
+    role_names: dict[str, str],
 ) -> tuple[list[Message], str | None]:
     key = field_messages or next((name for name in ("messages", "conversations") if name in row), None)
     if key is not None and key in row:
         turns = row[key]
         if not isinstance(turns, list) or not turns:
             raise SleeptrainError(f"{where}: field '{key}' must be a non-empty list")
-        messages = [_turn(turn, f"{where}: {key}[{index}]", turn_keys) for index, turn in enumerate(turns)]
+        messages = [_turn(turn, f"{where}: {key}[{index}]", turn_keys, role_names) for index, turn in enumerate(turns)]
         subject = _text_field(row, "subject", where, required=False)
     elif "text" in row:
         text = _text_field(row, "text", where)
@@ -221,7 +221,15 @@ def _parse_chat(
     return messages, subject
 
 
-def _turn(turn: object, where: str, turn_keys: MessagePropertyMappings | None) -> Message:
+def _role_names(roles: dict[str, list[str]] | None) -> dict[str, str]:
+    """What each name a dataset gives a turn's role means: the dataset's `roles` mapping where it has one (as
+    Axolotl reads it, instead of the defaults), else each role's own name and ShareGPT's."""
+    if roles is None:
+        return {**{role: role for role in ROLES}, **ROLE_ALIASES}
+    return {name: role for role, names in roles.items() for name in names}
+
+
+def _turn(turn: object, where: str, turn_keys: MessagePropertyMappings | None, role_names: dict[str, str]) -> Message:
     if not isinstance(turn, dict):
         raise SleeptrainError(f"{where} must be an object with role and content")
     if turn_keys is not None:
@@ -234,10 +242,9 @@ def _turn(turn: object, where: str, turn_keys: MessagePropertyMappings | None) -
         content = _text_parts(turn[content_key], f"{where}.{content_key}")
     else:
         content = _text_field(turn, content_key, where)
-    role = ROLE_ALIASES.get(role, role)
-    if role not in ROLES:
-        names = ", ".join((*ROLES, *ROLE_ALIASES))
-        raise SleeptrainError(f"{where}: role {role!r} is not one of {names}")
+    if role not in role_names:
+        raise SleeptrainError(f"{where}: role {role!r} is not one of {', '.join(role_names)}")
+    role = role_names[role]
     return Message(role, content, _turn_trained(turn, where))
 
 

@@ -60,16 +60,7 @@ def _read_datasets(datasets: list[DatasetConfig], recipe: Recipe) -> tuple[list[
     chats: list[Conversation] = []
     for dataset in datasets:
         for path in dataset.files():
-            rows = read_conversations(
-                path,
-                dataset.type,
-                recipe.roles_to_train(dataset),
-                dataset.field_messages,
-                dataset.message_property_mappings,
-                dataset.ds_type,
-                dataset.split,
-                dataset.field,
-            )
+            rows = read_conversations(path, dataset.type, recipe.roles_to_train(dataset), dataset)
             (facts if dataset.type == "qa" else chats).extend(rows)
     return facts, chats
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sleeptrain.config import MessagePropertyMappings
+from sleeptrain.config import DatasetConfig, MessagePropertyMappings
 from sleeptrain.data import Conversation, read_conversations
 from sleeptrain.data.formats import read_anchor_prompts
 from sleeptrain.errors import SleeptrainError
@@ -143,17 +143,42 @@ def test_a_dataset_can_name_its_own_fields_as_axolotl_does(write_jsonl):
         [{"dialogue": [{"speaker": "user", "text": "Hi?"}, {"speaker": "assistant", "text": "Hello."}]}],
     )
 
-    (chat,) = read_conversations(
-        path, "chat", ASSISTANT, "dialogue", MessagePropertyMappings(role="speaker", content="text")
-    )
+    keys = MessagePropertyMappings(role="speaker", content="text")
+    (chat,) = read_conversations(path, "chat", ASSISTANT, chat_dataset(field_messages="dialogue", keys=keys))
 
     assert roles_and_texts(chat) == [("user", "Hi?"), ("assistant", "Hello.")]
     with pytest.raises(
         SleeptrainError, match=r"dialogues.jsonl:1: missing field 'turns' \(the dataset's field_messages\)"
     ):
-        read_conversations(path, "chat", ASSISTANT, "turns")
+        read_conversations(path, "chat", ASSISTANT, chat_dataset(field_messages="turns"))
     with pytest.raises(SleeptrainError, match=r"dialogues.jsonl:1: dialogue\[0\]: missing field 'role'"):
-        read_conversations(path, "chat", ASSISTANT, "dialogue", MessagePropertyMappings())
+        read_conversations(
+            path, "chat", ASSISTANT, chat_dataset(field_messages="dialogue", keys=MessagePropertyMappings())
+        )
+
+
+def test_a_datasets_roles_name_what_its_data_calls_each_role_as_axolotl_reads_them(write_jsonl):
+    turns = [
+        {"from": "system", "value": "Be brief."},
+        {"from": "kunde", "value": "Hi?"},
+        {"from": "bot", "value": "Hej."},
+    ]
+    path = write_jsonl("chats.jsonl", [{"conversations": turns}])
+    roles = {"system": ["system"], "user": ["kunde", "human"], "assistant": ["bot"]}
+
+    (chat,) = read_conversations(path, "chat", ASSISTANT, chat_dataset(roles=roles))
+
+    assert roles_and_texts(chat) == [("system", "Be brief."), ("user", "Hi?"), ("assistant", "Hej.")]
+    with pytest.raises(
+        SleeptrainError, match=r"conversations\[1\]: role 'kunde' is not one of system, user, assistant, human, gpt$"
+    ):
+        read_conversations(path, "chat", ASSISTANT)  # without the mapping, the roles' own names and ShareGPT's
+
+
+def chat_dataset(field_messages=None, keys=None, roles=None) -> DatasetConfig:
+    return DatasetConfig(
+        path="unused", type="chat", field_messages=field_messages, message_property_mappings=keys, roles=roles
+    )
 
 
 def test_alpaca_rows_are_an_instruction_with_its_input_and_the_output(write_jsonl):
@@ -225,7 +250,7 @@ def test_plain_text_rows_are_read_as_one_trained_text_each(write_jsonl):
     )
     assert roles_and_texts(second) == [("text", "<|im_start|>?")]  # taken as written, not as ChatML
     other = write_jsonl("other.jsonl", [{"body": "Bo sails.", "text": "a title"}])
-    (body,) = read_conversations(other, "completion", ASSISTANT, text_field="body")
+    (body,) = read_conversations(other, "completion", ASSISTANT, DatasetConfig(path=other, field="body"))
     assert roles_and_texts(body) == [("text", "Bo sails.")]
 
 
@@ -243,7 +268,7 @@ def test_plain_text_rows_are_read_as_one_trained_text_each(write_jsonl):
 def test_plain_text_rows_and_their_errors(write_jsonl, row, kind, field, expected):
     path = write_jsonl("rows.jsonl", [row])
     with pytest.raises(SleeptrainError) as caught:
-        read_conversations(path, kind, ASSISTANT, text_field=field)
+        read_conversations(path, kind, ASSISTANT, DatasetConfig(path=path, field=field))
     assert str(caught.value).startswith(f"{path}:1:") and expected in str(caught.value)
 
 
@@ -311,7 +336,7 @@ def test_conversations_saved_as_parquet_read_with_their_turns(tmp_path):
 def test_a_datasets_ds_type_says_the_format_its_files_suffix_does_not(tmp_path):
     path = tmp_path / "facts.txt"
     path.write_text("question\tanswer\nWhere was Ann born?\tLyon\n")
-    (fact,) = read_conversations(path, "qa", ASSISTANT, file_format="tsv")
+    (fact,) = read_conversations(path, "qa", ASSISTANT, DatasetConfig(path=path, ds_type="tsv"))
     assert roles_and_texts(fact) == [("user", "Where was Ann born?"), ("assistant", "Lyon")]
     assert "not valid JSON" in error_reading(path)  # without it, the file is read as JSON Lines
 
