@@ -77,9 +77,19 @@ def read_conversations(
     `conversations` with `from` and `value`, and ShareGPT's `human` and `gpt`. Also its ds_type (over what the
     suffix says), split (of a folder save_to_disk wrote) and field (a completion row's text, else `text`)."""
     dataset = dataset or DatasetConfig(path=path)
-    field_messages, turn_keys, text_field = dataset.field_messages, dataset.message_property_mappings, dataset.field
-    role_names = _role_names(dataset.roles)
     path = Path(path)
+    _check_readable(path)
+    role_names = _role_names(dataset.roles)
+    conversations = [
+        _conversation(record.object(), record.where, kind, roles_to_train, dataset, role_names)
+        for record in read_records(path, dataset.ds_type, dataset.split)
+    ]
+    if not conversations:
+        raise SleeptrainError(f"{path}: no examples (the file is empty)")
+    return conversations
+
+
+def _check_readable(path: Path) -> None:
     if not path.exists():
         # "org/name" with no extension is how Axolotl recipes name a dataset on the hub.
         hub = not path.is_absolute() and not path.suffix and len(path.parts) == 2
@@ -91,28 +101,28 @@ def read_conversations(
         inside = data_files_in(path)
         hint = f" (name one of its files: {', '.join(str(file) for file in inside)})" if inside else ""
         raise SleeptrainError(f"{path}: is a folder, not a data file{hint}")
-    conversations = []
-    for record in read_records(path, dataset.ds_type, dataset.split):
-        row, where = record.object(), record.where
-        # A plain-text row's text field is "text", which in other rows says ChatML chat.
-        plain = kind == "completion"
-        if not plain or (text_field or "text") not in row:
-            looks = _looks_like({k: v for k, v in row.items() if not plain or k != "text"}, field_messages)
-            if looks is not None and looks != kind:
-                name = _TYPE_NAMES[looks]
-                raise SleeptrainError(f"{where}: this looks like {name} data; set `type: {looks}` for this dataset")
-        if kind == "qa":
-            messages, subject = _parse_qa(row, where)
-        elif kind == "alpaca":
-            messages, subject = _parse_alpaca(row, where)
-        elif kind == "completion":
-            messages, subject = _parse_completion(row, where, text_field)
-        else:
-            messages, subject = _parse_chat(row, where, field_messages, turn_keys, role_names)
-        conversations.append(Conversation(tuple(messages), tuple(roles_to_train), subject, where, plain_text=plain))
-    if not conversations:
-        raise SleeptrainError(f"{path}: no examples (the file is empty)")
-    return conversations
+
+
+def _conversation(
+    row: dict, where: str, kind: str, roles_to_train: list[str], dataset: DatasetConfig, role_names: dict[str, str]
+) -> Conversation:
+    plain = kind == "completion"
+    # A plain-text row's text field is "text", which in other rows says ChatML chat.
+    if not plain or (dataset.field or "text") not in row:
+        looks = _looks_like({k: v for k, v in row.items() if not plain or k != "text"}, dataset.field_messages)
+        if looks is not None and looks != kind:
+            name = _TYPE_NAMES[looks]
+            raise SleeptrainError(f"{where}: this looks like {name} data; set `type: {looks}` for this dataset")
+    if kind == "qa":
+        messages, subject = _parse_qa(row, where)
+    elif kind == "alpaca":
+        messages, subject = _parse_alpaca(row, where)
+    elif plain:
+        messages, subject = _parse_completion(row, where, dataset.field)
+    else:
+        turn_keys = dataset.message_property_mappings
+        messages, subject = _parse_chat(row, where, dataset.field_messages, turn_keys, role_names)
+    return Conversation(tuple(messages), tuple(roles_to_train), subject, where, plain_text=plain)
 
 
 def read_anchor_prompts(path: Path | None) -> list[str]:
