@@ -102,14 +102,14 @@ class DatasetConfig(_Strict):
     """One data file (or the files `data_files` names, or a dataset saved with `datasets`' save_to_disk). `qa`
     rows are {"question", "answer"}; `chat` rows are {"messages": [...]}, ShareGPT's
     {"conversations": [{"from", "value"}, ...]} or the original experiment's ChatML {"person", "text"};
-    `alpaca` rows are {"instruction", "input", "output"}. A file is JSON Lines, a JSON array, CSV, TSV, Parquet
-    or Arrow, by its suffix or `ds_type`."""
+    `alpaca` rows are {"instruction", "input", "output"}. A file is JSON Lines, a JSON array, CSV, TSV, Parquet,
+    Arrow or plain text, by its suffix or `ds_type`."""
 
     path: Path
     ds_type: FileFormat | None = Field(
         default=None,
         description="The file's format where its suffix does not say it: json (JSON Lines or a JSON array), csv, "
-        "tsv, parquet or arrow.",
+        "tsv, parquet, arrow or text (a row {text} per line).",
     )
     data_files: list[Path] | None = Field(
         default=None,

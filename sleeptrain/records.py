@@ -10,6 +10,8 @@ they are found. The format comes from the file's suffix, or from a dataset's `ds
   them; every value is text and an empty cell is an absent field (CSV has no null). FILE:LINE.
 - Parquet (`.parquet`): as `datasets` saves rows and the hub stores them; named FILE row N (it has no lines).
 - Arrow (`.arrow`): the files `datasets` keeps its rows in (its cache, save_to_disk's folders); FILE row N.
+- Plain text (`.txt`): a row {"text": line} per line, as `datasets`' text loader reads it for Axolotl (for
+  `type: completion`); FILE:LINE. A `.txt` file whose first line is a JSON object is read as JSON Lines.
 - A folder `datasets`' save_to_disk wrote (FOLDER row N), one split of it.
 A file that cannot be read at all raises SleeptrainError; a row that cannot be read is a Record holding its
 error, so that a reader may stop there (training data) or go on (memory files count the other rows).
@@ -30,12 +32,18 @@ from typing import Any, Literal
 
 from sleeptrain.errors import SleeptrainError
 
-FileFormat = Literal["json", "csv", "tsv", "parquet", "arrow"]
-_SUFFIXES: dict[str, FileFormat] = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".arrow": "arrow"}
-FORMATS_READ = "JSON Lines, a JSON array, CSV, TSV, Parquet or Arrow"
+FileFormat = Literal["json", "csv", "tsv", "parquet", "arrow", "text"]
+_SUFFIXES: dict[str, FileFormat] = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".parquet": "parquet",
+    ".arrow": "arrow",
+    ".txt": "text",
+}
+FORMATS_READ = "JSON Lines, a JSON array, CSV, TSV, Parquet, Arrow or plain text"
 _JSON_LINES = (
     "the file should be JSON Lines (one JSON object per line) or a JSON array of objects; a .csv, .tsv,"
-    " .parquet or .arrow file is read as its suffix says"
+    " .parquet, .arrow or .txt file is read as its suffix says"
 )
 _SPACE = re.compile(r"\s*")
 
@@ -88,6 +96,8 @@ def read_records(path: Path, declared: FileFormat | None = None, split: str | No
         yield from _arrow_table_records(path, kind)
     elif kind in ("csv", "tsv"):
         yield from _csv_records(path, "\t" if kind == "tsv" else ",")
+    elif kind == "text" and not (declared is None and _first_line_is_an_object(path)):
+        yield from _text_line_records(path)
     elif _first_character(path) == "[":
         yield from _json_array_records(path)
     else:
@@ -122,6 +132,24 @@ def _first_character(path: Path) -> str:
     with path.open("rb") as handle:
         start = handle.read(4096).removeprefix(b"\xef\xbb\xbf").lstrip()
     return start[:1].decode("latin-1")
+
+
+def _first_line_is_an_object(path: Path) -> bool:
+    """Whether a `.txt` file is JSON Lines under another suffix, as data files often are."""
+    with path.open("rb") as handle:
+        first = next((line for line in handle if line.strip()), b"")
+    try:
+        return isinstance(json.loads(first.decode("utf-8-sig")), dict)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return False
+
+
+def _text_line_records(path: Path) -> Iterator[Record]:
+    # Split at line feeds only: str.splitlines also splits at form feeds and other separators, which an
+    # editor's line numbers do not count.
+    for number, line in enumerate(_text(path).split("\n"), start=1):
+        if line.strip():
+            yield Record(number, f"{path}:{number}", {"text": line.removesuffix("\r")})
 
 
 def _json_lines_records(path: Path) -> Iterator[Record]:

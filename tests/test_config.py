@@ -107,7 +107,7 @@ def test_a_datasets_ds_type_names_its_files_format_as_axolotl_does(write_recipe)
     jsonl = load_recipe(write_recipe("datasets:\n  - path: facts.txt\n    ds_type: jsonl\noutput_dir: out\n"))
     assert jsonl.datasets[0].ds_type == "json"  # Axolotl's one name for both JSON forms
 
-    path = write_recipe("datasets:\n  - path: facts.txt\n    ds_type: text\noutput_dir: out\n")
+    path = write_recipe("datasets:\n  - path: facts.txt\n    ds_type: xml\noutput_dir: out\n")
     assert error_of(path).startswith(f"{path}:3: 'datasets.0.ds_type': Input should be 'json', 'csv', 'tsv',")
 
 

@@ -41,8 +41,8 @@ def test_a_byte_order_mark_at_the_start_of_a_file_is_not_part_of_its_first_objec
 
 
 HINT = (
-    "; the file should be JSON Lines (one JSON object per line) or a JSON array of objects; a .csv, .tsv, .parquet"
-    " or .arrow file is read as its suffix says"
+    "; the file should be JSON Lines (one JSON object per line) or a JSON array of objects; a .csv, .tsv, .parquet,"
+    " .arrow or .txt file is read as its suffix says"
 )
 
 
@@ -79,6 +79,7 @@ def test_a_bad_line_is_named_with_what_is_wrong_with_it(raw, message):
         ("facts.tsv", None, "tsv"),
         ("train-00000-of-00001.parquet", None, "parquet"),
         ("data-00000-of-00001.arrow", None, "arrow"),
+        ("notes.txt", None, "text"),
         ("facts.txt", "csv", "csv"),  # a dataset's ds_type says what the suffix does not
     ],
 )
@@ -197,6 +198,22 @@ def test_a_broken_csv_file_names_the_line_of_the_fault(tmp_path, content, messag
     path = tmp_path / "facts.csv"
     path.write_bytes(content.encode("latin-1"))
     assert first_error(path).startswith(message)
+
+
+# ------------------------------------------------------------------------------------------ plain text
+
+
+def test_a_text_file_is_a_row_per_line_as_datasets_text_loader_reads_it(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_bytes(b"Ann Varga keeps bees.\r\n\nBo sails \f on Sundays.\n")
+    assert rows_and_lines(path) == [(1, {"text": "Ann Varga keeps bees."}), (3, {"text": "Bo sails \f on Sundays."})]
+
+
+def test_a_txt_file_of_json_lines_is_read_as_json_lines_unless_ds_type_says_text(tmp_path):
+    path = tmp_path / "facts.txt"
+    path.write_text(json.dumps(ROWS[0]) + "\n")
+    assert rows_and_lines(path) == [(1, ROWS[0])]
+    assert rows_and_lines(path, "text") == [(1, {"text": json.dumps(ROWS[0])})]
 
 
 # --------------------------------------------------------------------------------------------- Parquet

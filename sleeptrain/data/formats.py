@@ -1,7 +1,7 @@
 """Reading the data files a recipe names into typed conversations.
 
-Row formats (in any file sleeptrain/records.py reads: JSON Lines, a JSON array, CSV, TSV, Parquet, Arrow, or a
-folder datasets' save_to_disk wrote):
+Row formats (in any file sleeptrain/records.py reads: JSON Lines, a JSON array, CSV, TSV, Parquet, Arrow, plain
+text, or a folder datasets' save_to_disk wrote):
 - qa:   {"question": ..., "answer": ...} with optional "subject", "source", "timestamp"
 - chat: {"messages": [{"role": ..., "content": ...}, ...]} with optional "subject"; ShareGPT's
         {"conversations": [{"from": "human" | "gpt" | "system", "value": ...}, ...]}; other field names as
@@ -157,14 +157,16 @@ def _text_field(row: dict, key: str, where: str, required: bool = True) -> str |
     return value
 
 
-_TYPE_NAMES = {"qa": "QA", "chat": "chat", "alpaca": "Alpaca"}
+_TYPE_NAMES = {"qa": "QA", "chat": "chat", "alpaca": "Alpaca", "completion": "plain-text"}
 
 
 def _looks_like(row: dict, field_messages: str | None) -> str | None:
-    """The dataset type a row's fields say it is, where they say one: turns (or ChatML text) make chat,
-    else a question QA, else an instruction Alpaca."""
-    if any(key in row for key in ("messages", "conversations", "text", field_messages) if key):
+    """The dataset type a row's fields say it is, where they say one: turns (or ChatML text) make chat, text
+    without ChatML plain text, else a question QA, else an instruction Alpaca."""
+    if any(key in row for key in ("messages", "conversations", field_messages) if key):
         return "chat"
+    if "text" in row:
+        return "chat" if "<|im_start|>" in str(row["text"]) else "completion"
     if "question" in row:
         return "qa"
     return "alpaca" if "instruction" in row else None
@@ -212,10 +214,7 @@ def _parse_chat(
         text = _text_field(row, "text", where)
         messages = [Message(role, content.strip("\n")) for role, content in _CHATML_TURN.findall(text)]
         if not messages:
-            raise SleeptrainError(
-                f"{where}: field 'text' holds no <|im_start|>role ... <|im_end|> turns"
-                " (plain text? set type: completion)"
-            )
+            raise SleeptrainError(f"{where}: field 'text' holds no <|im_start|>role ... <|im_end|> turns")
         bad = [m.role for m in messages if m.role not in ROLES]
         if bad:
             raise SleeptrainError(f"{where}: role {bad[0]!r} is not one of {', '.join(ROLES)}")

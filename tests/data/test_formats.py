@@ -254,6 +254,16 @@ def test_plain_text_rows_are_read_as_one_trained_text_each(write_jsonl):
     assert roles_and_texts(body) == [("text", "Bo sails.")]
 
 
+def test_plain_text_from_a_text_file_is_a_note_per_line(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("Ann Varga keeps bees.\nBo Lind sails on Sundays.\n")
+    notes = read_conversations(path, "completion", ASSISTANT)
+    assert [(note.origin, roles_and_texts(note)) for note in notes] == [
+        (f"{path}:1", [("text", "Ann Varga keeps bees.")]),
+        (f"{path}:2", [("text", "Bo Lind sails on Sundays.")]),
+    ]
+
+
 @pytest.mark.parametrize(
     ("row", "kind", "field", "expected"),
     [
@@ -261,9 +271,10 @@ def test_plain_text_rows_are_read_as_one_trained_text_each(write_jsonl):
         ({"text": "Bo sails."}, "completion", "body", "missing field 'body' (the dataset's field)"),
         ({"question": "q?", "answer": "a."}, "completion", None, "this looks like QA data; set `type: qa`"),
         ({"messages": [{"role": "user", "content": "hi"}]}, "completion", None, "set `type: chat`"),
-        ({"text": "Bo sails."}, "chat", None, "holds no <|im_start|>role ... <|im_end|> turns (plain text? set type:"),
+        ({"text": "Bo sails."}, "chat", None, "this looks like plain-text data; set `type: completion`"),
+        ({"text": "Bo sails."}, "qa", None, "this looks like plain-text data; set `type: completion`"),
     ],
-    ids=["no-text", "no-field", "qa-as-completion", "chat-as-completion", "plain-text-as-chat"],
+    ids=["no-text", "no-field", "qa-as-completion", "chat-as-completion", "plain-text-as-chat", "plain-text-as-qa"],
 )
 def test_plain_text_rows_and_their_errors(write_jsonl, row, kind, field, expected):
     path = write_jsonl("rows.jsonl", [row])
@@ -334,7 +345,7 @@ def test_conversations_saved_as_parquet_read_with_their_turns(tmp_path):
 
 
 def test_a_datasets_ds_type_says_the_format_its_files_suffix_does_not(tmp_path):
-    path = tmp_path / "facts.txt"
+    path = tmp_path / "facts.dat"
     path.write_text("question\tanswer\nWhere was Ann born?\tLyon\n")
     (fact,) = read_conversations(path, "qa", ASSISTANT, DatasetConfig(path=path, ds_type="tsv"))
     assert roles_and_texts(fact) == [("user", "Where was Ann born?"), ("assistant", "Lyon")]
@@ -368,7 +379,7 @@ def test_a_hub_dataset_name_is_answered_as_such(tmp_path, monkeypatch):
         read_conversations(Path("teknium/GPT4-LLM-Cleaned"), "alpaca", ASSISTANT)
     assert str(caught.value) == (
         "teknium/GPT4-LLM-Cleaned: no such data file (a hub dataset? sleeptrain reads local files: JSON Lines, a JSON"
-        " array, CSV, TSV, Parquet or Arrow)"
+        " array, CSV, TSV, Parquet, Arrow or plain text)"
     )
 
 
@@ -495,7 +506,8 @@ def test_qa_data_declared_as_chat(write_jsonl):
         ),
         ({"messages": [{"role": "bot", "content": "hi"}]}, "messages[0]: role 'bot' is not one of"),
         ({"messages": [{"role": "system", "content": "be nice"}]}, "no user or assistant turn"),
-        ({"text": "just words"}, "holds no <|im_start|>role"),
+        ({"text": "just words"}, "this looks like plain-text data; set `type: completion`"),
+        ({"text": "<|im_start|>user hi"}, "holds no <|im_start|>role ... <|im_end|> turns"),
         ({"text": "<|im_start|>tool\nx<|im_end|>"}, "role 'tool' is not one of"),
         ({"subject": "Bob"}, "missing field 'messages' (or ShareGPT's 'conversations', or ChatML 'text')"),
         ({"conversations": [{"from": "bot", "value": "hi"}]}, "conversations[0]: role 'bot' is not one of"),
@@ -509,6 +521,7 @@ def test_qa_data_declared_as_chat(write_jsonl):
         "bad-role",
         "system-only",
         "text-no-turns",
+        "text-broken-chatml",
         "text-bad-role",
         "no-messages",
         "sharegpt-bad-role",
