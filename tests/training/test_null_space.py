@@ -4,6 +4,7 @@ that those prompts pass the adapter nearly unchanged."""
 from __future__ import annotations
 
 import logging
+import os
 
 import pytest
 import torch
@@ -15,6 +16,7 @@ from sleeptrain.models import load_base_model
 from sleeptrain.training import prepare_for_training
 from sleeptrain.training.null_space import (
     AUTO_ENERGY,
+    KEPT_FILES,
     add_upper_gram,
     input_second_moments,
     keep_lora_out_of_general_inputs,
@@ -205,6 +207,21 @@ def test_the_directions_found_once_are_read_back_from_the_cache_and_a_torn_file_
         again = keep_lora_out_of_general_inputs(lora_model, [batch], energy=0.9, cache=cache)
     assert "Ignoring the unreadable cache" in caplog.text and "input directions protected" in caplog.text
     assert len(again.pairs) == 14 and torch.load(cache, weights_only=True)["groups"]
+
+
+def test_the_directions_files_kept_are_the_most_recently_used(lora_model, tokenizer, tmp_path):
+    # The quickstart's file, used by every quickstart, outlives files written since for other anchors.
+    batch = tokenizer(ANCHOR_PROMPTS, padding=True, return_tensors="pt")
+    folder = tmp_path / "null_space"
+    files = [folder / f"{index}.pt" for index in range(KEPT_FILES + 1)]
+    for index, path in enumerate(files[:-1]):
+        keep_lora_out_of_general_inputs(lora_model, [batch], energy=0.9, cache=path)
+        os.utime(path, (index, index))  # written in this order, long ago (whatever the clock's resolution)
+
+    keep_lora_out_of_general_inputs(lora_model, [batch], energy=0.9, cache=files[0])  # used again
+    keep_lora_out_of_general_inputs(lora_model, [batch], energy=0.9, cache=files[-1])  # one more written
+
+    assert sorted(path.name for path in folder.glob("*.pt")) == sorted(path.name for path in files if path != files[1])
 
 
 def test_the_directions_are_held_and_cached_in_half_precision_once_per_shared_input(lora_model, tokenizer, tmp_path):
