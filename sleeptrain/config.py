@@ -30,7 +30,7 @@ from sleeptrain.axolotl_keys import (
     split_axolotl_keys,
 )
 from sleeptrain.errors import SleeptrainError
-from sleeptrain.records import FileFormat
+from sleeptrain.records import FileFormat, is_pattern
 
 log = logging.getLogger("sleeptrain")
 
@@ -1077,13 +1077,13 @@ def _resolve_paths(recipe: Recipe, recipe_path: Path) -> Recipe:
     """Data, anchor-prompt and adapter paths are relative to the working directory (as in Axolotl), or else to the
     recipe's folder."""
     for dataset in [*(recipe.datasets or []), *(recipe.test_datasets or [])]:
-        if not dataset.data_files and _is_pattern(dataset.path) and not dataset.path.exists():
+        if not dataset.data_files and is_pattern(dataset.path) and not dataset.path.exists():
             # `datasets: notes/*.jsonl`: a pattern as path reads as the files it matches, as in data_files.
             dataset.data_files = [dataset.path]
         dataset.path = _beside(dataset.path, recipe_path)
         if dataset.data_files:
             dataset.data_files = [
-                file for name in dataset.data_files for file in _matching(name, dataset.path, recipe_path)
+                file for name in dataset.data_files for file in _data_files(name, dataset.path, recipe_path)
             ]
     if recipe.anchor_prompts is not None:
         recipe.anchor_prompts = _beside(recipe.anchor_prompts, recipe_path)
@@ -1094,32 +1094,21 @@ def _resolve_paths(recipe: Recipe, recipe_path: Path) -> Recipe:
     return recipe
 
 
-def _is_pattern(path: Path) -> bool:
-    return any(mark in str(path) for mark in "*?[")
-
-
-def _matching(name: Path, folder: Path, recipe_path: Path) -> list[Path]:
-    """A data_files entry as the files it names: a pattern (`data/train-*.parquet`, as `datasets` expands it
-    for Axolotl) as its matches in name order, found where _in_folder looks for a name; a pattern matching
-    nothing, as it is (reading it says there is no such file)."""
-    if not _is_pattern(name):
-        return [_in_folder(name, folder, recipe_path)]
+def _data_files(name: Path, folder: Path, recipe_path: Path) -> list[Path]:
+    """A data_files entry as the files it names, looked for as given (Axolotl hands it to `datasets` so),
+    else inside the dataset's path (as Axolotl's documentation writes it), else beside the recipe. A pattern
+    (`data/train-*.parquet`, as `datasets` expands it for Axolotl) names its matches in name order. Found
+    nowhere: as reading it will name it ("no such data file", "no data file matches this pattern")."""
+    pattern = is_pattern(name)
     for base in (Path(), folder, recipe_path.parent):
-        found = sorted(Path(path) for path in glob.glob(str(base / name), recursive=True) if Path(path).is_file())
+        candidate = base / name
+        if pattern:
+            found = sorted(Path(path) for path in glob.glob(str(candidate), recursive=True) if Path(path).is_file())
+        else:
+            found = [candidate] if candidate.exists() else []
         if found:
             return found
-    return [name]
-
-
-def _in_folder(path: Path, folder: Path, recipe_path: Path) -> Path:
-    """A data_files entry: as given where it exists (Axolotl hands it to `datasets` so), else inside the
-    dataset's path (as Axolotl's documentation writes it), else beside the recipe."""
-    if path.is_absolute() or path.exists():
-        return path
-    for candidate in (folder / path, recipe_path.parent / path):
-        if candidate.exists():
-            return candidate
-    return folder / path if folder.is_dir() else path  # where a "no such data file" error names it
+    return [folder / name if folder.is_dir() and not pattern else name]
 
 
 def _beside(path: Path, recipe_path: Path) -> Path:

@@ -62,6 +62,11 @@ class Record:
         return self.row
 
 
+def is_pattern(path: Path) -> bool:
+    """Whether a data file's name is a glob pattern (`data/train-*.parquet`), as `datasets` expands them."""
+    return any(mark in str(path) for mark in "*?[")
+
+
 def data_files_in(folder: Path) -> list[Path]:
     """The files under `folder` a recipe could name (a hub dataset's snapshot keeps them in data/), for the
     error that a folder is no data file."""

@@ -48,7 +48,7 @@ def ingest(
     file: Annotated[
         Path,
         typer.Argument(
-            help="Rows of {text} or {question, answer} (+ id, subject, source): JSONL, JSON, CSV or Parquet."
+            help="Rows of {text} or {question, answer} (+ id, subject, source), in any form a data file takes."
         ),
     ],
     store: StoreOption,

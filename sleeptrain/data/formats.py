@@ -27,7 +27,7 @@ from pathlib import Path
 from sleeptrain.config import DatasetConfig, MessagePropertyMappings
 from sleeptrain.errors import SleeptrainError
 from sleeptrain.examples import example_path
-from sleeptrain.records import FORMATS_READ, data_files_in, is_saved_dataset, read_records
+from sleeptrain.records import FORMATS_READ, data_files_in, is_pattern, is_saved_dataset, read_records
 
 ROLES = ("system", "user", "assistant")
 # ShareGPT's role names (Axolotl's default `roles` mapping).
@@ -94,7 +94,7 @@ def _check_readable(path: Path) -> None:
         # "org/name" with no extension is how Axolotl recipes name a dataset on the hub.
         hub = not path.is_absolute() and not path.suffix and len(path.parts) == 2
         hint = f" (a hub dataset? sleeptrain reads local files: {FORMATS_READ})" if hub else _relative_hint(path)
-        if any(mark in str(path) for mark in "*?["):
+        if is_pattern(path):
             raise SleeptrainError(f"{path}: no data file matches this pattern{hint}")
         raise SleeptrainError(f"{path}: no such data file{hint}")
     if path.is_dir() and not is_saved_dataset(path):

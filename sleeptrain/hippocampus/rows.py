@@ -17,7 +17,7 @@ FIELDS = ("id", "text", "question", "answer", "subject", "source", "timestamp")
 
 @dataclass
 class MemoryRow:
-    line: int  # a Parquet file's row number
+    line: int  # the line the row starts on; a Parquet or Arrow row's number
     where: str  # FILE:LINE, or FILE row N
     memory: Memory | None  # None for a broken line
     error: str | None = None
