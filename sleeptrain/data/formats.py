@@ -55,6 +55,10 @@ class Conversation:
     distill: bool = False
     # Plain text (type: completion): its one message's content is trained whole, without the chat template.
     plain_text: bool = False
+    # Of a plain text longer than sequence_len, the window this conversation trains (render.plain_text_windows):
+    # token positions in the whole text's tokens, where its untrained context starts, where its trained
+    # tokens start, and where it ends. None: the whole text.
+    window: tuple[int, int, int] | None = None
 
     def as_dicts(self) -> list[dict[str, str]]:
         return [{"role": m.role, "content": m.content} for m in self.messages]

@@ -17,7 +17,13 @@ from datasets import Dataset, interleave_datasets
 from sleeptrain.config import DatasetConfig, Recipe
 from sleeptrain.data.augment import SUMMARY_ORIGIN, question_phrasings, restate_answers, subject_summaries
 from sleeptrain.data.formats import Conversation, read_anchor_prompts, read_conversations
-from sleeptrain.data.render import IGNORE_INDEX, markers_split_by, render_conversation, resolve_chat_template
+from sleeptrain.data.render import (
+    IGNORE_INDEX,
+    markers_split_by,
+    plain_text_windows,
+    render_conversation,
+    resolve_chat_template,
+)
 from sleeptrain.errors import SleeptrainError
 from sleeptrain.wording import counted
 
@@ -136,6 +142,30 @@ def load_recipe_conversations(recipe: Recipe) -> list[Conversation]:
     return [conversation for phrasings in load_recipe_examples(recipe) for conversation in phrasings]
 
 
+def split_long_texts(examples: list[list[Conversation]], tokenizer: Any, sequence_len: int) -> list[list[Conversation]]:
+    """The examples with each plain text longer than sequence_len replaced by its windows, each an example
+    of its own (learnt, scheduled and counted apart), so that all of a long text is trained, not only its
+    first sequence_len tokens."""
+    split: list[list[Conversation]] = []
+    long_texts = windows = 0
+    for phrasings in examples:
+        if len(phrasings) != 1 or not phrasings[0].plain_text:
+            split.append(phrasings)
+            continue
+        parts = plain_text_windows(phrasings[0], tokenizer, sequence_len)
+        split.extend([part] for part in parts)
+        if len(parts) > 1:
+            long_texts, windows = long_texts + 1, windows + len(parts)
+    if long_texts:
+        log.info(
+            "sequence_len=%d: %s longer than that split into %s, each after the end of the one before",
+            sequence_len,
+            counted(long_texts, "text"),
+            counted(windows, "window"),
+        )
+    return split
+
+
 def interleave_by_subject(rows: list[dict[str, Any]], seed: int) -> Dataset:
     """Round-robin across subjects (rows without one form their own group per source file)."""
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -208,7 +238,7 @@ def _rendered(
     untrained: dict[str, int] = defaultdict(int)
     for conversation in conversations:
         row = render_conversation(conversation, tokenizer, template, recipe.system_prompt, recipe.sequence_len)
-        cut = len(row["input_ids"]) == recipe.sequence_len
+        cut = conversation.window is None and len(row["input_ids"]) == recipe.sequence_len
         if all(label == IGNORE_INDEX for label in row["labels"]):
             (cut_out if cut else untrained)[conversation.origin] += 1
             rows.append(None)

@@ -9,6 +9,8 @@ never the header nor the whitespace between turns.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import re
 from typing import Any
 
@@ -137,7 +139,7 @@ def render_conversation(
 ) -> dict[str, list[int]]:
     """Token ids, attention mask and labels (-100 on every token of an untrained turn)."""
     if conversation.plain_text:
-        return _render_plain_text(conversation.messages[0].content, tokenizer, max_length)
+        return _render_plain_text(conversation, tokenizer, max_length)
     messages = with_system_prompt(conversation.as_dicts(), system_prompt)
     # Each turn's own say (Message.train) where it has one, else its role's; a system prompt put first is not.
     trained = [m.train if m.train is not None else m.role in conversation.roles_to_train for m in conversation.messages]
@@ -178,13 +180,48 @@ def render_conversation(
     return {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": labels}
 
 
-def _render_plain_text(text: str, tokenizer: Any, max_length: int) -> dict[str, list[int]]:
+def _render_plain_text(conversation: Conversation, tokenizer: Any, max_length: int) -> dict[str, list[int]]:
     """Plain text as Axolotl's completion type trains it: the tokenizer's own start (a Llama tokenizer adds
-    its BOS, a ChatML one adds nothing), the text and the end-of-sequence token, all trained but the BOS."""
-    ids = tokenizer(text, add_special_tokens=True)["input_ids"]
-    if tokenizer.eos_token_id is not None:
-        ids = [*ids, tokenizer.eos_token_id]
-    ids = ids[:max_length]
+    its BOS, a ChatML one adds nothing), the text and the end-of-sequence token, all trained but the BOS; a
+    window of a longer text (plain_text_windows) trains only its own tokens, after its context."""
+    ids = list(_plain_text_ids(conversation.messages[0].content, tokenizer))
+    context_start, trained_start, end = conversation.window or (0, 0, len(ids))
     starts_with_bos = tokenizer.bos_token_id is not None and ids[:1] == [tokenizer.bos_token_id]
-    labels = [IGNORE_INDEX if index == 0 and starts_with_bos else token for index, token in enumerate(ids)]
+    untrained = max(trained_start, 1 if starts_with_bos else 0)
+    labels = [IGNORE_INDEX if index < untrained else token for index, token in enumerate(ids)]
+    ids, labels = ids[context_start:end][:max_length], labels[context_start:end][:max_length]
     return {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": labels}
+
+
+@functools.lru_cache(maxsize=4)
+def _plain_text_ids(text: str, tokenizer: Any) -> tuple[int, ...]:
+    """The text's tokens with the tokenizer's own start and the end-of-sequence token. Cached: each window
+    of a long text renders from the same tokens."""
+    # verbose=False: a long text is split into windows here, not fed whole to the model, as the warning fears.
+    ids = tokenizer(text, add_special_tokens=True, verbose=False)["input_ids"]
+    return (*ids, tokenizer.eos_token_id) if tokenizer.eos_token_id is not None else tuple(ids)
+
+
+def plain_text_windows(conversation: Conversation, tokenizer: Any, max_length: int) -> list[Conversation]:
+    """A plain text longer than max_length tokens as the windows that train all of it, each at most
+    max_length tokens: the text itself where it fits. Axolotl cuts such a text into back-to-back pieces;
+    here each window after the first begins with the end of the one before as untrained context (a quarter
+    of max_length, at most 128 tokens), so that no trained token is taught as the start of a text: the
+    model learns each passage as the continuation of what precedes it, as it is asked to continue it."""
+    ids = _plain_text_ids(conversation.messages[0].content, tokenizer)
+    if len(ids) <= max_length:
+        return [conversation]
+    context = min(max_length // 4, 128)
+    windows = []
+    trained_start = 0
+    while trained_start < len(ids):
+        context_start = max(0, trained_start - context)
+        end = min(len(ids), context_start + max_length)
+        windows.append((context_start, trained_start, end))
+        trained_start = end
+    return [
+        dataclasses.replace(
+            conversation, window=window, origin=f"{conversation.origin} (part {number} of {len(windows)})"
+        )
+        for number, window in enumerate(windows, start=1)
+    ]

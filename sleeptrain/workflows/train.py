@@ -25,6 +25,7 @@ from sleeptrain.data.mixing import (
     build_training_dataset,
     load_recipe_anchor_prompts,
     load_recipe_split,
+    split_long_texts,
 )
 from sleeptrain.errors import SleeptrainError
 from sleeptrain.training import RunMetrics, continue_adapter, load_for_training, prepare_for_training, train_model
@@ -75,6 +76,10 @@ def train(
     # (training/schedule.py plans them): the dataset holds each phrasing and anchor once.
     passes = math.ceil(recipe.num_epochs)
     loaded, bf16 = load_for_training(recipe)
+    examples = split_long_texts(examples, loaded.tokenizer, recipe.sequence_len)
+    held_out_examples = [
+        c for [c] in split_long_texts([[c] for c in split.held_out], loaded.tokenizer, recipe.sequence_len)
+    ]
     anchors = anchor_conversations(
         recipe,
         anchor_prompts,
@@ -89,7 +94,7 @@ def train(
         recipe, questions, loaded.model, loaded.tokenizer, loaded.path, len(questions), progress=not quiet
     )
     dataset, rows = build_example_dataset(recipe, loaded.tokenizer, examples, anchors, passes)
-    held_out = build_training_dataset(recipe, loaded.tokenizer, split.held_out) if split.held_out else None
+    held_out = build_training_dataset(recipe, loaded.tokenizer, held_out_examples) if held_out_examples else None
     # What is trained: the examples and anchors with a token to train on (mixing.py warns of the others).
     trained, trained_anchors = len(rows.phrasings), len(rows.anchors)
     log.info(

@@ -10,6 +10,7 @@ from sleeptrain.data.render import (
     CHATML_TEMPLATE,
     IGNORE_INDEX,
     end_of_turn_token,
+    plain_text_windows,
     prompt_text,
     render_conversation,
     resolve_chat_template,
@@ -278,6 +279,31 @@ def test_a_tokenizer_that_begins_text_with_its_bos_token_leaves_that_token_untra
     assert row["labels"][1:] == row["input_ids"][1:]
 
 
-def test_plain_text_longer_than_max_length_is_cut(tokenizer):
-    row = render(tokenizer, plain(NOTE), max_length=5)
-    assert len(row["input_ids"]) == len(row["labels"]) == 5
+def test_plain_text_that_fits_is_its_own_single_window(tokenizer):
+    note = plain(NOTE)
+    assert plain_text_windows(note, tokenizer, max_length=512) == [note]
+
+
+LONG_NOTE = " ".join(f"Day {day}: Ann Varga fed the bees on the roof in Lyon." for day in range(1, 30))
+
+
+@pytest.mark.parametrize("max_length", [16, 33, 64])
+def test_a_longer_text_is_trained_whole_in_windows_each_continuing_the_one_before(tokenizer, max_length):
+    whole = render(tokenizer, plain(LONG_NOTE), max_length=10_000)
+    windows = plain_text_windows(plain(LONG_NOTE), tokenizer, max_length)
+    rows = [render(tokenizer, window, max_length=max_length) for window in windows]
+
+    assert len(windows) > 1 and all(len(row["input_ids"]) <= max_length for row in rows)
+    # Every token of the text is trained exactly once, in order, and the last window ends the text.
+    trained = [label for row in rows for label in row["labels"] if label != IGNORE_INDEX]
+    assert trained == [label for label in whole["labels"] if label != IGNORE_INDEX]
+    assert rows[-1]["input_ids"][-1] == tokenizer.eos_token_id
+    # Each window after the first opens with the tokens just before its own, untrained.
+    for row, window in zip(rows[1:], windows[1:], strict=True):
+        context = [token for token, label in zip(row["input_ids"], row["labels"], strict=True) if label == IGNORE_INDEX]
+        context_start, trained_start, _end = window.window
+        assert context == whole["input_ids"][context_start:trained_start] and len(context) == min(max_length // 4, 128)
+    assert [window.origin for window in windows][:2] == [
+        f"notes.jsonl:1 (part 1 of {len(windows)})",
+        f"notes.jsonl:1 (part 2 of {len(windows)})",
+    ]

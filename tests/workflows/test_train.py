@@ -381,6 +381,31 @@ def test_plain_text_notes_are_trained_whole_until_they_are_written_token_for_tok
     assert result.metrics.examples_learnt == 2 and result.metrics.steps < 40  # the run ended once both were
 
 
+def test_a_note_longer_than_sequence_len_is_trained_whole_in_windows(tiny_llama, write_jsonl, tmp_path, caplog):
+    note = "Ann Varga was born in Lyon in 1962. She keeps bees on a roof. Bo Lind is her neighbour in Oslo."
+    notes = write_jsonl("notes.jsonl", [{"text": note}])
+    recipe = Recipe(
+        datasets=[DatasetConfig(path=notes, type="completion")],
+        output_dir=tmp_path / "run",
+        base_model=tiny_llama,
+        adapter="full",
+        bf16=False,
+        anchor_ratio=0,
+        learning_rate=2e-2,
+        num_epochs=40,
+        sequence_len=16,
+    )
+
+    with caplog.at_level(logging.INFO, logger="sleeptrain"):
+        result = train(recipe, quiet=True)
+
+    # Every window is an example of its own, and the run ends once each is written token for token: the
+    # whole note was learnt, not only its first 16 tokens.
+    assert result.examples > 2 and result.metrics.examples_learnt == result.examples
+    assert f"1 text longer than that split into {result.examples} windows" in caplog.text
+    assert "cut" not in caplog.text
+
+
 def test_a_loss_under_the_watchdogs_threshold_trains_on(tiny_llama, make_recipe):
     result = train(make_recipe(tiny_llama, loss_watchdog_threshold=1000.0, loss_watchdog_patience=1), quiet=True)
     assert result.metrics.steps == 2 and result.adapter_dir.exists()
