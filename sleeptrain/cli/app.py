@@ -76,6 +76,14 @@ def train(
 def check(
     recipe: RecipeArgument,
     set_: SetOption = None,
+    tokens: Annotated[
+        bool,
+        typer.Option(
+            "--tokens",
+            help="Also render every example with the base model's tokenizer: tokens, the longest, what "
+            "sequence_len cuts.",
+        ),
+    ] = False,
     quiet: QuietOption = False,
     debug: DebugOption = False,
 ) -> None:
@@ -83,7 +91,7 @@ def check(
     from sleeptrain.cli.train import run_check
 
     _start_command(debug, quiet)
-    run_check(recipe, set_ or [], quiet)
+    run_check(recipe, set_ or [], quiet, tokens)
 
 
 @app.command()

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sleeptrain.cli.output import console, errors
 from sleeptrain.config import Recipe, load_recipe
 from sleeptrain.wording import counted
+
+if TYPE_CHECKING:  # the data modules import `datasets`: loaded only by the commands that read data
+    from sleeptrain.data.mixing import RecipeExamples
 
 
 def load_train_recipe(recipe_path: Path, overrides: list[str]) -> Recipe:
@@ -23,10 +27,11 @@ def held_out_by(recipe: Recipe) -> str:
     return "test_datasets" if recipe.test_datasets else "val_set_size"
 
 
-def run_check(recipe_path: Path, overrides: list[str], quiet: bool = False) -> None:
+def run_check(recipe_path: Path, overrides: list[str], quiet: bool = False, tokens: bool = False) -> None:
     """Read the recipe and its data files as `train` would, without loading a model; print the recipe with
     every default filled in (YAML, on stdout) and, unless `quiet`, what it holds (on stderr). A recipe without
-    datasets is checked as `sleep` reads it (its memories come from the store)."""
+    datasets is checked as `sleep` reads it (its memories come from the store). `tokens`: render its examples
+    with the base model's tokenizer too, and say what they come to."""
     import yaml
 
     from sleeptrain.data.mixing import load_recipe_anchor_prompts, load_recipe_split
@@ -47,6 +52,23 @@ def run_check(recipe_path: Path, overrides: list[str], quiet: bool = False) -> N
     )
     errors.print(
         f"{recipe_path}: a valid recipe; {holds}, {len(anchor_prompts)} anchor prompts",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+    if tokens and split:
+        _print_tokens(recipe, split)
+
+
+def _print_tokens(recipe: Recipe, split: RecipeExamples) -> None:
+    from sleeptrain.workflows.train import count_recipe_tokens
+
+    counts, path = count_recipe_tokens(recipe, split)
+    errors.print(
+        f"tokens ({Path(path).name}'s tokenizer): {counted(counts.examples, 'example')} in "
+        f"{counted(counts.phrasings, 'phrasing')}, {counts.tokens} tokens, {counts.trained} of them trained; "
+        f"an epoch trains about {counts.per_epoch} tokens of examples (each in one phrasing) besides its anchors; "
+        f"the longest phrasing: {counts.longest_origin}, {counts.longest} tokens (sequence_len {recipe.sequence_len})",
         markup=False,
         highlight=False,
         soft_wrap=True,

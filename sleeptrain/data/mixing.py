@@ -166,6 +166,42 @@ def split_long_texts(examples: list[list[Conversation]], tokenizer: Any, sequenc
     return split
 
 
+@dataclass
+class TokenCounts:
+    """What a recipe's examples come to in tokens (sleeptrain check --tokens), anchors aside."""
+
+    examples: int  # trained examples, a long text's windows each one
+    phrasings: int  # their rows: every phrasing of every example
+    tokens: int
+    trained: int  # tokens under the loss
+    per_epoch: int  # an epoch trains each example once, in one of its phrasings: their mean lengths summed
+    longest: int
+    longest_origin: str
+
+
+def count_tokens(recipe: Recipe, tokenizer: Any, examples: list[list[Conversation]]) -> TokenCounts:
+    """The recipe's examples rendered as a run renders them (its warnings about what sequence_len cuts or
+    leaves with nothing to train included), counted."""
+    examples = split_long_texts(examples, tokenizer, recipe.sequence_len)
+    phrasings = [c for p in examples for c in p]
+    rendered, why = _rendered(recipe, tokenizer, phrasings)
+    lengths = [(len(row["input_ids"]), c.origin) for c, row in zip(phrasings, rendered, strict=True) if row is not None]
+    if not lengths:
+        raise _nothing_to_train(why)
+    rows = iter(rendered)
+    per_epoch = 0.0
+    kept_examples = 0
+    for example in examples:
+        kept = [len(row["input_ids"]) for row in (next(rows) for _ in example) if row is not None]
+        if kept:
+            kept_examples += 1
+            per_epoch += sum(kept) / len(kept)
+    trained = sum(label != IGNORE_INDEX for row in rendered if row is not None for label in row["labels"])
+    longest, origin = max(lengths, key=lambda pair: pair[0])
+    total = sum(length for length, _ in lengths)
+    return TokenCounts(kept_examples, len(lengths), total, trained, round(per_epoch), longest, origin)
+
+
 def interleave_by_subject(rows: list[dict[str, Any]], seed: int) -> Dataset:
     """Round-robin across subjects (rows without one form their own group per source file)."""
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)

@@ -170,13 +170,7 @@ def load_base_model(recipe: Recipe, use_bf16: bool, use_fp16: bool = False) -> L
             tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=recipe.trust_remote_code)
             model = AutoModelForCausalLM.from_pretrained(path, trust_remote_code=recipe.trust_remote_code, **kwargs)
     except (OSError, ValueError) as exc:
-        if "contains custom code" in str(exc):  # transformers' refusal to run code that came with the model
-            raise SleeptrainError(
-                f"base_model: {path} comes with its own Python code; set trust_remote_code: true to run it (only "
-                "for a source you trust)"
-            ) from exc
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SleeptrainError(f"base_model: could not load {path!r}: {first}") from exc
+        raise _could_not_load(path, exc) from exc
     if recipe.trust_remote_code and getattr(model.config, "auto_map", None):
         # Said only where there was code to run: the key is often set for models transformers knows anyway.
         log.info("trust_remote_code: running the Python code that comes with %s", path)
@@ -190,6 +184,31 @@ def load_base_model(recipe: Recipe, use_bf16: bool, use_fp16: bool = False) -> L
     bits = ", linear layers in 8 bits" if recipe.load_in_8bit else bits
     log.info("Loaded %s (%s, %.1fM parameters%s)", path, model.config.model_type, model.num_parameters() / 1e6, bits)
     return LoadedModel(model=model, tokenizer=tokenizer, path=path)
+
+
+def load_tokenizer(recipe: Recipe) -> tuple[Any, str]:
+    """The base model's tokenizer as a run uses it (the recipe's special tokens, a padding token), without
+    its weights, and where it loaded from."""
+    from transformers import AutoTokenizer
+
+    path = resolve_base_model(recipe.base_model)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=recipe.trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise _could_not_load(path, exc) from exc
+    use_special_tokens(tokenizer, recipe)
+    name_a_padding_token(tokenizer)
+    return tokenizer, path
+
+
+def _could_not_load(path: str, exc: Exception) -> SleeptrainError:
+    if "contains custom code" in str(exc):  # transformers' refusal to run code that came with the model
+        return SleeptrainError(
+            f"base_model: {path} comes with its own Python code; set trust_remote_code: true to run it (only "
+            "for a source you trust)"
+        )
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return SleeptrainError(f"base_model: could not load {path!r}: {first}")
 
 
 def use_special_tokens(tokenizer: Any, recipe: Recipe) -> None:

@@ -21,8 +21,10 @@ from sleeptrain.config import Recipe
 from sleeptrain.data.augment import contrast_questions
 from sleeptrain.data.mixing import (
     RecipeExamples,
+    TokenCounts,
     build_example_dataset,
     build_training_dataset,
+    count_tokens,
     load_recipe_anchor_prompts,
     load_recipe_split,
     split_long_texts,
@@ -133,3 +135,12 @@ def train(
         (output_dir / "recipe.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True))
     held = len(held_out) if held_out is not None else 0
     return TrainResult(output_dir, save_to, loaded.path, metrics, trained, trained_anchors, held)
+
+
+def count_recipe_tokens(recipe: Recipe, examples: RecipeExamples) -> tuple[TokenCounts, str]:
+    """The recipe's trained examples in tokens, rendered by its base model's tokenizer (the weights are not
+    loaded), and where that tokenizer loaded from."""
+    from sleeptrain.models.loading import load_tokenizer
+
+    tokenizer, path = load_tokenizer(recipe)
+    return count_tokens(recipe, tokenizer, examples.training), path

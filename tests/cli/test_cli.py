@@ -355,6 +355,31 @@ def test_a_recipe_without_datasets_is_checked_as_sleep_reads_it(tmp_path, isolat
     assert bad.returncode == 1 and "sleep.replay_ratio" in bad.stderr
 
 
+def test_check_with_tokens_renders_the_examples_with_the_base_models_tokenizer(tmp_path, tiny_llama, isolated_cache):
+    write_project(tmp_path, tiny_llama)
+
+    done = sleeptrain("check", "recipe.yaml", "--tokens", cwd=tmp_path, cache_dir=isolated_cache)
+
+    assert done.returncode == 0, done.stderr[-2000:]
+    said = " ".join(done.stderr.split())
+    assert f"tokens ({Path(tiny_llama).name}'s tokenizer): 3 examples in " in said
+    assert "of them trained; an epoch trains about" in said and "(sequence_len 512)" in said
+    # Two tokens fewer than the longest phrasing: that one is cut, and said to be.
+    longest = int(said.split(" tokens (sequence_len 512)")[0].rsplit(", ", 1)[1])
+    short = sleeptrain(
+        "check",
+        "recipe.yaml",
+        "--tokens",
+        "--set",
+        f"sequence_len={longest - 2}",
+        cwd=tmp_path,
+        cache_dir=isolated_cache,
+    )
+    assert short.returncode == 0, short.stderr[-2000:]
+    said = " ".join(short.stderr.split())
+    assert f"sequence_len={longest - 2} cut" in said and f"{longest - 2} tokens (sequence_len {longest - 2})" in said
+
+
 def test_check_answers_bad_data_as_train_does(tmp_path, tiny_llama, isolated_cache):
     write_project(tmp_path, tiny_llama)
     _broken_json(tmp_path)

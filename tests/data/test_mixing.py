@@ -218,6 +218,35 @@ def test_the_example_table_holds_each_phrasing_once_with_its_example(write_jsonl
     assert layout.lengths == [len(ids) for ids in dataset["input_ids"]]
 
 
+def test_token_counts_are_those_of_the_rows_a_run_trains(write_jsonl, qa_rows, tokenizer):
+    """`sleeptrain check --tokens`: every phrasing rendered as train renders it, counted."""
+    from sleeptrain.data.mixing import build_example_dataset, count_tokens, load_recipe_examples
+
+    recipe = Recipe(
+        datasets=[DatasetConfig(path=write_jsonl("facts.jsonl", qa_rows))], output_dir="out", question_variants=2
+    )
+    examples = load_recipe_examples(recipe)
+    dataset, layout = build_example_dataset(recipe, tokenizer, examples, [], epochs=1)
+
+    counts = count_tokens(recipe, tokenizer, examples)
+
+    assert (counts.examples, counts.phrasings) == (len(layout.phrasings), len(dataset))
+    assert counts.tokens == sum(layout.lengths) and counts.longest == max(layout.lengths)
+    assert counts.trained == sum(label != IGNORE_INDEX for labels in dataset["labels"] for label in labels)
+    per_epoch = sum(sum(layout.lengths[row] for row in rows) / len(rows) for rows in layout.phrasings)
+    assert counts.per_epoch == round(per_epoch)
+    assert "facts.jsonl:" in counts.longest_origin
+
+
+def test_token_counts_leave_out_what_sequence_len_leaves_nothing_of(write_jsonl, qa_rows, tokenizer, caplog):
+    from sleeptrain.data.mixing import count_tokens, load_recipe_examples
+
+    recipe = recipe_for(write_jsonl("facts.jsonl", qa_rows), sequence_len=12)
+    with pytest.raises(SleeptrainError, match="no example has a token to train on"):
+        count_tokens(recipe, tokenizer, load_recipe_examples(recipe))
+    assert "sequence_len=12 left nothing to train in" in caplog.text
+
+
 def test_a_question_asked_again_with_another_answer_is_a_warning_that_names_both_lines(write_jsonl, caplog):
     path = write_jsonl(
         "facts.jsonl",
