@@ -318,6 +318,8 @@ def _saved_dataset_records(path: Path, split: str | None) -> Iterator[Record]:
             names = ", ".join(saved)
             raise SleeptrainError(f"{path}: no split {name!r} (it holds {names}); the dataset's split key chooses one")
         saved = saved[name]
+    elif split not in (None, "train"):
+        raise SleeptrainError(f"{path}: split {split!r}: this saved dataset is one split, train (it has no others)")
     for number, row in enumerate(saved, start=1):
         yield Record(number, f"{path} row {number}", _without_nulls(row))
 

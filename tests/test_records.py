@@ -267,6 +267,11 @@ def test_a_dataset_saved_with_save_to_disk_is_read_row_by_row(tmp_path):
         (1, f"{tmp_path}/facts row 1", ROWS[0]),
         (2, f"{tmp_path}/facts row 2", ROWS[1]),
     ]
+    # A single Dataset, not a DatasetDict: one split, train, as a data file is.
+    assert len(list(read_records(tmp_path / "facts", split="train"))) == 2
+    assert first_error(tmp_path / "facts", split="test") == (
+        "facts: split 'test': this saved dataset is one split, train (it has no others)"
+    )
 
 
 def test_a_saved_dataset_dicts_split_is_chosen_by_name_train_by_default(tmp_path):
