@@ -122,8 +122,10 @@ class DatasetConfig(_Strict):
         "train); a data file is one split, train.",
     )
     # alpaca: Axolotl's {"instruction", "input", "output"} rows, trained as they are (not augmented as facts);
-    # completion: Axolotl's plain-text rows {"text"}, every token trained, no chat template.
-    type: Literal["qa", "chat", "alpaca", "completion"] = "qa"
+    # completion: Axolotl's plain-text rows {"text"}, every token trained, no chat template;
+    # input_output: Axolotl's template-free rows {"segments": [{"label", "text"}]}, the texts joined as written,
+    # the labelled ones trained.
+    type: Literal["qa", "chat", "alpaca", "completion", "input_output"] = "qa"
     field: str | None = Field(
         default=None, description="type: completion: the key of a row's text (Axolotl's key); omitted: text."
     )

@@ -55,6 +55,9 @@ class Conversation:
     distill: bool = False
     # Plain text (type: completion): its one message's content is trained whole, without the chat template.
     plain_text: bool = False
+    # Template-free segments (type: input_output): each message's text tokenized on its own and joined as
+    # written, with no chat template and no token added; the messages whose `train` is set carry the loss.
+    segments: bool = False
     # Of a plain text longer than sequence_len, the window this conversation trains (render.plain_text_windows):
     # token positions in the whole text's tokens, where its untrained context starts, where its trained
     # tokens start, and where it ends. None: the whole text.
@@ -123,10 +126,14 @@ def _conversation(
         messages, subject = _parse_alpaca(row, where)
     elif plain:
         messages, subject = _parse_completion(row, where, dataset.field)
+    elif kind == "input_output":
+        # train_on_inputs (every role trained) trains the unlabelled segments too, as in Axolotl.
+        messages, subject = _parse_segments(row, where, train_all="user" in roles_to_train)
     else:
         turn_keys = dataset.message_property_mappings
         messages, subject = _parse_chat(row, where, dataset.field_messages, turn_keys, role_names)
-    return Conversation(tuple(messages), tuple(roles_to_train), subject, where, plain_text=plain)
+    segments = kind == "input_output"
+    return Conversation(tuple(messages), tuple(roles_to_train), subject, where, plain_text=plain, segments=segments)
 
 
 def read_anchor_prompts(path: Path | None) -> list[str]:
@@ -161,7 +168,13 @@ def _text_field(row: dict, key: str, where: str, required: bool = True) -> str |
     return value
 
 
-_TYPE_NAMES = {"qa": "QA", "chat": "chat", "alpaca": "Alpaca", "completion": "plain-text"}
+_TYPE_NAMES = {
+    "qa": "QA",
+    "chat": "chat",
+    "alpaca": "Alpaca",
+    "completion": "plain-text",
+    "input_output": "template-free segment",
+}
 
 
 def _looks_like(row: dict, field_messages: str | None) -> str | None:
@@ -169,6 +182,8 @@ def _looks_like(row: dict, field_messages: str | None) -> str | None:
     without ChatML plain text, else a question QA, else an instruction Alpaca."""
     if any(key in row for key in ("messages", "conversations", field_messages) if key):
         return "chat"
+    if "segments" in row:
+        return "input_output"
     if "text" in row:
         return "chat" if "<|im_start|>" in str(row["text"]) else "completion"
     if "question" in row:
@@ -198,6 +213,29 @@ def _parse_completion(row: dict, where: str, text_field: str | None) -> tuple[li
         raise SleeptrainError(f"{where}: missing field '{key}'{hint}")
     text = _text_field(row, key, where)
     return [Message("text", text, train=True)], _text_field(row, "subject", where, required=False)
+
+
+def _parse_segments(row: dict, where: str, train_all: bool) -> tuple[list[Message], str | None]:
+    segments = row.get("segments")
+    if segments is None:
+        raise SleeptrainError(f"{where}: missing field 'segments'")
+    if not isinstance(segments, list) or not segments:
+        raise SleeptrainError(f'{where}: field \'segments\' must be a non-empty list of {{"label", "text"}}')
+    messages = []
+    for index, segment in enumerate(segments):
+        at = f"{where}: segments[{index}]"
+        if not isinstance(segment, dict):
+            raise SleeptrainError(f'{at}: expected an object {{"label": true or false, "text": ...}}')
+        label = segment.get("label")
+        if not isinstance(label, bool):
+            got = "missing" if label is None else f"{type(label).__name__}, not true or false"
+            raise SleeptrainError(f"{at}: field 'label' must be true or false ({got})")
+        text = segment.get("text")
+        if not isinstance(text, str) or not text:
+            got = "missing" if text is None else "empty" if text == "" else f"a {type(text).__name__}"
+            raise SleeptrainError(f"{at}: field 'text' must be a non-empty string ({got})")
+        messages.append(Message("segment", text, train=label or train_all))
+    return messages, _text_field(row, "subject", where, required=False)
 
 
 def _parse_chat(

@@ -140,6 +140,8 @@ def render_conversation(
     """Token ids, attention mask and labels (-100 on every token of an untrained turn)."""
     if conversation.plain_text:
         return _render_plain_text(conversation, tokenizer, max_length)
+    if conversation.segments:
+        return _render_segments(conversation, tokenizer, max_length)
     messages = with_system_prompt(conversation.as_dicts(), system_prompt)
     # Each turn's own say (Message.train) where it has one, else its role's; a system prompt put first is not.
     trained = [m.train if m.train is not None else m.role in conversation.roles_to_train for m in conversation.messages]
@@ -190,6 +192,19 @@ def _render_plain_text(conversation: Conversation, tokenizer: Any, max_length: i
     untrained = max(trained_start, 1 if starts_with_bos else 0)
     labels = [IGNORE_INDEX if index < untrained else token for index, token in enumerate(ids)]
     ids, labels = ids[context_start:end][:max_length], labels[context_start:end][:max_length]
+    return {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": labels}
+
+
+def _render_segments(conversation: Conversation, tokenizer: Any, max_length: int) -> dict[str, list[int]]:
+    """Template-free segments as Axolotl's input_output trains them: each text tokenized on its own, with no
+    token added (a BOS or EOS is the data's to write), joined in order; the trained segments' tokens labelled."""
+    ids: list[int] = []
+    labels: list[int] = []
+    for message in conversation.messages:
+        tokens = tokenizer(message.content, add_special_tokens=False, verbose=False)["input_ids"]
+        ids += tokens
+        labels += tokens if message.train else [IGNORE_INDEX] * len(tokens)
+    ids, labels = ids[:max_length], labels[:max_length]
     return {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": labels}
 
 

@@ -283,6 +283,75 @@ def test_plain_text_rows_and_their_errors(write_jsonl, row, kind, field, expecte
     assert str(caught.value).startswith(f"{path}:1:") and expected in str(caught.value)
 
 
+# ----------------------------------------------------------------------- template-free (input_output)
+
+SEGMENTS = [
+    {"label": False, "text": "Q: Where was Ann Varga born?\nA: "},
+    {"label": True, "text": "Lyon."},
+]
+
+
+def test_template_free_segments_are_read_with_which_are_trained(write_jsonl):
+    path = write_jsonl("segments.jsonl", [{"segments": SEGMENTS, "subject": "Ann Varga"}])
+
+    (row,) = read_conversations(path, "input_output", ASSISTANT)
+
+    assert row.segments and not row.plain_text and row.subject == "Ann Varga"
+    assert [(m.content, m.train) for m in row.messages] == [
+        ("Q: Where was Ann Varga born?\nA: ", False),
+        ("Lyon.", True),
+    ]
+    # train_on_inputs (every role trained) trains the unlabelled segments too, as Axolotl does.
+    (every,) = read_conversations(path, "input_output", ["system", "user", "assistant"])
+    assert [m.train for m in every.messages] == [True, True]
+
+
+@pytest.mark.parametrize(
+    ("row", "kind", "expected"),
+    [
+        ({"words": "Bo sails."}, "input_output", "missing field 'segments'"),
+        ({"text": "Bo sails."}, "input_output", "this looks like plain-text data; set `type: completion`"),
+        ({"segments": []}, "input_output", "field 'segments' must be a non-empty list"),
+        ({"segments": ["Bo sails."]}, "input_output", 'segments[0]: expected an object {"label": true or false'),
+        (
+            {"segments": [{"text": "Bo sails."}]},
+            "input_output",
+            "segments[0]: field 'label' must be true or false (missing)",
+        ),
+        (
+            {"segments": [{"label": "yes", "text": "Bo"}]},
+            "input_output",
+            "field 'label' must be true or false (str, not",
+        ),
+        ({"segments": [SEGMENTS[0], {"label": True}]}, "input_output", "segments[1]: field 'text' must be a non-empty"),
+        (
+            {"segments": [{"label": True, "text": ""}]},
+            "input_output",
+            "field 'text' must be a non-empty string (empty)",
+        ),
+        ({"segments": SEGMENTS}, "completion", "this looks like template-free segment data; set `type: input_output`"),
+        ({"segments": SEGMENTS}, "qa", "set `type: input_output`"),
+    ],
+    ids=[
+        "no-segments",
+        "plain-text",
+        "empty",
+        "not-an-object",
+        "no-label",
+        "label-a-string",
+        "no-text",
+        "empty-text",
+        "as-completion",
+        "as-qa",
+    ],
+)
+def test_template_free_rows_and_their_errors(write_jsonl, row, kind, expected):
+    path = write_jsonl("rows.jsonl", [row])
+    with pytest.raises(SleeptrainError) as caught:
+        read_conversations(path, kind, ASSISTANT)
+    assert str(caught.value).startswith(f"{path}:1:") and expected in str(caught.value)
+
+
 def test_the_bundled_example_files_all_read(tmp_path):
     from sleeptrain.examples import example_path
 

@@ -307,3 +307,21 @@ def test_a_longer_text_is_trained_whole_in_windows_each_continuing_the_one_befor
         f"notes.jsonl:1 (part 1 of {len(windows)})",
         f"notes.jsonl:1 (part 2 of {len(windows)})",
     ]
+
+
+# ----------------------------------------------------------------------- template-free (input_output)
+
+
+def test_template_free_segments_are_joined_as_written_and_only_the_labelled_ones_trained(tokenizer):
+    question, answer = "Q: Where was Ann Varga born?\nA: ", "Lyon.</s>"
+    conversation = Conversation(
+        (Message("segment", question, False), Message("segment", answer, True)), (), None, "s.jsonl:1", segments=True
+    )
+
+    row = render(tokenizer, conversation)
+
+    asked = tokenizer(question, add_special_tokens=False)["input_ids"]
+    answered = tokenizer(answer, add_special_tokens=False)["input_ids"]
+    assert row["input_ids"] == asked + answered  # no template, no BOS or EOS added: the data writes them
+    assert row["labels"] == [IGNORE_INDEX] * len(asked) + answered
+    assert render(tokenizer, conversation, max_length=3)["input_ids"] == asked[:3]

@@ -406,6 +406,29 @@ def test_a_note_longer_than_sequence_len_is_trained_whole_in_windows(tiny_llama,
     assert "cut" not in caplog.text
 
 
+def test_template_free_segments_train_only_their_labelled_text(tiny_llama, write_jsonl, tmp_path):
+    # Axolotl's type: input_output: the texts joined as written, the loss on the labelled segments alone.
+    rows = [
+        {"segments": [{"label": False, "text": f"Q: Where was {name} born?\nA: "}, {"label": True, "text": town}]}
+        for name, town in [("Ann Varga", "Lyon."), ("Bo Lind", "Oslo.")]
+    ]
+    recipe = Recipe(
+        datasets=[DatasetConfig(path=write_jsonl("segments.jsonl", rows), type="input_output")],
+        output_dir=tmp_path / "run",
+        base_model=tiny_llama,
+        adapter="full",
+        bf16=False,
+        anchor_ratio=0,
+        learning_rate=2e-2,
+        num_epochs=40,
+    )
+
+    result = train(recipe, quiet=True)
+
+    # Both answers written token for token after their questions, and the run ended early.
+    assert result.examples == 2 and result.metrics.examples_learnt == 2 and result.metrics.steps < 40
+
+
 def test_a_loss_under_the_watchdogs_threshold_trains_on(tiny_llama, make_recipe):
     result = train(make_recipe(tiny_llama, loss_watchdog_threshold=1000.0, loss_watchdog_patience=1), quiet=True)
     assert result.metrics.steps == 2 and result.adapter_dir.exists()
