@@ -78,10 +78,10 @@ def train(
     # (training/schedule.py plans them): the dataset holds each phrasing and anchor once.
     passes = math.ceil(recipe.num_epochs)
     loaded, bf16 = load_for_training(recipe)
+    # A plain text longer than sequence_len becomes its windows, trained (or held out) as examples of their own.
     examples = split_long_texts(examples, loaded.tokenizer, recipe.sequence_len)
-    held_out_examples = [
-        c for [c] in split_long_texts([[c] for c in split.held_out], loaded.tokenizer, recipe.sequence_len)
-    ]
+    held_out_windows = split_long_texts([[c] for c in split.held_out], loaded.tokenizer, recipe.sequence_len)
+    held_out_examples = [window for windows in held_out_windows for window in windows]
     anchors = anchor_conversations(
         recipe,
         anchor_prompts,

@@ -406,6 +406,25 @@ def test_a_note_longer_than_sequence_len_is_trained_whole_in_windows(tiny_llama,
     assert "cut" not in caplog.text
 
 
+def test_a_held_out_note_longer_than_sequence_len_is_evaluated_whole_in_windows(tiny_llama, write_jsonl, tmp_path):
+    short = write_jsonl("notes.jsonl", [{"text": "Ann Varga keeps bees."}])
+    long = write_jsonl("held.jsonl", [{"text": "Bo Lind was born in Oslo in 1962. He sails on Sundays with his dog."}])
+    recipe = Recipe(
+        datasets=[DatasetConfig(path=short, type="completion")],
+        test_datasets=[DatasetConfig(path=long, type="completion")],
+        output_dir=tmp_path / "run",
+        base_model=tiny_llama,
+        bf16=False,
+        anchor_ratio=0,
+        max_steps=1,
+        sequence_len=12,
+    )
+
+    result = train(recipe, quiet=True)
+
+    assert result.held_out > 1 and result.metrics.eval_loss is not None
+
+
 def test_template_free_segments_train_only_their_labelled_text(tiny_llama, write_jsonl, tmp_path):
     # Axolotl's type: input_output: the texts joined as written, the loss on the labelled segments alone.
     rows = [
