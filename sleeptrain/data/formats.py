@@ -226,14 +226,19 @@ def _parse_segments(row: dict, where: str, train_all: bool) -> tuple[list[Messag
         at = f"{where}: segments[{index}]"
         if not isinstance(segment, dict):
             raise SleeptrainError(f'{at}: expected an object {{"label": true or false, "text": ...}}')
-        label = segment.get("label")
+        if "label" not in segment:
+            raise SleeptrainError(f"{at}: missing field 'label' (true: trained, false: read only)")
+        label = segment["label"]
         if not isinstance(label, bool):
-            got = "missing" if label is None else f"{type(label).__name__}, not true or false"
-            raise SleeptrainError(f"{at}: field 'label' must be true or false ({got})")
+            raise SleeptrainError(f"{at}: field 'label' must be true or false, got {json.dumps(label)}")
+        # Taken exactly as written, spaces and newlines included: only an absent or empty text is an error.
         text = segment.get("text")
-        if not isinstance(text, str) or not text:
-            got = "missing" if text is None else "empty" if text == "" else f"a {type(text).__name__}"
-            raise SleeptrainError(f"{at}: field 'text' must be a non-empty string ({got})")
+        if text is None:
+            raise SleeptrainError(f"{at}: missing field 'text'")
+        if not isinstance(text, str):
+            raise SleeptrainError(f"{at}: field 'text' must be a string, got {type(text).__name__}")
+        if not text:
+            raise SleeptrainError(f"{at}: field 'text' is empty")
         messages.append(Message("segment", text, train=label or train_all))
     return messages, _text_field(row, "subject", where, required=False)
 
