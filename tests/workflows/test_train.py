@@ -357,24 +357,29 @@ def test_a_loss_that_is_not_a_number_stops_the_run_and_saves_no_adapter(model_th
     assert [math.isnan(loss) for loss in read_scalars(tmp_path / "run" / "logs")["train/loss"]] == [True]
 
 
+def memorising(tiny_llama: str, tmp_path, dataset: DatasetConfig, **keys) -> Recipe:
+    """A recipe that trains the tiny model until it writes its few examples token for token: full fine-tuning
+    (the tiny random model learns too slowly through LoRA for a test), no anchors, a large step, 40 epochs."""
+    return Recipe(
+        datasets=[dataset],
+        output_dir=tmp_path / "run",
+        base_model=tiny_llama,
+        adapter="full",
+        bf16=False,
+        anchor_ratio=0,
+        learning_rate=2e-2,
+        num_epochs=40,
+        **keys,
+    )
+
+
 def test_plain_text_notes_are_trained_whole_until_they_are_written_token_for_token(tiny_llama, write_jsonl, tmp_path):
     # Axolotl's type: completion: text without the chat template, every token under the loss.
     notes = write_jsonl(
         "notes.jsonl",
         [{"text": "Ann Varga was born in Lyon in 1962."}, {"text": "Bo Lind keeps bees on a roof in Oslo."}],
     )
-    recipe = Recipe(
-        datasets=[DatasetConfig(path=notes, type="completion")],
-        output_dir=tmp_path / "run",
-        base_model=tiny_llama,
-        adapter="full",  # the tiny random model learns too slowly through LoRA for a test
-        bf16=False,
-        anchor_ratio=0,
-        learning_rate=2e-2,
-        num_epochs=40,
-    )
-
-    result = train(recipe, quiet=True)
+    result = train(memorising(tiny_llama, tmp_path, DatasetConfig(path=notes, type="completion")), quiet=True)
 
     losses = read_scalars(tmp_path / "run" / "logs")["train/loss"]
     assert losses[-1] < losses[0] / 10
@@ -384,17 +389,7 @@ def test_plain_text_notes_are_trained_whole_until_they_are_written_token_for_tok
 def test_a_note_longer_than_sequence_len_is_trained_whole_in_windows(tiny_llama, write_jsonl, tmp_path, caplog):
     note = "Ann Varga was born in Lyon in 1962. She keeps bees on a roof. Bo Lind is her neighbour in Oslo."
     notes = write_jsonl("notes.jsonl", [{"text": note}])
-    recipe = Recipe(
-        datasets=[DatasetConfig(path=notes, type="completion")],
-        output_dir=tmp_path / "run",
-        base_model=tiny_llama,
-        adapter="full",
-        bf16=False,
-        anchor_ratio=0,
-        learning_rate=2e-2,
-        num_epochs=40,
-        sequence_len=16,
-    )
+    recipe = memorising(tiny_llama, tmp_path, DatasetConfig(path=notes, type="completion"), sequence_len=16)
 
     with caplog.at_level(logging.INFO, logger="sleeptrain"):
         result = train(recipe, quiet=True)
@@ -431,18 +426,9 @@ def test_template_free_segments_train_only_their_labelled_text(tiny_llama, write
         {"segments": [{"label": False, "text": f"Q: Where was {name} born?\nA: "}, {"label": True, "text": town}]}
         for name, town in [("Ann Varga", "Lyon."), ("Bo Lind", "Oslo.")]
     ]
-    recipe = Recipe(
-        datasets=[DatasetConfig(path=write_jsonl("segments.jsonl", rows), type="input_output")],
-        output_dir=tmp_path / "run",
-        base_model=tiny_llama,
-        adapter="full",
-        bf16=False,
-        anchor_ratio=0,
-        learning_rate=2e-2,
-        num_epochs=40,
-    )
+    dataset = DatasetConfig(path=write_jsonl("segments.jsonl", rows), type="input_output")
 
-    result = train(recipe, quiet=True)
+    result = train(memorising(tiny_llama, tmp_path, dataset), quiet=True)
 
     # Both answers written token for token after their questions, and the run ended early.
     assert result.examples == 2 and result.metrics.examples_learnt == 2 and result.metrics.steps < 40
