@@ -13,6 +13,9 @@ they are found. The format comes from the file's suffix, or from a dataset's `ds
 - Plain text (`.txt`): a row {"text": line} per line, as `datasets`' text loader reads it for Axolotl (for
   `type: completion`); FILE:LINE. A `.txt` file whose first line is a JSON object is read as JSON Lines.
 - A folder `datasets`' save_to_disk wrote (FOLDER row N), one split of it.
+Any of the text formats may be compressed as data dumps often are (`facts.jsonl.gz`, `.bz2`, `.xz`, the
+standard library's codecs): read as the suffix before the compression's says, lines counted in the
+decompressed text.
 A file that cannot be read at all raises SleeptrainError; a row that cannot be read is a Record holding its
 error, so that a reader may stop there (training data) or go on (memory files count the other rows).
 
@@ -21,10 +24,14 @@ May import: sleeptrain.errors, the standard library, pyarrow (for Parquet) and d
 
 from __future__ import annotations
 
+import bz2
 import csv
+import gzip
 import io
 import json
+import lzma
 import re
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +47,12 @@ _SUFFIXES: dict[str, FileFormat] = {
     ".arrow": "arrow",
     ".txt": "text",
 }
-FORMATS_READ = "JSON Lines, a JSON array, CSV, TSV, Parquet, Arrow or plain text"
+FORMATS_READ = (
+    "JSON Lines, a JSON array, CSV, TSV, Parquet, Arrow or plain text, the text forms also as .gz, .bz2 or .xz"
+)
+_OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+# What a damaged compressed file raises while it is read (gzip's BadGzipFile and bz2's errors are OSErrors).
+_DECOMPRESSION_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError)
 _JSON_LINES = (
     "the file should be JSON Lines (one JSON object per line) or a JSON array of objects; a .csv, .tsv,"
     " .parquet, .arrow or .txt file is read as its suffix says"
@@ -72,12 +84,29 @@ def data_files_in(folder: Path) -> list[Path]:
     error that a folder is no data file."""
     # Two levels only: a folder named by mistake may be a home folder.
     found = sorted([*folder.glob("*"), *folder.glob("[!.]*/*")])
-    return [path for path in found if path.suffix.lower() in (*_SUFFIXES, ".json", ".jsonl") and path.is_file()][:3]
+    return [path for path in found if _format_suffix(path) in (*_SUFFIXES, ".json", ".jsonl") and path.is_file()][:3]
 
 
 def file_format(path: Path, declared: FileFormat | None = None) -> FileFormat:
     """How `path` is read: as `declared` (a dataset's ds_type) where given, else by its suffix."""
-    return declared or _SUFFIXES.get(path.suffix.lower(), "json")
+    return declared or _SUFFIXES.get(_format_suffix(path), "json")
+
+
+def _format_suffix(path: Path) -> str:
+    """The suffix that names the format: `.jsonl` of `facts.jsonl.gz`."""
+    suffix = path.suffix.lower()
+    return Path(path.stem).suffix.lower() if suffix in _OPENERS else suffix
+
+
+def _open_bytes(path: Path) -> io.BufferedIOBase:
+    """The file's bytes, decompressed where its suffix names a compression."""
+    opener = _OPENERS.get(path.suffix.lower())
+    return opener(path, "rb") if opener else path.open("rb")
+
+
+def _read_bytes(path: Path) -> bytes:
+    with _open_bytes(path) as handle:
+        return handle.read()
 
 
 def is_saved_dataset(path: Path) -> bool:
@@ -96,6 +125,17 @@ def read_records(path: Path, declared: FileFormat | None = None, split: str | No
         return
     if split not in (None, "train"):
         raise SleeptrainError(f"{path}: split {split!r}: a data file is one split, train (give the file it is in)")
+    if path.suffix.lower() not in _OPENERS:
+        yield from _file_records(path, declared)
+        return
+    try:
+        yield from _file_records(path, declared)
+    except _DECOMPRESSION_ERRORS as exc:
+        problem = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SleeptrainError(f"{path}: not a readable {path.suffix.lower()} file ({problem})") from None
+
+
+def _file_records(path: Path, declared: FileFormat | None) -> Iterator[Record]:
     kind = file_format(path, declared)
     if kind in ("parquet", "arrow"):
         yield from _arrow_table_records(path, kind)
@@ -134,14 +174,14 @@ def _json_problem(exc: json.JSONDecodeError) -> str:
 
 
 def _first_character(path: Path) -> str:
-    with path.open("rb") as handle:
+    with _open_bytes(path) as handle:
         start = handle.read(4096).removeprefix(b"\xef\xbb\xbf").lstrip()
     return start[:1].decode("latin-1")
 
 
 def _first_line_is_an_object(path: Path) -> bool:
     """Whether a `.txt` file is JSON Lines under another suffix, as data files often are."""
-    with path.open("rb") as handle:
+    with _open_bytes(path) as handle:
         first = next((line for line in handle if line.strip()), b"")
     try:
         return isinstance(json.loads(first.decode("utf-8-sig")), dict)
@@ -159,7 +199,7 @@ def _text_line_records(path: Path) -> Iterator[Record]:
 
 def _json_lines_records(path: Path) -> Iterator[Record]:
     first = True
-    with path.open("rb") as handle:
+    with _open_bytes(path) as handle:
         for number, raw in enumerate(handle, start=1):
             if not raw.strip():
                 continue
@@ -177,7 +217,7 @@ def _refuse_one_object_over_lines(path: Path) -> None:
     """A first line that opens an object it does not close: a whole file that is one object (pretty-printed
     JSON, or `{"data": [...]}`) is no list of rows, and saying so helps more than line 1's syntax."""
     try:
-        whole = json.loads(path.read_bytes().decode("utf-8-sig"))
+        whole = json.loads(_read_bytes(path).decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError):
         return
     if isinstance(whole, dict):
@@ -187,7 +227,7 @@ def _refuse_one_object_over_lines(path: Path) -> None:
 
 
 def _text(path: Path) -> str:
-    raw = path.read_bytes()
+    raw = _read_bytes(path)
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -9,7 +9,7 @@ import pyarrow.parquet
 import pytest
 
 from sleeptrain.errors import SleeptrainError
-from sleeptrain.records import file_format, is_saved_dataset, json_object_line, read_records
+from sleeptrain.records import data_files_in, file_format, is_saved_dataset, json_object_line, read_records
 
 ROWS = [{"question": "Where was Ann born?", "answer": "Lyon"}, {"question": "Ann's job?", "answer": "Baker"}]
 
@@ -294,3 +294,59 @@ def test_a_data_file_is_one_split_named_train(tmp_path):
     assert first_error(path, split="test") == (
         "facts.jsonl: split 'test': a data file is one split, train (give the file it is in)"
     )
+
+
+# ------------------------------------------------------------------------------------- compressed files
+
+JSON_LINES = "".join(json.dumps(row) + "\n" for row in ROWS)
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "lines", "kind"),
+    [
+        ("facts.jsonl.gz", "\n" + JSON_LINES, [2, 3], "json"),
+        ("facts.json.bz2", f"\n[\n{json.dumps(ROWS[0])},\n{json.dumps(ROWS[1])}\n]\n", [3, 4], "json"),
+        ("facts.csv.xz", "\nquestion,answer\nWhere was Ann born?,Lyon\nAnn's job?,Baker\n", [3, 4], "csv"),
+    ],
+    ids=["jsonl.gz", "json-array.bz2", "csv.xz"],
+)
+def test_a_compressed_data_file_reads_as_the_format_before_its_compression(tmp_path, name, text, lines, kind):
+    import bz2
+    import gzip
+    import lzma
+
+    path = tmp_path / name
+    opener = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}[path.suffix]
+    with opener(path, "wt", encoding="utf-8") as handle:
+        handle.write(text)
+
+    # Each row named by its line in the decompressed text.
+    assert rows_and_lines(path) == list(zip(lines, ROWS, strict=True))
+    assert file_format(path) == kind
+
+
+def test_a_plain_text_file_compressed_is_a_note_per_line(tmp_path):
+    import gzip
+
+    path = tmp_path / "notes.txt.gz"
+    path.write_bytes(gzip.compress(b"Ann keeps bees.\n\nBo sails.\n"))
+    assert rows_and_lines(path) == [(1, {"text": "Ann keeps bees."}), (3, {"text": "Bo sails."})]
+
+
+def test_a_damaged_or_mislabelled_compressed_file_is_one_line_that_names_it(tmp_path):
+    import gzip
+
+    whole = gzip.compress(JSON_LINES.encode() * 200)
+    (tmp_path / "cut.jsonl.gz").write_bytes(whole[: len(whole) // 2])
+    (tmp_path / "plain.jsonl.gz").write_text(JSON_LINES)
+
+    assert first_error(tmp_path / "cut.jsonl.gz").startswith("cut.jsonl.gz: not a readable .gz file (")
+    assert first_error(tmp_path / "plain.jsonl.gz").startswith("plain.jsonl.gz: not a readable .gz file (")
+
+
+def test_a_folder_of_compressed_data_files_names_them(tmp_path):
+    import gzip
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "train.jsonl.gz").write_bytes(gzip.compress(JSON_LINES.encode()))
+    assert data_files_in(tmp_path) == [tmp_path / "data" / "train.jsonl.gz"]

@@ -450,7 +450,7 @@ def test_a_hub_dataset_name_is_answered_as_such(tmp_path, monkeypatch):
         read_conversations(Path("teknium/GPT4-LLM-Cleaned"), "alpaca", ASSISTANT)
     assert str(caught.value) == (
         "teknium/GPT4-LLM-Cleaned: no such data file (a hub dataset? sleeptrain reads local files: JSON Lines, a JSON"
-        " array, CSV, TSV, Parquet, Arrow or plain text)"
+        " array, CSV, TSV, Parquet, Arrow or plain text, the text forms also as .gz, .bz2 or .xz)"
     )
 
 
