@@ -97,6 +97,7 @@ def train(
     )
     dataset, rows = build_example_dataset(recipe, loaded.tokenizer, examples, anchors, passes)
     held_out = build_training_dataset(recipe, loaded.tokenizer, held_out_examples) if held_out_examples else None
+    _warn_of_rows_past_the_models_positions(recipe, loaded.model, rows.lengths)
     # What is trained: the examples and anchors with a token to train on (mixing.py warns of the others).
     trained, trained_anchors = len(rows.phrasings), len(rows.anchors)
     log.info(
@@ -144,3 +145,20 @@ def count_recipe_tokens(recipe: Recipe, examples: RecipeExamples) -> tuple[Token
 
     tokenizer, path = load_tokenizer(recipe)
     return count_tokens(recipe, tokenizer, examples.training), path
+
+
+def _warn_of_rows_past_the_models_positions(recipe: Recipe, model: object, lengths: list[int]) -> None:
+    """A warning where rows are longer than the positions the base model was trained on: a rotary model
+    computes them without complaint, but learns and answers there poorly."""
+    limit = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    past = sum(length > limit for length in lengths) if isinstance(limit, int) else 0
+    if past:
+        log.warning(
+            "sequence_len=%d lets %s run past the %d positions the base model was trained on (its "
+            "max_position_embeddings), where it learns poorly; a sequence_len of at most %d keeps every row "
+            "within them",
+            recipe.sequence_len,
+            counted(past, "row"),
+            limit,
+            limit,
+        )

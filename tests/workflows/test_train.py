@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from typing import ClassVar
 
 import pytest
@@ -418,6 +419,30 @@ def test_a_held_out_note_longer_than_sequence_len_is_evaluated_whole_in_windows(
     result = train(recipe, quiet=True)
 
     assert result.held_out > 1 and result.metrics.eval_loss is not None
+
+
+def test_rows_past_the_positions_the_base_model_was_trained_on_are_a_warning(tiny_llama, write_jsonl, tmp_path, caplog):
+    # The tiny models were "trained" on 256 positions; a note longer than that, in windows of 512 tokens.
+    note = " ".join(f"Day {day}: Ann Varga fed the bees in Lyon." for day in range(1, 41))
+    notes = write_jsonl("notes.jsonl", [{"text": note}])
+    recipe = Recipe(
+        datasets=[DatasetConfig(path=notes, type="completion")],
+        output_dir=tmp_path / "run",
+        base_model=tiny_llama,
+        bf16=False,
+        anchor_ratio=0,
+        max_steps=1,
+    )
+
+    with caplog.at_level(logging.WARNING, logger="sleeptrain"):
+        train(recipe, quiet=True)
+        warned = caplog.text
+        caplog.clear()
+        train(recipe.model_copy(update={"sequence_len": 256}), quiet=True)
+
+    assert re.search(r"sequence_len=512 lets \d+ rows? run past the 256 positions the base model was trained", warned)
+    assert "a sequence_len of at most 256 keeps every row within them" in warned
+    assert "positions the base model was trained on" not in caplog.text  # in windows of 256, every row is within
 
 
 def test_template_free_segments_train_only_their_labelled_text(tiny_llama, write_jsonl, tmp_path):
