@@ -40,10 +40,9 @@ def make_recipe(tmp_path, write_jsonl, qa_rows):
     facts = write_jsonl("facts.jsonl", qa_rows)
 
     def make(base_model: str, **keys) -> Recipe:
-        settings = dict(max_steps=2, bf16=False, logging_steps=1, anchor_ratio=0, lora_r=4, question_variants=1) | keys
-        return Recipe(
-            datasets=[DatasetConfig(path=facts)], output_dir=tmp_path / "run", base_model=base_model, **settings
-        )
+        settings = dict(max_steps=2, bf16=False, logging_steps=1, anchor_ratio=0, lora_r=4, question_variants=1)
+        settings = dict(datasets=[DatasetConfig(path=facts)], **settings) | keys
+        return Recipe(output_dir=tmp_path / "run", base_model=base_model, **settings)
 
     return make
 
@@ -402,16 +401,13 @@ def test_a_note_longer_than_sequence_len_is_trained_whole_in_windows(tiny_llama,
     assert "cut" not in caplog.text
 
 
-def test_a_held_out_note_longer_than_sequence_len_is_evaluated_whole_in_windows(tiny_llama, write_jsonl, tmp_path):
+def test_a_held_out_note_longer_than_sequence_len_is_evaluated_whole_in_windows(tiny_llama, write_jsonl, make_recipe):
     short = write_jsonl("notes.jsonl", [{"text": "Ann Varga keeps bees."}])
     long = write_jsonl("held.jsonl", [{"text": "Bo Lind was born in Oslo in 1962. He sails on Sundays with his dog."}])
-    recipe = Recipe(
+    recipe = make_recipe(
+        tiny_llama,
         datasets=[DatasetConfig(path=short, type="completion")],
         test_datasets=[DatasetConfig(path=long, type="completion")],
-        output_dir=tmp_path / "run",
-        base_model=tiny_llama,
-        bf16=False,
-        anchor_ratio=0,
         max_steps=1,
         sequence_len=12,
     )
@@ -421,18 +417,13 @@ def test_a_held_out_note_longer_than_sequence_len_is_evaluated_whole_in_windows(
     assert result.held_out > 1 and result.metrics.eval_loss is not None
 
 
-def test_rows_past_the_positions_the_base_model_was_trained_on_are_a_warning(tiny_llama, write_jsonl, tmp_path, caplog):
+def test_rows_past_the_positions_the_base_model_was_trained_on_are_a_warning(
+    tiny_llama, write_jsonl, make_recipe, caplog
+):
     # The tiny models were "trained" on 256 positions; a note longer than that, in windows of 512 tokens.
     note = " ".join(f"Day {day}: Ann Varga fed the bees in Lyon." for day in range(1, 41))
     notes = write_jsonl("notes.jsonl", [{"text": note}])
-    recipe = Recipe(
-        datasets=[DatasetConfig(path=notes, type="completion")],
-        output_dir=tmp_path / "run",
-        base_model=tiny_llama,
-        bf16=False,
-        anchor_ratio=0,
-        max_steps=1,
-    )
+    recipe = make_recipe(tiny_llama, datasets=[DatasetConfig(path=notes, type="completion")], max_steps=1)
 
     with caplog.at_level(logging.WARNING, logger="sleeptrain"):
         train(recipe, quiet=True)
