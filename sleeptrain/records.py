@@ -125,12 +125,11 @@ def read_records(path: Path, declared: FileFormat | None = None, split: str | No
         return
     if split not in (None, "train"):
         raise SleeptrainError(f"{path}: split {split!r}: a data file is one split, train (give the file it is in)")
-    if path.suffix.lower() not in _OPENERS:
-        yield from _file_records(path, declared)
-        return
     try:
         yield from _file_records(path, declared)
     except _DECOMPRESSION_ERRORS as exc:
+        if path.suffix.lower() not in _OPENERS:
+            raise
         problem = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SleeptrainError(f"{path}: not a readable {path.suffix.lower()} file ({problem})") from None
 
